@@ -1,0 +1,26 @@
+import type { Logger } from '../node/logger.ts';
+import type { NodeMetrics } from '../node/metrics.ts';
+import type { Replica } from '../node/replica.ts';
+
+/** How complete a count answer is (SPEC section 3). */
+export interface Freshness {
+  readonly peers: number;
+  readonly synced: number;
+  readonly maxLagMs: number;
+}
+
+/** What the HTTP layer needs from the node: it only translates between HTTP and these. */
+export interface ApiDeps {
+  readonly replica: Replica;
+  readonly metrics: NodeMetrics;
+  readonly logger: Logger;
+  readonly bodyLimitBytes: number;
+  /** The address peers dial for this node. */
+  readonly advertise: () => string;
+  /** Freshness of this node's view; a lone node is always complete. */
+  readonly freshness: () => Freshness;
+  /** Extra readiness conditions beyond "store open and listening" (gossip adds the clock guard). */
+  readonly notReadyReason?: () => string | undefined;
+}
+
+export const SINGLE_NODE_FRESHNESS: Freshness = { peers: 0, synced: 0, maxLagMs: 0 };

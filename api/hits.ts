@@ -1,0 +1,91 @@
+import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
+import { MAX_BATCH_ITEMS, MAX_HIT_N, MAX_KEY_BYTES } from '../node/config.ts';
+import type { HitItem } from '../node/replica.ts';
+import type { ApiDeps } from './deps.ts';
+import { errorBodySchema } from './http-error.ts';
+import { checkKey, parseN } from './inputs.ts';
+
+const keyParams = {
+  type: 'object',
+  required: ['key'],
+  properties: { key: { type: 'string' } },
+} as const;
+
+const errors = { '4xx': errorBodySchema, '5xx': errorBodySchema };
+
+/** POST /hit/:key?n=N and POST /hits. */
+export const hitRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
+  await app.register(singleHit, deps);
+  await app.register(batchHits, deps);
+};
+
+// Its own context: a hit carries no body, so whatever body a client sends
+// (curl -d '' sends a form type) is read within the size limit and ignored.
+async function singleHit(app: FastifyInstance, { replica }: ApiDeps): Promise<void> {
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, _body, done) => done(null, undefined));
+  app.post<{ Params: { key: string }; Querystring: { n?: string } }>(
+    '/hit/:key',
+    {
+      schema: {
+        params: keyParams,
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: { n: { type: 'string' } },
+        },
+        response: {
+          200: {
+            type: 'object',
+            properties: { key: { type: 'string' }, n: { type: 'integer' }, node: { type: 'string' }, at: { type: 'integer' } },
+          },
+          ...errors,
+        },
+      },
+    },
+    async (request) => {
+      const key = checkKey(request.params.key);
+      const n = parseN(request.query.n);
+      const at = await replica.hit(key, n);
+      return { key, n, node: replica.identity.id, at };
+    },
+  );
+}
+
+async function batchHits(app: FastifyInstance, { replica }: ApiDeps): Promise<void> {
+  // JSON only: a batch in any other type is a 415, not a guess.
+  app.removeContentTypeParser('text/plain');
+  app.post<{ Body: HitItem[] }>(
+    '/hits',
+    {
+      schema: {
+        body: {
+          type: 'array',
+          maxItems: MAX_BATCH_ITEMS,
+          items: {
+            type: 'object',
+            required: ['key'],
+            additionalProperties: false,
+            properties: {
+              key: { type: 'string', minLength: 1, maxLength: MAX_KEY_BYTES },
+              n: { type: 'integer', minimum: 1, maximum: MAX_HIT_N },
+            },
+          },
+        },
+        response: { 200: { type: 'object', properties: { accepted: { type: 'integer' } } }, ...errors },
+      },
+    },
+    async (request) => {
+      // All or nothing: every item is checked before any is counted.
+      const items = request.body.map((item, i) => {
+        try {
+          return { key: checkKey(item.key), n: item.n ?? 1 };
+        } catch (error) {
+          if (error instanceof Error) error.message = `item ${i}: ${error.message}`;
+          throw error;
+        }
+      });
+      return { accepted: await replica.hits(items) };
+    },
+  );
+}

@@ -1,0 +1,48 @@
+import { DEFAULT_RETENTION, type Retention } from '../crdt/retention.ts';
+
+/** Everything one node is started with. Units are in the names. */
+export interface NodeConfig {
+  /** Human name of the node, shown in answers, logs and metrics. */
+  readonly id: string;
+  readonly host: string;
+  readonly port: number;
+  /** Seed peers as host:port (used by gossip). */
+  readonly peers: readonly string[];
+  /** LevelDB directory. */
+  readonly dataDir: string;
+  /** Cluster secret peers prove on the gossip handshake. */
+  readonly secret: string | undefined;
+  /** host:port other nodes should dial for this node. */
+  readonly advertise: string;
+  /** Dial only the seed peers; learn no other addresses. */
+  readonly static: boolean;
+  /** Largest clock offset from peers before the node stops taking hits. */
+  readonly maxClockSkewMs: number;
+  /** Allow a non-loopback host without a secret. */
+  readonly insecure: boolean;
+  readonly retention: Retention;
+  /** Largest accepted request body. */
+  readonly bodyLimitBytes: number;
+  /** How often expired buckets are deleted. */
+  readonly gcIntervalMs: number;
+  readonly logLevel: string;
+}
+
+export const DEFAULTS = {
+  host: '127.0.0.1',
+  port: 7001,
+  maxClockSkewMs: 500,
+  retention: DEFAULT_RETENTION,
+  bodyLimitBytes: 1024 * 1024,
+  gcIntervalMs: 60_000,
+  logLevel: 'info',
+} as const;
+
+/** Largest batch of POST /hits, in items. */
+export const MAX_BATCH_ITEMS = 10_000;
+/** Largest n of a single hit. */
+export const MAX_HIT_N = 1_000_000;
+/** Longest key, in UTF-8 bytes. */
+export const MAX_KEY_BYTES = 256;
+/** Most keys one GET /counts may ask for. */
+export const MAX_COUNT_KEYS = 1_000;

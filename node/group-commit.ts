@@ -1,0 +1,79 @@
+/**
+ * Group commit: hits that arrive while a write is in flight (or in the same
+ * turn of the event loop) join one batch, written in one LevelDB batch and
+ * acknowledged together when it is durable. One write is in flight at a time,
+ * so each batch is computed from the state the previous one left.
+ */
+export class PendingHits {
+  /** key → second bucket start → hits */
+  readonly byKey = new Map<string, Map<number, number>>();
+  hits = 0;
+  requests = 0;
+
+  add(key: string, second: number, n: number): void {
+    let seconds = this.byKey.get(key);
+    if (seconds === undefined) {
+      seconds = new Map();
+      this.byKey.set(key, seconds);
+    }
+    seconds.set(second, (seconds.get(second) ?? 0) + n);
+    this.hits += n;
+  }
+}
+
+interface Batch {
+  readonly pending: PendingHits;
+  readonly done: Promise<void>;
+  resolve(): void;
+  reject(error: unknown): void;
+}
+
+export class GroupCommit {
+  private open: Batch | undefined;
+  private inFlight: Promise<void> | undefined;
+
+  constructor(private readonly write: (pending: PendingHits) => Promise<void>) {}
+
+  /** Add hits to the next batch; resolves once that batch is durable. */
+  add(fill: (pending: PendingHits) => void): Promise<void> {
+    const batch = this.open ?? this.startBatch();
+    fill(batch.pending);
+    batch.pending.requests++;
+    return batch.done;
+  }
+
+  /** Resolves when everything added so far is written (or failed). */
+  async drain(): Promise<void> {
+    while (this.open !== undefined || this.inFlight !== undefined) {
+      await Promise.allSettled([this.open?.done, this.inFlight]);
+    }
+  }
+
+  private startBatch(): Batch {
+    let resolve!: () => void;
+    let reject!: (error: unknown) => void;
+    const done = new Promise<void>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    const batch: Batch = { pending: new PendingHits(), done, resolve, reject };
+    this.open = batch;
+    // Let the rest of this event-loop turn join, then write unless a write is already running.
+    setImmediate(() => this.kick());
+    return batch;
+  }
+
+  private kick(): void {
+    const batch = this.open;
+    if (batch === undefined || this.inFlight !== undefined) return;
+    this.open = undefined;
+    this.inFlight = this.write(batch.pending).then(
+      () => batch.resolve(),
+      (error: unknown) => batch.reject(error),
+    );
+    void this.inFlight.finally(() => {
+      this.inFlight = undefined;
+      this.kick();
+    });
+  }
+}

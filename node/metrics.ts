@@ -1,0 +1,75 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/**
+ * The node's Prometheus metrics, on a registry of its own so several nodes can
+ * live in one process (tests). Names follow Prometheus conventions: the
+ * hitmesh_ prefix, units in names, _total on counters.
+ */
+export class NodeMetrics {
+  readonly registry = new Registry();
+
+  readonly hitsAccepted = new Counter({
+    name: 'hitmesh_hits_accepted_total',
+    help: 'Hits acknowledged (durable in this node\'s store), summing n.',
+    registers: [this.registry],
+  });
+
+  readonly httpRequestSeconds = new Histogram({
+    name: 'hitmesh_http_request_duration_seconds',
+    help: 'HTTP request latency by route, method and status code.',
+    labelNames: ['route', 'method', 'status_code'] as const,
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [this.registry],
+  });
+
+  readonly httpErrors = new Counter({
+    name: 'hitmesh_http_errors_total',
+    help: 'HTTP answers with a 4xx or 5xx status, by status code.',
+    labelNames: ['status_code'] as const,
+    registers: [this.registry],
+  });
+
+  readonly storeWriteSeconds = new Histogram({
+    name: 'hitmesh_store_write_duration_seconds',
+    help: 'Time to write one group-commit batch to the store.',
+    buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25],
+    registers: [this.registry],
+  });
+
+  readonly storeBatchHits = new Histogram({
+    name: 'hitmesh_store_batch_hits',
+    help: 'Hits (summing n) per group-commit batch.',
+    buckets: [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000],
+    registers: [this.registry],
+  });
+
+  readonly storeBatchSlots = new Histogram({
+    name: 'hitmesh_store_batch_slots',
+    help: 'Slots written per group-commit batch.',
+    buckets: [1, 10, 100, 1_000, 10_000, 100_000],
+    registers: [this.registry],
+  });
+
+  readonly storeWriteErrors = new Counter({
+    name: 'hitmesh_store_write_errors_total',
+    help: 'Group-commit batches the store failed to write (their hits were refused).',
+    registers: [this.registry],
+  });
+
+  readonly expiredBuckets = new Counter({
+    name: 'hitmesh_expired_buckets_total',
+    help: 'Buckets deleted because their tier\'s retention passed.',
+    registers: [this.registry],
+  });
+
+  readonly keys = new Gauge({
+    name: 'hitmesh_keys',
+    help: 'Distinct keys held in memory.',
+    registers: [this.registry],
+  });
+
+  constructor(labels: { node: string }) {
+    this.registry.setDefaultLabels(labels);
+    collectDefaultMetrics({ register: this.registry, prefix: 'hitmesh_' });
+  }
+}

@@ -1,0 +1,64 @@
+import type { ReplicaState } from '../crdt/replica-state.ts';
+import { horizon, type Retention } from '../crdt/retention.ts';
+import { TIMED_TIERS } from '../crdt/tiers.ts';
+import type { Clock } from './clock.ts';
+import type { Logger } from './logger.ts';
+import type { NodeMetrics } from './metrics.ts';
+import type { Store } from './store.ts';
+
+/**
+ * Deletes buckets past their tier's retention, in memory and in the store, on
+ * a timer. Reads never depend on it: the window planner ignores expired
+ * buckets whether or not they are gone yet.
+ */
+export class RetentionGc {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+
+  constructor(
+    private readonly deps: {
+      readonly state: ReplicaState;
+      readonly store: Store;
+      readonly retention: Retention;
+      readonly clock: Clock;
+      readonly intervalMs: number;
+      readonly logger: Logger;
+      readonly metrics: NodeMetrics | undefined;
+    },
+  ) {}
+
+  start(): void {
+    this.timer = setInterval(() => {
+      if (this.running !== undefined) return;
+      this.running = this.runOnce().then(() => {
+        this.running = undefined;
+      });
+    }, this.deps.intervalMs);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    this.timer = undefined;
+    await this.running;
+  }
+
+  /** One pass; returns the number of in-memory buckets dropped. Errors are logged, never thrown. */
+  async runOnce(): Promise<number> {
+    const { state, store, retention, clock, logger, metrics } = this.deps;
+    const now = clock.now();
+    try {
+      const dropped = state.dropExpired(now, retention);
+      for (const origin of state.origins()) {
+        for (const tier of TIMED_TIERS) await store.deleteBefore(origin, tier, horizon(tier, now, retention));
+      }
+      metrics?.expiredBuckets.inc(dropped);
+      metrics?.keys.set(state.keyCount);
+      if (dropped > 0) logger.debug({ dropped }, 'expired buckets deleted');
+      return dropped;
+    } catch (error) {
+      logger.error({ err: error }, 'retention pass failed; will retry');
+      return 0;
+    }
+  }
+}

@@ -1,0 +1,74 @@
+import type { FastifyInstance } from 'fastify';
+import { buildApp } from '../api/app.ts';
+import { SINGLE_NODE_FRESHNESS } from '../api/deps.ts';
+import { systemClock, type Clock } from './clock.ts';
+import type { NodeConfig } from './config.ts';
+import { LevelStore } from './level-store.ts';
+import { createLogger, type Logger } from './logger.ts';
+import { NodeMetrics } from './metrics.ts';
+import { Replica } from './replica.ts';
+import type { Store } from './store.ts';
+
+/** A node that is up: its replica, its HTTP app and how to stop it. */
+export interface RunningNode {
+  readonly url: string;
+  readonly address: string;
+  readonly replica: Replica;
+  readonly app: FastifyInstance;
+  readonly logger: Logger;
+  stop(): Promise<void>;
+}
+
+export interface StartOptions {
+  readonly clock?: Clock;
+  readonly logger?: Logger;
+  readonly store?: Store;
+}
+
+/** Open the store, rebuild the replica and listen. Used by main and by in-process tests. */
+export async function startNode(config: NodeConfig, options: StartOptions = {}): Promise<RunningNode> {
+  const logger = options.logger ?? createLogger(config.id, config.logLevel);
+  const metrics = new NodeMetrics({ node: config.id });
+  const replica = await Replica.open({
+    store: options.store ?? new LevelStore(config.dataDir),
+    id: config.id,
+    retention: config.retention,
+    clock: options.clock ?? systemClock,
+    logger,
+    metrics,
+    gcIntervalMs: config.gcIntervalMs,
+  });
+  let advertise = config.advertise;
+  const app = await buildApp({
+    replica,
+    metrics,
+    logger,
+    bodyLimitBytes: config.bodyLimitBytes,
+    advertise: () => advertise,
+    freshness: () => SINGLE_NODE_FRESHNESS,
+  });
+  try {
+    await app.listen({ host: config.host, port: config.port });
+  } catch (error) {
+    await replica.close();
+    throw error;
+  }
+  const bound = app.server.address();
+  const port = typeof bound === 'object' && bound !== null ? bound.port : config.port;
+  const host = config.host.includes(':') && !config.host.startsWith('[') ? `[${config.host}]` : config.host;
+  if (config.port === 0) advertise = `${host}:${port}`;
+  const url = `http://${host}:${port}`;
+  logger.info({ url, data: config.dataDir, origin: replica.identity.origin }, 'node listening');
+
+  let stopping: Promise<void> | undefined;
+  const stop = (): Promise<void> => {
+    // Stop taking requests (in-flight ones finish), write the pending batch, close the store.
+    stopping ??= (async () => {
+      await app.close();
+      await replica.close();
+      logger.info('node stopped');
+    })();
+    return stopping;
+  };
+  return { url, address: `${host}:${port}`, replica, app, logger, stop };
+}
