@@ -1,4 +1,4 @@
-import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import { ShuttingDownError } from '../node/replica.ts';
 import { clusterRoutes } from './cluster.ts';
 import { countRoutes } from './counts.ts';
@@ -10,8 +10,9 @@ import { metricsRoutes } from './metrics.ts';
 
 /** Build the HTTP app without listening, so tests can inject requests. */
 export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
+  const logger: FastifyBaseLogger = deps.logger;
   const app = Fastify({
-    loggerInstance: deps.logger,
+    loggerInstance: logger,
     // Per-request log lines would cost more than the hit itself; metrics cover requests.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: deps.bodyLimitBytes,
