@@ -74,7 +74,24 @@ export class Replica {
   static async open(options: ReplicaOptions): Promise<Replica> {
     const { store, clock, logger } = options;
     if (!store.isOpen) await store.open();
-    const { identity, created } = await loadOrCreateIdentity(store, options.id, clock.now());
+    let loaded: Awaited<ReturnType<typeof Replica.load>>;
+    try {
+      loaded = await Replica.load(store, options.id, clock.now());
+    } catch (error) {
+      await store.close(); // leave the directory unlocked for whoever comes next
+      throw error;
+    }
+    const { identity, created, state, slots, seq } = loaded;
+    const replica = new Replica(options, identity, state, seq);
+    options.metrics?.keys.set(state.keyCount);
+    logger.info({ origin: identity.origin, created, slots, keys: state.keyCount, seq }, created ? 'new replica created' : 'replica reopened');
+    await replica.gc.runOnce();
+    replica.gc.start();
+    return replica;
+  }
+
+  private static async load(store: Store, id: string, now: number) {
+    const { identity, created } = await loadOrCreateIdentity(store, id, now);
     const state = new ReplicaState();
     let slots = 0;
     for await (const slot of store.scanSlots()) {
@@ -82,12 +99,7 @@ export class Replica {
       slots++;
     }
     const seq = Number((await store.getMeta(SEQ_META)) ?? '0');
-    const replica = new Replica(options, identity, state, seq);
-    options.metrics?.keys.set(state.keyCount);
-    logger.info({ origin: identity.origin, created, slots, keys: state.keyCount, seq }, created ? 'new replica created' : 'replica reopened');
-    await replica.gc.runOnce();
-    replica.gc.start();
-    return replica;
+    return { identity, created, state, slots, seq };
   }
 
   get seq(): number {

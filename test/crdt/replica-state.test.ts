@@ -1,0 +1,57 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { ReplicaState, hitBuckets, type SlotValue } from '../../crdt/replica-state.ts';
+import { DEFAULT_RETENTION } from '../../crdt/retention.ts';
+import { Tier } from '../../crdt/tiers.ts';
+import { LIFETIME_PLAN } from '../../crdt/window-plan.ts';
+
+const slotArb: fc.Arbitrary<SlotValue> = fc.record({
+  origin: fc.constantFrom('n1#a', 'n2#b', 'n3#c'),
+  key: fc.constantFrom('home', 'api', '__proto__'),
+  tier: fc.constantFrom(Tier.second, Tier.minute, Tier.lifetime),
+  start: fc.constantFrom(0, 60_000, 120_000),
+  count: fc.integer({ min: 0, max: 100 }),
+}).map((s) => ({ ...s, start: s.tier === Tier.lifetime ? 0 : s.start }));
+
+function snapshot(state: ReplicaState): string[] {
+  return [...state.slots()].filter((s) => s.count > 0).map((s) => JSON.stringify([s.origin, s.key, s.tier, s.start, s.count])).sort();
+}
+
+describe('replica state', () => {
+  it('joining the same slots in any order, with duplicates, gives the same state', () => {
+    fc.assert(
+      fc.property(fc.array(slotArb, { maxLength: 40 }), fc.array(fc.nat(), { maxLength: 40 }), (slots, picks) => {
+        const inOrder = new ReplicaState();
+        for (const s of slots) inOrder.join(s);
+        const shuffled = new ReplicaState();
+        const extra = picks.map((p) => slots[p % Math.max(1, slots.length)]).filter((s) => s !== undefined);
+        for (const s of [...slots].reverse().concat(extra)) shuffled.join(s);
+        expect(snapshot(shuffled)).toEqual(snapshot(inOrder));
+      }),
+    );
+  });
+
+  it('keeps the max per slot and sums over origins', () => {
+    const state = new ReplicaState();
+    expect(state.join({ origin: 'a', key: 'k', tier: Tier.lifetime, start: 0, count: 5 })).toBe(true);
+    expect(state.join({ origin: 'a', key: 'k', tier: Tier.lifetime, start: 0, count: 3 })).toBe(false);
+    state.join({ origin: 'b', key: 'k', tier: Tier.lifetime, start: 0, count: 4 });
+    expect(state.sum('k', LIFETIME_PLAN)).toBe(9);
+    expect(state.sum('other', LIFETIME_PLAN)).toBe(0);
+    expect([...state.origins()].sort()).toEqual(['a', 'b']);
+  });
+
+  it('drops expired buckets but never the lifetime total, and forgets emptied keys', () => {
+    const now = Date.UTC(2026, 5, 1);
+    const state = new ReplicaState();
+    const old = now - 3 * 3_600_000;
+    for (const ref of hitBuckets(old)) state.join({ origin: 'a', key: 'k', ...ref, count: 1 });
+    for (const ref of hitBuckets(old)) state.join({ origin: 'a', key: 'gone', ...ref, count: 1 });
+    const dropped = state.dropExpired(now, DEFAULT_RETENTION);
+    expect(dropped).toBe(2); // the 1 s bucket of each key: 3 h old, the 1 s tier keeps 2 h
+    expect(state.get('a', 'k', Tier.second, Math.floor(old / 1000) * 1000)).toBe(0);
+    expect(state.sum('k', LIFETIME_PLAN)).toBe(1);
+    state.dropExpired(now + 20 * 365 * 86_400_000, DEFAULT_RETENTION);
+    expect(state.sum('k', LIFETIME_PLAN)).toBe(1);
+  });
+});

@@ -1,0 +1,67 @@
+import { describe, expect, it } from 'vitest';
+import { Tier } from '../../crdt/tiers.ts';
+import { CliError, helpText, parseCli, type CliResult } from '../../node/cli.ts';
+
+function config(result: CliResult) {
+  if (result.kind !== 'run') throw new Error('expected a config');
+  return result.config;
+}
+
+describe('cli', () => {
+  it('takes every SPEC flag, with the documented defaults', () => {
+    const c = config(parseCli(['--id', 'n1'], {}));
+    expect(c).toMatchObject({ id: 'n1', host: '127.0.0.1', port: 7001, peers: [], dataDir: './data/n1', advertise: '127.0.0.1:7001', static: false, maxClockSkewMs: 500, secret: undefined });
+    expect(c.retention[Tier.second]).toBe(2 * 3_600_000);
+    expect(c.retention[Tier.day]).toBe(5 * 365 * 86_400_000);
+    expect(c.bodyLimitBytes).toBe(1024 * 1024);
+
+    const d = config(
+      parseCli(
+        ['--id', 'n2', '--port', '7002', '--peers', '127.0.0.1:7001, 127.0.0.1:7003', '--data', '/tmp/x', '--secret', 's3', '--advertise', 'n2.local:7002', '--static', '--max-clock-skew', '2s', '--retention-1s', '30m', '--retention-1d', '10y', '--body-limit', '64kb'],
+        {},
+      ),
+    );
+    expect(d).toMatchObject({ port: 7002, peers: ['127.0.0.1:7001', '127.0.0.1:7003'], dataDir: '/tmp/x', secret: 's3', advertise: 'n2.local:7002', static: true, maxClockSkewMs: 2000, bodyLimitBytes: 65_536 });
+    expect(d.retention[Tier.second]).toBe(30 * 60_000);
+    expect(d.retention[Tier.day]).toBe(10 * 365 * 86_400_000);
+  });
+
+  it('reads environment variables, and a flag wins over its variable', () => {
+    const env = { HITMESH_ID: 'envnode', HITMESH_PORT: '7100', HITMESH_STATIC: 'true', HITMESH_PEERS: '127.0.0.1:1' };
+    expect(config(parseCli([], env))).toMatchObject({ id: 'envnode', port: 7100, static: true, peers: ['127.0.0.1:1'] });
+    expect(config(parseCli(['--port', '7200'], env)).port).toBe(7200);
+  });
+
+  it.each([
+    [['--port', '70000'], /--port/],
+    [['--port', 'abc'], /--port/],
+    [['--id', 'bad id!'], /--id/],
+    [['--peers', 'nocolon'], /--peers/],
+    [['--max-clock-skew', 'fast'], /--max-clock-skew/],
+    [['--retention-1s', '3d'], /at least as long/],
+    [['--retention-1m', '10s'], /at least 1m/],
+    [['--body-limit', '10'], /--body-limit/],
+    [['--log-level', 'loud'], /--log-level/],
+    [['--nope'], /Unknown option/],
+    [['positional'], /positional/i],
+  ])('refuses %j with a clear message', (argv, message) => {
+    expect(() => parseCli(['--id', 'n1', ...argv], {})).toThrow(CliError);
+    expect(() => parseCli(['--id', 'n1', ...argv], {})).toThrow(message);
+  });
+
+  it('refuses a non-loopback host without a secret, and says why', () => {
+    expect(() => parseCli(['--id', 'n1', '--host', '0.0.0.0'], {})).toThrow(/not a loopback address and no --secret/);
+    expect(config(parseCli(['--id', 'n1', '--host', '0.0.0.0', '--secret', 's'], {})).host).toBe('0.0.0.0');
+    expect(config(parseCli(['--id', 'n1', '--host', '0.0.0.0', '--insecure'], {})).insecure).toBe(true);
+    expect(config(parseCli(['--id', 'n1', '--host', '127.0.0.2'], {})).host).toBe('127.0.0.2');
+  });
+
+  it('--help lists every flag with its variable', () => {
+    const result = parseCli(['--help'], {});
+    expect(result.kind).toBe('help');
+    for (const flag of ['--id', '--host', '--port', '--peers', '--data', '--secret', '--advertise', '--static', '--max-clock-skew', '--insecure']) {
+      expect(helpText()).toContain(flag);
+    }
+    expect(helpText()).toContain('HITMESH_MAX_CLOCK_SKEW');
+  });
+});
