@@ -1,4 +1,6 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
+import { STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { ShuttingDownError } from '../node/replica.ts';
 import { clusterRoutes } from './cluster.ts';
 import { countRoutes } from './counts.ts';
@@ -29,6 +31,7 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
     frameworkErrors: (error, _request, reply) => {
       void (reply as FastifyReply).code(400).send({ error: error.code === 'FST_ERR_BAD_URL' ? 'the path is not valid percent-encoded UTF-8' : error.message });
     },
+    clientErrorHandler: answerClientError,
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
     schemaErrorFormatter: (errors, dataVar) => new Error(describeSchemaError(errors[0], dataVar)),
   });
@@ -63,6 +66,8 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
 
 /** Fastify's own 4xx errors, said the way our other errors are. */
 function clientErrorMessage(error: Error & { code?: string }, method: string, route: string | undefined): string {
+  // secure-json-parse refuses prototype-poisoning keys with an error of its own.
+  if (/forbidden prototype property/.test(error.message)) return 'the body must not contain "__proto__" or "constructor.prototype" keys';
   switch (error.code) {
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
       return `${method} ${route ?? ''} takes a JSON body (content-type: application/json)`;
@@ -74,6 +79,24 @@ function clientErrorMessage(error: Error & { code?: string }, method: string, ro
     default:
       return error.message;
   }
+}
+
+/**
+ * Requests Node's HTTP parser rejects before fastify sees them (bad request
+ * line, bad framing, headers too large): answer in our error shape on the raw
+ * socket, then close it, since the framing can no longer be trusted.
+ */
+function answerClientError(error: Error & { code?: string }, socket: Duplex): void {
+  if (error.code === 'ECONNRESET' || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const tooLarge = error.code === 'HPE_HEADER_OVERFLOW';
+  const status = tooLarge ? 431 : 400;
+  const body = JSON.stringify({ error: tooLarge ? 'request headers too large' : `malformed HTTP request (${error.code ?? 'parse error'})` });
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
 }
 
 interface SchemaErrorLike {

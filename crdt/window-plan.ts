@@ -22,6 +22,9 @@ export const LIFETIME_PLAN: WindowPlan = { from: 0, to: Number.POSITIVE_INFINITY
 /**
  * Plan the read of `[from, to)` (epoch ms) at time `now`.
  *
+ * An end more than a day past `now` is pulled back to there: no bucket can
+ * exist that far ahead, and planning it would tile years of empty buckets.
+ *
  * Each end is rounded out to the finest tier that still holds the bucket it
  * falls in, so a range is exact to the second while the 1 s tier holds its
  * start and exact to the minute, hour or day beyond that. Data older than the
@@ -31,6 +34,8 @@ export const LIFETIME_PLAN: WindowPlan = { from: 0, to: Number.POSITIVE_INFINITY
  * run of day buckets, then hours, minutes and seconds on each fringe.
  */
 export function planWindow(from: number, to: number, now: number, retention: Retention): WindowPlan {
+  // Nothing is counted in the future; a day of slack covers any clock skew and bounds the work of a far-off `to`.
+  to = Math.min(to, floorTo(now, TIER_SIZE_MS[Tier.day]) + 2 * TIER_SIZE_MS[Tier.day]);
   if (!(from < to)) return { from, to: from, buckets: [] };
   const startTier = finestRetainingTier(from, now, retention);
   const endTier = finestRetainingTier(to - 1, now, retention);

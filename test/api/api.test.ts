@@ -86,6 +86,10 @@ describe('HTTP API', () => {
     expect(json(fixed.body)).toMatchObject({ count: 2, window: null, from: T0 - 400, to: T0 + 600 });
     const empty = await app.inject({ method: 'GET', url: `/count/k?from=${T0}&to=${T0}` });
     expect(json(empty.body)).toMatchObject({ count: 0 });
+    // A far-off end is pulled back to a day or two past now instead of tiling years of empty buckets.
+    const farOff = await app.inject({ method: 'GET', url: '/count/k?from=0&to=999999999999999' });
+    expect(json(farOff.body)).toMatchObject({ count: 5 });
+    expect((json(farOff.body) as { to: number }).to).toBeLessThanOrEqual(T0 + 2 * 86_400_000);
   });
 
   it('answers JSON errors for bad input and unknown routes, and counts them in /metrics', async () => {

@@ -1,0 +1,114 @@
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import autocannon from 'autocannon';
+import { cpuSeconds } from './processes.ts';
+
+/** One load: requests to `prefix + random(0..keys-1) + suffix` (or `prefix + suffix` when keys is 0), optionally with a fixed JSON body. */
+export interface LoadSpec {
+  readonly url: string;
+  readonly method: 'GET' | 'POST';
+  readonly prefix: string;
+  readonly keys: number;
+  readonly suffix: string;
+  readonly body?: string;
+  readonly durationS: number;
+  readonly connections: number;
+}
+
+export interface LoadResult {
+  readonly tool: 'wrk' | 'autocannon';
+  readonly rps: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  readonly non2xx: number;
+  /** CPU the load generator itself used, in cores (1 = one core saturated). */
+  readonly loadCpu: number;
+}
+
+export function hasWrk(): boolean {
+  try {
+    execFileSync('wrk', ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch (error) {
+    // wrk --version exits 1 after printing its version; only a missing binary is ENOENT.
+    return (error as { code?: string }).code !== 'ENOENT';
+  }
+}
+
+export async function runLoad(spec: LoadSpec, cpu: number): Promise<LoadResult> {
+  return hasWrk() ? runWrk(spec, cpu) : runAutocannon(spec);
+}
+
+async function runWrk(spec: LoadSpec, cpu: number): Promise<LoadResult> {
+  const dir = mkdtempSync(join(tmpdir(), 'hitmesh-wrk-'));
+  const script = join(dir, 'load.lua');
+  const headers = spec.body === undefined ? '{}' : '{["Content-Type"] = "application/json"}';
+  writeFileSync(
+    script,
+    [
+      `local body = ${spec.body === undefined ? 'nil' : luaString(spec.body)}`,
+      `local headers = ${headers}`,
+      'request = function()',
+      `  return wrk.format("${spec.method}", ${luaString(spec.prefix)} .. ${spec.keys > 0 ? `math.random(0, ${spec.keys - 1})` : '""'} .. ${luaString(spec.suffix)}, headers, body)`,
+      'end',
+    ].join('\n'),
+  );
+  const child = spawn('taskset', ['-c', String(cpu), 'wrk', '-t1', `-c${spec.connections}`, `-d${spec.durationS}s`, '--latency', '-s', script, spec.url], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+  const pid = child.pid ?? 0;
+  let cpuUsed = 0;
+  const sampler = setInterval(() => {
+    try {
+      cpuUsed = cpuSeconds(pid);
+    } catch {
+      // exited
+    }
+  }, 200);
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  clearInterval(sampler);
+  if (code !== 0) throw new Error(`wrk failed (${code}): ${out}`);
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]);
+  const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? '0') + Number(/Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out)?.slice(1).reduce((a, b) => a + Number(b), 0) ?? 0);
+  return { tool: 'wrk', rps, p50Ms: wrkLatency(out, '50'), p99Ms: wrkLatency(out, '99'), non2xx, loadCpu: cpuUsed / spec.durationS };
+}
+
+function wrkLatency(out: string, percentile: string): number {
+  const match = new RegExp(`^\\s+${percentile}%\\s+([\\d.]+)(us|ms|s)`, 'm').exec(out);
+  if (match === null) return NaN;
+  const scale = { us: 0.001, ms: 1, s: 1000 }[match[2] as 'us' | 'ms' | 's'];
+  return Number(match[1]) * scale;
+}
+
+function luaString(text: string): string {
+  return `"${text.replaceAll('\\', '\\\\').replaceAll('"', '\\"').replaceAll('\n', '\\n')}"`;
+}
+
+async function runAutocannon(spec: LoadSpec): Promise<LoadResult> {
+  const before = process.cpuUsage();
+  const result = await autocannon({
+    url: spec.url,
+    connections: spec.connections,
+    duration: spec.durationS,
+    requests: [
+      {
+        method: spec.method,
+        ...(spec.body === undefined ? {} : { body: spec.body, headers: { 'content-type': 'application/json' } }),
+        setupRequest: (req) => ({ ...req, path: `${spec.prefix}${spec.keys > 0 ? Math.floor(Math.random() * spec.keys) : ''}${spec.suffix}` }),
+      },
+    ],
+  });
+  const used = process.cpuUsage(before);
+  return {
+    tool: 'autocannon',
+    rps: result.requests.average,
+    p50Ms: result.latency.p50,
+    p99Ms: result.latency.p99,
+    non2xx: result.non2xx + result.errors,
+    loadCpu: (used.user + used.system) / 1e6 / spec.durationS,
+  };
+}

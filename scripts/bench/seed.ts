@@ -1,0 +1,54 @@
+import { hitBuckets } from '../../crdt/replica-state.ts';
+import type { Slot } from '../../crdt/slot.ts';
+import { loadOrCreateIdentity } from '../../node/identity.ts';
+import { LevelStore } from '../../node/level-store.ts';
+
+/**
+ * Write history straight into a node's data directory: `keys` keys, each hit
+ * `hitsPerKey` times at random instants in the last `spanMs`. Hits are stamped
+ * with the node's clock, so the past cannot be sent over HTTP; this writes the
+ * slots the node would have written, under its own identity, so the node then
+ * starts on that directory as if it had lived through it.
+ */
+export async function seedHistory(dir: string, id: string, options: { keys: number; hitsPerKey: number; spanMs: number; now: number; seed: number }): Promise<{ slots: number; hits: number }> {
+  const random = mulberry32(options.seed);
+  const store = new LevelStore(dir);
+  await store.open();
+  const { identity } = await loadOrCreateIdentity(store, id, options.now);
+  let slots = 0;
+  let batch: Slot[] = [];
+  for (let k = 0; k < options.keys; k++) {
+    const counts = new Map<string, { tier: Slot['tier']; start: number; count: number }>();
+    for (let h = 0; h < options.hitsPerKey; h++) {
+      const t = options.now - Math.floor(random() * options.spanMs);
+      for (const ref of hitBuckets(t)) {
+        const id = `${ref.tier}:${ref.start}`;
+        const slot = counts.get(id) ?? { ...ref, count: 0 };
+        slot.count++;
+        counts.set(id, slot);
+      }
+    }
+    for (const slot of counts.values()) batch.push({ origin: identity.origin, key: `k${k}`, ...slot, seq: 1 });
+    if (batch.length >= 20_000) {
+      await store.commit({ slots: batch, meta: new Map() });
+      slots += batch.length;
+      batch = [];
+    }
+  }
+  await store.commit({ slots: batch, meta: new Map([['seq', '1']]) });
+  slots += batch.length;
+  await store.close();
+  return { slots, hits: options.keys * options.hitsPerKey };
+}
+
+/** A small seeded PRNG, so a bench run's data is the same every time. */
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
