@@ -19,6 +19,8 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: deps.bodyLimitBytes,
     return503OnClosing: true,
+    // A request (headers and body) must arrive within this; slow or stuck clients are cut off.
+    requestTimeout: 30_000,
     routerOptions: {
       // A 256-byte key may take 3 characters a byte percent-encoded; longer paths are refused outright.
       maxParamLength: 1024,

@@ -24,7 +24,11 @@ async function main(): Promise<number> {
   if (node === undefined) return 1;
 
   return new Promise<number>((resolve) => {
+    let shuttingDown = false;
     const shutdown = (signal: string): void => {
+      // Ctrl-C reaches npm, tsx and the node at once and tsx relays it again: repeats are expected, not a second request.
+      if (shuttingDown) return;
+      shuttingDown = true;
       node.logger.info({ signal }, 'shutting down');
       node.stop().then(
         () => resolve(0),
@@ -34,8 +38,8 @@ async function main(): Promise<number> {
         },
       );
     };
-    process.once('SIGTERM', () => shutdown('SIGTERM'));
-    process.once('SIGINT', () => shutdown('SIGINT'));
+    process.on('SIGTERM', () => shutdown('SIGTERM'));
+    process.on('SIGINT', () => shutdown('SIGINT'));
   });
 }
 

@@ -23,6 +23,8 @@ export interface StartOptions {
   readonly clock?: Clock;
   readonly logger?: Logger;
   readonly store?: Store;
+  /** How long a stop waits for requests in flight before closing their connections. */
+  readonly shutdownGraceMs?: number;
 }
 
 /** Open the store, rebuild the replica and listen. Used by main and by in-process tests. */
@@ -64,7 +66,13 @@ export async function startNode(config: NodeConfig, options: StartOptions = {}):
   const stop = (): Promise<void> => {
     // Stop taking requests (in-flight ones finish), write the pending batch, close the store.
     stopping ??= (async () => {
+      // A client that never finishes its request must not hold the stop forever.
+      const force = setTimeout(() => {
+        logger.warn('requests still open after the grace period; closing their connections');
+        app.server.closeAllConnections();
+      }, options.shutdownGraceMs ?? 10_000);
       await app.close();
+      clearTimeout(force);
       await replica.close();
       logger.info('node stopped');
     })();
