@@ -39,23 +39,37 @@ export class ReplicaState {
     return this.byKey.get(key)?.get(origin)?.get(start + tier) ?? 0;
   }
 
+  /** Raise `origin`'s own slot by `n` (only an origin itself does this). Returns the new count. */
+  add(origin: ReplicaId, key: string, tier: Tier, start: number, n: number): number {
+    const buckets = this.bucketsOf(key, origin);
+    const index = start + tier;
+    const count = (buckets.get(index) ?? 0) + n;
+    buckets.set(index, count);
+    return count;
+  }
+
   /** Join one slot into the state (max). Returns true if it raised the count. */
   join(slot: SlotValue): boolean {
-    let origins = this.byKey.get(slot.key);
-    if (origins === undefined) {
-      origins = new Map();
-      this.byKey.set(slot.key, origins);
-    }
-    let buckets = origins.get(slot.origin);
-    if (buckets === undefined) {
-      buckets = new Map();
-      origins.set(slot.origin, buckets);
-      this.knownOrigins.add(slot.origin);
-    }
+    const buckets = this.bucketsOf(slot.key, slot.origin);
     const index = slot.start + slot.tier;
     if ((buckets.get(index) ?? 0) >= slot.count) return false;
     buckets.set(index, slot.count);
     return true;
+  }
+
+  private bucketsOf(key: string, origin: ReplicaId): Map<number, number> {
+    let origins = this.byKey.get(key);
+    if (origins === undefined) {
+      origins = new Map();
+      this.byKey.set(key, origins);
+    }
+    let buckets = origins.get(origin);
+    if (buckets === undefined) {
+      buckets = new Map();
+      origins.set(origin, buckets);
+      this.knownOrigins.add(origin);
+    }
+    return buckets;
   }
 
   /** Sum of the planned buckets over every origin. */

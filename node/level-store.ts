@@ -1,14 +1,14 @@
 import { Level } from 'level';
 import type { Slot } from '../crdt/slot.ts';
 import type { TimedTier } from '../crdt/tiers.ts';
-import { META_PREFIX, SLOT_RANGE, decodeSlot, padStart, slotKey, slotValue, tierPrefix } from './slot-codec.ts';
-import { StoreError, type CommitBatch, type Store } from './store.ts';
+import { LOG_RANGE, META_PREFIX, SLOT_RANGE, decodeSlot, logKey, logSeq, padStart, slotKey, slotValue, tierPrefix } from './slot-codec.ts';
+import { StoreError, type CommitBatch, type LogRecord, type Store } from './store.ts';
 
 /**
  * The durable store: LevelDB through the `level` package. A batch is written
- * to LevelDB's log before it resolves, so it survives kill -9 of the process
- * (not a power cut: there is no fsync per batch, which is what makes group
- * commit cheap; see the README).
+ * to LevelDB's own log before it resolves, so it survives kill -9 of the
+ * process (not a power cut: there is no fsync per batch, which is what makes
+ * group commit cheap; see the README).
  */
 export class LevelStore implements Store {
   private readonly db: Level<string, string>;
@@ -46,7 +46,16 @@ export class LevelStore implements Store {
     const ops: { type: 'put'; key: string; value: string }[] = [];
     for (const s of batch.slots) ops.push({ type: 'put', key: slotKey(s.origin, s.tier, s.start, s.key), value: slotValue(s.count, s.seq) });
     for (const [name, value] of batch.meta) ops.push({ type: 'put', key: META_PREFIX + name, value });
+    if (batch.log !== undefined) ops.push({ type: 'put', key: logKey(batch.log.seq), value: batch.log.record });
     await this.db.batch(ops);
+  }
+
+  async *scanLog(): AsyncIterable<LogRecord> {
+    for await (const [key, record] of this.db.iterator(LOG_RANGE)) yield { seq: logSeq(key), record };
+  }
+
+  async truncateLog(throughSeq: number): Promise<void> {
+    await this.db.clear({ gte: LOG_RANGE.gte, lte: logKey(throughSeq) });
   }
 
   async *scanSlots(): AsyncIterable<Slot> {

@@ -1,12 +1,13 @@
 import type { Slot } from '../crdt/slot.ts';
 import type { TimedTier } from '../crdt/tiers.ts';
 import { slotKey } from './slot-codec.ts';
-import type { CommitBatch, Store } from './store.ts';
+import type { CommitBatch, LogRecord, Store } from './store.ts';
 
 /** A Store in memory, for unit tests of the layers above the store. `failNext` makes the next commit fail. */
 export class MemoryStore implements Store {
   private readonly slots = new Map<string, Slot>();
   private readonly meta = new Map<string, string>();
+  private readonly log = new Map<number, string>();
   private open_ = false;
   failNext: Error | undefined;
 
@@ -39,6 +40,20 @@ export class MemoryStore implements Store {
     }
     for (const s of batch.slots) this.slots.set(slotKey(s.origin, s.tier, s.start, s.key), { ...s });
     for (const [name, value] of batch.meta) this.meta.set(name, value);
+    if (batch.log !== undefined) this.log.set(batch.log.seq, batch.log.record);
+  }
+
+  async *scanLog(): AsyncIterable<LogRecord> {
+    this.assertOpen();
+    const seqs = [...this.log.keys()].sort((a, b) => a - b);
+    for (const seq of seqs) yield { seq, record: this.log.get(seq) ?? '' };
+    await Promise.resolve();
+  }
+
+  truncateLog(throughSeq: number): Promise<void> {
+    this.assertOpen();
+    for (const seq of this.log.keys()) if (seq <= throughSeq) this.log.delete(seq);
+    return Promise.resolve();
   }
 
   async *scanSlots(): AsyncIterable<Slot> {

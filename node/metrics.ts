@@ -31,7 +31,7 @@ export class NodeMetrics {
 
   readonly storeWriteSeconds = new Histogram({
     name: 'hitmesh_store_write_duration_seconds',
-    help: 'Time to write one group-commit batch to the store.',
+    help: 'Time to write one group-commit batch (its log record) to the store.',
     buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25],
     registers: [this.registry],
   });
@@ -43,10 +43,17 @@ export class NodeMetrics {
     registers: [this.registry],
   });
 
-  readonly storeBatchSlots = new Histogram({
-    name: 'hitmesh_store_batch_slots',
-    help: 'Slots written per group-commit batch.',
-    buckets: [1, 10, 100, 1_000, 10_000, 100_000],
+  readonly checkpointSlots = new Histogram({
+    name: 'hitmesh_checkpoint_slots',
+    help: 'Slots written per checkpoint (log records turned into slots).',
+    buckets: [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000],
+    registers: [this.registry],
+  });
+
+  readonly checkpointSeconds = new Histogram({
+    name: 'hitmesh_checkpoint_duration_seconds',
+    help: 'Time to write one checkpoint.',
+    buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
     registers: [this.registry],
   });
 

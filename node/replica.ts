@@ -1,11 +1,13 @@
 import { ReplicaState } from '../crdt/replica-state.ts';
 import type { Retention } from '../crdt/retention.ts';
-import type { Slot } from '../crdt/slot.ts';
-import { ALL_TIERS, bucketStart, type Tier } from '../crdt/tiers.ts';
+import { ALL_TIERS, bucketStart } from '../crdt/tiers.ts';
 import { LIFETIME_PLAN, planWindow, type WindowPlan } from '../crdt/window-plan.ts';
+import { Checkpointer, SEQ_META } from './checkpointer.ts';
 import type { Clock } from './clock.ts';
+import { DirtySlots } from './dirty-slots.ts';
 import { GroupCommit, type PendingHits } from './group-commit.ts';
 import { loadOrCreateIdentity, type Identity } from './identity.ts';
+import { decodeLogRecord, encodeLogRecord } from './log-record.ts';
 import type { Logger } from './logger.ts';
 import type { NodeMetrics } from './metrics.ts';
 import { RetentionGc } from './retention-gc.ts';
@@ -30,6 +32,8 @@ export interface ReplicaOptions {
   readonly logger: Logger;
   readonly metrics?: NodeMetrics;
   readonly gcIntervalMs?: number;
+  /** How often the write-ahead log is turned into slots. */
+  readonly checkpointIntervalMs?: number;
 }
 
 /** The replica is shutting down and takes no more hits. */
@@ -37,17 +41,20 @@ export class ShuttingDownError extends Error {
   readonly code = 'HITMESH_SHUTTING_DOWN';
 }
 
-const SEQ_META = 'seq';
-
 /**
  * One replica: the in-memory state rebuilt from the store, the hit path
- * through group commit, window counts, retention. Every batch this replica
- * commits gets the next sequence number of its origin; its slots carry it, so
- * gossip can ask "everything of origin O after seq s".
+ * through group commit, window counts, retention.
+ *
+ * Every batch of local hits gets the next sequence number of this origin and
+ * is written as one small write-ahead log record; it is then applied to the
+ * state and acknowledged. A checkpoint every second writes the changed slots
+ * (absolute counts, each with the seq of its last change, so gossip can ask
+ * "everything of origin O after seq s") and drops the records they cover.
  */
 export class Replica {
   private readonly commits: GroupCommit;
   private readonly gc: RetentionGc;
+  private readonly checkpointer: Checkpointer;
   private accepting = true;
   private seq_: number;
 
@@ -55,9 +62,20 @@ export class Replica {
     private readonly options: ReplicaOptions,
     readonly identity: Identity,
     readonly state: ReplicaState,
+    private readonly dirty: DirtySlots,
     seq: number,
   ) {
     this.seq_ = seq;
+    this.checkpointer = new Checkpointer({
+      state,
+      store: options.store,
+      dirty,
+      origin: identity.origin,
+      seq: () => this.seq_,
+      intervalMs: options.checkpointIntervalMs ?? 1_000,
+      logger: options.logger,
+      metrics: options.metrics,
+    });
     this.commits = new GroupCommit((pending) => this.writeBatch(pending));
     this.gc = new RetentionGc({
       state,
@@ -81,25 +99,59 @@ export class Replica {
       await store.close(); // leave the directory unlocked for whoever comes next
       throw error;
     }
-    const { identity, created, state, slots, seq } = loaded;
-    const replica = new Replica(options, identity, state, seq);
+    const { identity, created, state, dirty, slots, replayed, seq } = loaded;
+    const replica = new Replica(options, identity, state, dirty, seq);
     options.metrics?.keys.set(state.keyCount);
-    logger.info({ origin: identity.origin, created, slots, keys: state.keyCount, seq }, created ? 'new replica created' : 'replica reopened');
+    logger.info({ origin: identity.origin, created, slots, replayed, keys: state.keyCount, seq }, created ? 'new replica created' : 'replica reopened');
+    await replica.checkpointer.run();
     await replica.gc.runOnce();
+    replica.checkpointer.start();
     replica.gc.start();
     return replica;
   }
 
+  /**
+   * Rebuild from the store: every slot, then the log records not yet
+   * checkpointed. A record is applied to a slot only if the slot's stored seq
+   * is older than the record, so nothing is counted twice whatever point a
+   * crash interrupted a checkpoint at.
+   */
   private static async load(store: Store, id: string, now: number) {
     const { identity, created } = await loadOrCreateIdentity(store, id, now);
+    const origin = identity.origin;
+    const records: { seq: number; record: string }[] = [];
+    for await (const record of store.scanLog()) records.push(record);
+    // The stored seq of each own slot the log touches (0: not stored).
+    const storedSeq = new Map<string, Map<number, number>>();
+    for (const { record } of records) {
+      for (const [key, second] of decodeLogRecord(record)) {
+        const slots = storedSeq.get(key) ?? new Map<number, number>();
+        for (const tier of ALL_TIERS) slots.set(bucketStart(tier, second) + tier, 0);
+        storedSeq.set(key, slots);
+      }
+    }
     const state = new ReplicaState();
     let slots = 0;
     for await (const slot of store.scanSlots()) {
       state.join(slot);
       slots++;
+      const touched = slot.origin === origin ? storedSeq.get(slot.key) : undefined;
+      if (touched?.has(slot.start + slot.tier) === true) touched.set(slot.start + slot.tier, slot.seq);
     }
-    const seq = Number((await store.getMeta(SEQ_META)) ?? '0');
-    return { identity, created, state, slots, seq };
+    const dirty = new DirtySlots();
+    let seq = Number((await store.getMeta(SEQ_META)) ?? '0');
+    for (const { seq: recordSeq, record } of records) {
+      for (const [key, second, n] of decodeLogRecord(record)) {
+        for (const tier of ALL_TIERS) {
+          const start = bucketStart(tier, second);
+          if ((storedSeq.get(key)?.get(start + tier) ?? 0) >= recordSeq) continue;
+          state.add(origin, key, tier, start, n);
+          dirty.mark(key, start + tier, recordSeq);
+        }
+      }
+      seq = Math.max(seq, recordSeq);
+    }
+    return { identity, created, state, dirty, slots, replayed: records.length, seq };
   }
 
   get seq(): number {
@@ -152,41 +204,35 @@ export class Replica {
     return this.state.sum(key, plan);
   }
 
-  /** Stop taking hits, write what is pending, stop the background work and close the store. */
+  /** Stop taking hits, write what is pending and a last checkpoint, stop the background work and close the store. */
   async close(): Promise<void> {
     this.accepting = false;
     await this.commits.drain();
     await this.gc.stop();
-    if (this.options.store.isOpen) await this.options.store.close();
+    await this.checkpointer.stop();
+    if (this.options.store.isOpen) {
+      await this.checkpointer.run();
+      await this.options.store.close();
+    }
+  }
+
+  /** Write a checkpoint now (tests; shutdown does it itself). */
+  checkpoint(): Promise<void> {
+    return this.checkpointer.run();
   }
 
   private assertAccepting(): void {
     if (!this.isAccepting) throw new ShuttingDownError('this node is shutting down and takes no hits');
   }
 
-  /** Turn pending increments into absolute slot counts, write them, then make them visible. */
+  /** Write the batch as one log record, then make it visible: the callers are acknowledged after this. */
   private async writeBatch(pending: PendingHits): Promise<void> {
     const { store, metrics } = this.options;
     const origin = this.identity.origin;
     const seq = this.seq_ + 1;
-    const slots: Slot[] = [];
-    for (const [key, seconds] of pending.byKey) {
-      const increments = new Map<number, number>(); // start + tier → hits
-      for (const [second, n] of seconds) {
-        for (const tier of ALL_TIERS) {
-          const index = bucketStart(tier, second) + tier;
-          increments.set(index, (increments.get(index) ?? 0) + n);
-        }
-      }
-      for (const [index, n] of increments) {
-        const tier = (index % 1000) as Tier;
-        const start = index - tier;
-        slots.push({ origin, key, tier, start, count: this.state.get(origin, key, tier, start) + n, seq });
-      }
-    }
     const stopTimer = metrics?.storeWriteSeconds.startTimer();
     try {
-      await store.commit({ slots, meta: new Map([[SEQ_META, String(seq)]]) });
+      await store.commit({ slots: [], meta: NO_META, log: { seq, record: encodeLogRecord(pending) } });
     } catch (error) {
       metrics?.storeWriteErrors.inc();
       this.options.logger.error({ err: error, hits: pending.hits }, 'store write failed; the batch was refused');
@@ -194,13 +240,22 @@ export class Replica {
     } finally {
       stopTimer?.();
     }
-    for (const slot of slots) this.state.join(slot);
+    for (const [key, seconds] of pending.byKey) {
+      for (const [second, n] of seconds) {
+        for (const tier of ALL_TIERS) {
+          const start = bucketStart(tier, second);
+          this.state.add(origin, key, tier, start, n);
+          this.dirty.mark(key, start + tier, seq);
+        }
+      }
+    }
     this.seq_ = seq;
     if (metrics !== undefined) {
       metrics.hitsAccepted.inc(pending.hits);
       metrics.storeBatchHits.observe(pending.hits);
-      metrics.storeBatchSlots.observe(slots.length);
       metrics.keys.set(this.state.keyCount);
     }
   }
 }
+
+const NO_META: ReadonlyMap<string, string> = new Map();

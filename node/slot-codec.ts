@@ -9,10 +9,14 @@ import { isTier, type Tier } from '../crdt/tiers.ts';
  *
  *   key   = "s" NUL origin NUL tier NUL start(13 digits) NUL hit-key
  *   value = count ":" seq
+ *
+ * Log records sort by seq: key = "l" NUL seq(16 digits), value = the record.
  */
 const SEP = '\u0000';
 const SLOT_PREFIX = `s${SEP}`;
 export const META_PREFIX = `m${SEP}`;
+const LOG_PREFIX = `l${SEP}`;
+const SEQ_DIGITS = 16;
 const START_DIGITS = 13;
 
 export function slotKey(origin: string, tier: Tier, start: number, key: string): string {
@@ -30,6 +34,18 @@ export function padStart(start: number): string {
 export function slotValue(count: number, seq: number): string {
   return `${count}:${seq}`;
 }
+
+export function logKey(seq: number): string {
+  return LOG_PREFIX + String(seq).padStart(SEQ_DIGITS, '0');
+}
+
+export function logSeq(dbKey: string): number {
+  const seq = Number(dbKey.slice(LOG_PREFIX.length));
+  if (!dbKey.startsWith(LOG_PREFIX) || !Number.isSafeInteger(seq)) throw new Error(`corrupt log key ${JSON.stringify(dbKey)}`);
+  return seq;
+}
+
+export const LOG_RANGE = { gte: LOG_PREFIX, lt: `l${String.fromCharCode(1)}` } as const;
 
 export const SLOT_RANGE = { gte: SLOT_PREFIX, lt: `s${String.fromCharCode(1)}` } as const;
 

@@ -1,10 +1,17 @@
 import type { Slot } from '../crdt/slot.ts';
 import type { TimedTier } from '../crdt/tiers.ts';
 
-/** One atomic write: slots with their new absolute counts, and metadata (the sequence number, identity). */
+/** One entry of the write-ahead log: the increments of the local batch numbered `seq`, encoded. */
+export interface LogRecord {
+  readonly seq: number;
+  readonly record: string;
+}
+
+/** One atomic write: slots with their new absolute counts, metadata, and at most one log record. */
 export interface CommitBatch {
   readonly slots: readonly Slot[];
   readonly meta: ReadonlyMap<string, string>;
+  readonly log?: LogRecord;
 }
 
 /**
@@ -21,6 +28,10 @@ export interface Store {
   commit(batch: CommitBatch): Promise<void>;
   /** Every slot, for rebuilding the in-memory state at start-up. */
   scanSlots(): AsyncIterable<Slot>;
+  /** The log records, in seq order. */
+  scanLog(): AsyncIterable<LogRecord>;
+  /** Delete the log records up to and including `seq` (they are checkpointed). */
+  truncateLog(throughSeq: number): Promise<void>;
   /** Delete `origin`'s buckets of `tier` that start before `start`. */
   deleteBefore(origin: string, tier: TimedTier, start: number): Promise<void>;
 }

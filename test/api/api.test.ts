@@ -113,7 +113,9 @@ describe('HTTP API', () => {
     expect(sample(res.body, 'hitmesh_http_request_duration_seconds_count', { route: '/hit/:key', method: 'POST', status_code: '200' })).toBe(1);
     expect(sample(res.body, 'hitmesh_store_write_duration_seconds_count', {})).toBe(2);
     expect(sample(res.body, 'hitmesh_store_batch_hits_sum', {})).toBe(10);
-    expect(sample(res.body, 'hitmesh_store_batch_slots_sum', {})).toBe(10);
+    await replica.checkpoint();
+    const after = (await app.inject({ method: 'GET', url: '/metrics' })).body;
+    expect(sample(after, 'hitmesh_checkpoint_slots_sum', {})).toBe(10); // 2 keys x 5 tiers
     expect(res.body).toMatch(/hitmesh_process_resident_memory_bytes/);
   });
 

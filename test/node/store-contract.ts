@@ -46,6 +46,27 @@ export function storeContract(name: string, make: () => Promise<{ store: Store; 
       }
     });
 
+    it('log records come back in seq order and truncation drops a prefix', async () => {
+      const { store, reopen, cleanup } = await make();
+      try {
+        await store.open();
+        for (const seq of [2, 10, 1, 100]) await store.commit({ slots: [], meta: new Map(), log: { seq, record: `r${seq}` } });
+        await store.truncateLog(2);
+        await store.close();
+        const again = reopen();
+        await again.open();
+        const records: { seq: number; record: string }[] = [];
+        for await (const r of again.scanLog()) records.push(r);
+        expect(records).toEqual([
+          { seq: 10, record: 'r10' },
+          { seq: 100, record: 'r100' },
+        ]);
+        await again.close();
+      } finally {
+        await cleanup();
+      }
+    });
+
     it('deleteBefore removes only that origin and tier, before that start', async () => {
       const { store, cleanup } = await make();
       try {

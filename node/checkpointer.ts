@@ -1,0 +1,87 @@
+import type { ReplicaState } from '../crdt/replica-state.ts';
+import type { Slot } from '../crdt/slot.ts';
+import type { Tier } from '../crdt/tiers.ts';
+import type { DirtySlots } from './dirty-slots.ts';
+import type { Logger } from './logger.ts';
+import type { NodeMetrics } from './metrics.ts';
+import type { Store } from './store.ts';
+
+/** Most slots in one LevelDB batch of a checkpoint. */
+const CHUNK_SLOTS = 20_000;
+export const SEQ_META = 'seq';
+
+/**
+ * Turns the write-ahead log into slots: writes the absolute count and last
+ * seq of every slot changed since the last checkpoint, then deletes the log
+ * records they cover. Hot keys collapse here: a thousand batches that touched
+ * one key become one slot write. Replay after a crash applies a record only
+ * to slots whose stored seq is older, so a checkpoint cut short by a crash
+ * (written in chunks) never counts a hit twice.
+ */
+export class Checkpointer {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+
+  constructor(
+    private readonly deps: {
+      readonly state: ReplicaState;
+      readonly store: Store;
+      readonly dirty: DirtySlots;
+      readonly origin: string;
+      /** The seq every applied batch is at or below. */
+      readonly seq: () => number;
+      readonly intervalMs: number;
+      readonly logger: Logger;
+      readonly metrics: NodeMetrics | undefined;
+    },
+  ) {}
+
+  start(): void {
+    this.timer = setInterval(() => void this.run(), this.deps.intervalMs);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    this.timer = undefined;
+    await this.running;
+  }
+
+  /** One checkpoint (or the one already running). Failures are logged and retried on the next run. */
+  run(): Promise<void> {
+    this.running ??= this.checkpoint().finally(() => (this.running = undefined));
+    return this.running;
+  }
+
+  private async checkpoint(): Promise<void> {
+    const { state, store, dirty, origin, logger, metrics } = this.deps;
+    if (dirty.size === 0) return;
+    const through = this.deps.seq();
+    const taken = dirty.take();
+    // Read the counts now, synchronously: they are exactly the state of batches up to `through`.
+    const slots: Slot[] = [];
+    for (const [key, indexes] of taken) {
+      for (const [index, seq] of indexes) {
+        const tier = (index % 1000) as Tier;
+        const start = index - tier;
+        const count = state.get(origin, key, tier, start);
+        // 0: retention dropped the bucket since it changed; do not write it back.
+        if (count > 0) slots.push({ origin, key, tier, start, count, seq });
+      }
+    }
+    const stopTimer = metrics?.checkpointSeconds.startTimer();
+    try {
+      for (let i = 0; i < slots.length; i += CHUNK_SLOTS) {
+        const last = i + CHUNK_SLOTS >= slots.length;
+        await store.commit({ slots: slots.slice(i, i + CHUNK_SLOTS), meta: new Map(last ? [[SEQ_META, String(through)]] : []) });
+      }
+      await store.truncateLog(through);
+      metrics?.checkpointSlots.observe(slots.length);
+    } catch (error) {
+      dirty.restore(taken);
+      logger.error({ err: error, slots: slots.length }, 'checkpoint failed; will retry');
+    } finally {
+      stopTimer?.();
+    }
+  }
+}
