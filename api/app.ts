@@ -50,11 +50,8 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   app.setNotFoundHandler((request, reply) => reply.code(404).send({ error: `no route ${request.method} ${request.url.split('?')[0]}` }));
 
   app.addHook('onResponse', (request, reply, done) => {
-    const status = reply.statusCode;
-    deps.metrics.httpRequestSeconds
-      .labels(request.routeOptions.url ?? 'unmatched', request.method, String(status))
-      .observe(reply.elapsedTime / 1000);
-    if (status >= 400) deps.metrics.httpErrors.labels(String(status)).inc();
+    // Unmatched URLs share one label value: they must not create a series each.
+    deps.metrics.observeRequest(request.routeOptions.url ?? 'unmatched', request.method, reply.statusCode, reply.elapsedTime / 1000);
     done();
   });
 

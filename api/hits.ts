@@ -2,8 +2,8 @@ import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import { MAX_BATCH_ITEMS, MAX_HIT_N, MAX_KEY_BYTES } from '../node/config.ts';
 import type { HitItem } from '../node/replica.ts';
 import type { ApiDeps } from './deps.ts';
-import { errorBodySchema } from './http-error.ts';
-import { checkKey, parseN } from './inputs.ts';
+import { badRequest, errorBodySchema } from './http-error.ts';
+import { checkKey, keyProblem, parseN } from './inputs.ts';
 
 const keyParams = {
   type: 'object',
@@ -77,14 +77,11 @@ async function batchHits(app: FastifyInstance, { replica }: ApiDeps): Promise<vo
     },
     async (request) => {
       // All or nothing: every item is checked before any is counted.
-      const items = request.body.map((item, i) => {
-        try {
-          return { key: checkKey(item.key), n: item.n ?? 1 };
-        } catch (error) {
-          if (error instanceof Error) error.message = `item ${i}: ${error.message}`;
-          throw error;
-        }
-      });
+      const items = request.body;
+      for (let i = 0; i < items.length; i++) {
+        const problem = keyProblem((items[i] as HitItem).key);
+        if (problem !== undefined) throw badRequest(`item ${i}: ${problem}`);
+      }
       return { accepted: await replica.hits(items) };
     },
   );

@@ -11,7 +11,8 @@ const CONTROL = /[\u0000-\u001f\u007f-\u009f]/u;
 export function keyProblem(key: string): string | undefined {
   if (key.length === 0) return 'key must not be empty';
   if (!key.isWellFormed()) return 'key must be valid UTF-8 text';
-  if (Buffer.byteLength(key, 'utf8') > MAX_KEY_BYTES) return `key must be at most ${MAX_KEY_BYTES} bytes of UTF-8`;
+  // A UTF-16 unit is at most 3 bytes of UTF-8: short keys need no byte count.
+  if (key.length * 3 > MAX_KEY_BYTES && Buffer.byteLength(key, 'utf8') > MAX_KEY_BYTES) return `key must be at most ${MAX_KEY_BYTES} bytes of UTF-8`;
   if (CONTROL.test(key)) return 'key must not contain control characters';
   return undefined;
 }

@@ -48,6 +48,15 @@ export class ReplicaState {
     return count;
   }
 
+  /** Count `n` hits of `origin`'s own at instant `t`: its bucket in every tier goes up by `n`. */
+  addHit(origin: ReplicaId, key: string, t: number, n: number): void {
+    const buckets = this.bucketsOf(key, origin);
+    for (const tier of ALL_TIERS) {
+      const index = bucketStart(tier, t) + tier;
+      buckets.set(index, (buckets.get(index) ?? 0) + n);
+    }
+  }
+
   /** Join one slot into the state (max). Returns true if it raised the count. */
   join(slot: SlotValue): boolean {
     const buckets = this.bucketsOf(slot.key, slot.origin);

@@ -22,6 +22,7 @@ export function retentionProblem(retention: Retention): string | undefined {
     if (!Number.isSafeInteger(keep) || keep < TIER_SIZE_MS[tier]) {
       return `the ${tierLabel(tier)} tier must keep at least one bucket (${TIER_SIZE_MS[tier]} ms)`;
     }
+    if (keep % 1_000 !== 0) return `the ${tierLabel(tier)} tier's retention must be whole seconds`;
     if (keep < previous) return `the ${tierLabel(tier)} tier must keep at least as long as the finer tiers`;
     previous = keep;
   }

@@ -1,13 +1,13 @@
 import type { ReplicaState } from '../crdt/replica-state.ts';
 import type { Slot } from '../crdt/slot.ts';
 import type { Tier } from '../crdt/tiers.ts';
-import type { DirtySlots } from './dirty-slots.ts';
+import { dirtySlotsOf, type DirtySlots } from './dirty-slots.ts';
 import type { Logger } from './logger.ts';
 import type { NodeMetrics } from './metrics.ts';
 import type { Store } from './store.ts';
 
 /** Most slots in one LevelDB batch of a checkpoint. */
-const CHUNK_SLOTS = 20_000;
+const CHUNK_SLOTS = 2_000; // small enough that one chunk never stalls the event loop for long
 export const SEQ_META = 'seq';
 
 /**
@@ -60,7 +60,7 @@ export class Checkpointer {
     const taken = dirty.take();
     // Read the counts now, synchronously: they are exactly the state of batches up to `through`.
     const slots: Slot[] = [];
-    for (const [key, indexes] of taken) {
+    for (const [key, indexes] of dirtySlotsOf(taken)) {
       for (const [index, seq] of indexes) {
         const tier = (index % 1000) as Tier;
         const start = index - tier;

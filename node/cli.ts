@@ -34,6 +34,7 @@ const FLAGS: readonly FlagSpec[] = [
   { flag: 'retention-1d', value: 'DUR', help: 'how long the 1 day tier keeps its buckets', fallback: formatDuration(DEFAULTS.retention[Tier.day]) },
   { flag: 'body-limit', value: 'BYTES', help: 'largest request body (accepts kb, mb)', fallback: '1mb' },
   { flag: 'gc-interval', value: 'DUR', help: 'how often expired buckets are deleted', fallback: formatDuration(DEFAULTS.gcIntervalMs) },
+  { flag: 'checkpoint-interval', value: 'DUR', help: 'how often the write-ahead log is folded into slots', fallback: formatDuration(DEFAULTS.checkpointIntervalMs) },
   { flag: 'log-level', value: 'LEVEL', help: 'fatal, error, warn, info, debug, trace or silent', fallback: DEFAULTS.logLevel },
 ];
 
@@ -144,6 +145,7 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv): CliRe
       retention,
       bodyLimitBytes: parseBytes(text('body-limit')),
       gcIntervalMs: duration('gc-interval', DEFAULTS.gcIntervalMs, 100),
+      checkpointIntervalMs: duration('checkpoint-interval', DEFAULTS.checkpointIntervalMs, 10),
       logLevel,
     },
   };

@@ -25,6 +25,8 @@ export interface NodeConfig {
   readonly bodyLimitBytes: number;
   /** How often expired buckets are deleted. */
   readonly gcIntervalMs: number;
+  /** How often the write-ahead log is turned into slots (longer: fewer writes, longer replay after a crash). */
+  readonly checkpointIntervalMs: number;
   readonly logLevel: string;
 }
 
@@ -35,6 +37,7 @@ export const DEFAULTS = {
   retention: DEFAULT_RETENTION,
   bodyLimitBytes: 1024 * 1024,
   gcIntervalMs: 60_000,
+  checkpointIntervalMs: 5_000,
   logLevel: 'info',
 } as const;
 

@@ -5,18 +5,18 @@
  * so each batch is computed from the state the previous one left.
  */
 export class PendingHits {
-  /** key → second bucket start → hits */
-  readonly byKey = new Map<string, Map<number, number>>();
+  /** second bucket start → key → hits. Nearly every batch has one second, so this is one Map op per hit. */
+  readonly bySecond = new Map<number, Map<string, number>>();
   hits = 0;
   requests = 0;
 
   add(key: string, second: number, n: number): void {
-    let seconds = this.byKey.get(key);
-    if (seconds === undefined) {
-      seconds = new Map();
-      this.byKey.set(key, seconds);
+    let keys = this.bySecond.get(second);
+    if (keys === undefined) {
+      keys = new Map();
+      this.bySecond.set(second, keys);
     }
-    seconds.set(second, (seconds.get(second) ?? 0) + n);
+    keys.set(key, (keys.get(key) ?? 0) + n);
     this.hits += n;
   }
 }

@@ -59,7 +59,15 @@ export class LevelStore implements Store {
   }
 
   async *scanSlots(): AsyncIterable<Slot> {
-    for await (const [key, value] of this.db.iterator(SLOT_RANGE)) yield decodeSlot(key, value);
+    // Read in chunks: one native call per thousand entries, not per entry (start-up reads every slot).
+    const iterator = this.db.iterator(SLOT_RANGE);
+    try {
+      for (let entries = await iterator.nextv(1_000); entries.length > 0; entries = await iterator.nextv(1_000)) {
+        for (const [key, value] of entries) yield decodeSlot(key, value);
+      }
+    } finally {
+      await iterator.close();
+    }
   }
 
   async deleteBefore(origin: string, tier: TimedTier, start: number): Promise<void> {

@@ -7,8 +7,8 @@ import type { PendingHits } from './group-commit.ts';
  */
 export function encodeLogRecord(pending: PendingHits): string {
   const flat: (string | number)[] = [];
-  for (const [key, seconds] of pending.byKey) {
-    for (const [second, n] of seconds) flat.push(key, second, n);
+  for (const [second, keys] of pending.bySecond) {
+    for (const [key, n] of keys) flat.push(key, second, n);
   }
   return JSON.stringify(flat);
 }

@@ -75,6 +75,20 @@ export class NodeMetrics {
     registers: [this.registry],
   });
 
+  private readonly requestSeries = new Map<string, { observe(seconds: number): void }>();
+
+  /** Record one HTTP answer. Label children are cached: prom-client hashes labels on every lookup otherwise. */
+  observeRequest(route: string, method: string, status: number, seconds: number): void {
+    const id = `${route} ${method} ${status}`;
+    let series = this.requestSeries.get(id);
+    if (series === undefined) {
+      series = this.httpRequestSeconds.labels(route, method, String(status));
+      this.requestSeries.set(id, series);
+    }
+    series.observe(seconds);
+    if (status >= 400) this.httpErrors.labels(String(status)).inc();
+  }
+
   constructor(labels: { node: string }) {
     this.registry.setDefaultLabels(labels);
     collectDefaultMetrics({ register: this.registry, prefix: 'hitmesh_' });

@@ -21,7 +21,8 @@ export type CountRange =
 
 export interface HitItem {
   readonly key: string;
-  readonly n: number;
+  /** Default 1. */
+  readonly n?: number;
 }
 
 export interface ReplicaOptions {
@@ -55,6 +56,7 @@ export class Replica {
   private readonly commits: GroupCommit;
   private readonly gc: RetentionGc;
   private readonly checkpointer: Checkpointer;
+  private readonly windowPlans = new Map<number, { second: number; plan: WindowPlan }>();
   private accepting = true;
   private seq_: number;
 
@@ -72,7 +74,7 @@ export class Replica {
       dirty,
       origin: identity.origin,
       seq: () => this.seq_,
-      intervalMs: options.checkpointIntervalMs ?? 1_000,
+      intervalMs: options.checkpointIntervalMs ?? 5_000,
       logger: options.logger,
       metrics: options.metrics,
     });
@@ -146,7 +148,7 @@ export class Replica {
           const start = bucketStart(tier, second);
           if ((storedSeq.get(key)?.get(start + tier) ?? 0) >= recordSeq) continue;
           state.add(origin, key, tier, start, n);
-          dirty.mark(key, start + tier, recordSeq);
+          dirty.mark(key, second, recordSeq);
         }
       }
       seq = Math.max(seq, recordSeq);
@@ -186,8 +188,9 @@ export class Replica {
     let total = 0;
     await this.commits.add((pending) => {
       for (const item of items) {
-        pending.add(item.key, second, item.n);
-        total += item.n;
+        const n = item.n ?? 1;
+        pending.add(item.key, second, n);
+        total += n;
       }
     });
     return total;
@@ -196,8 +199,17 @@ export class Replica {
   plan(range: CountRange): WindowPlan {
     if (range.kind === 'all') return LIFETIME_PLAN;
     const now = this.options.clock.now();
-    const [from, to] = range.kind === 'window' ? [now - range.ms, now + 1] : [range.from, range.to];
-    return planWindow(from, to, now, this.options.retention);
+    if (range.kind === 'range') return planWindow(range.from, range.to, now, this.options.retention);
+    // A window of whole seconds plans the same within one second: reuse it.
+    const second = Math.floor(now / 1000);
+    const cached = range.ms % 1000 === 0 ? this.windowPlans.get(range.ms) : undefined;
+    if (cached?.second === second) return cached.plan;
+    const plan = planWindow(now - range.ms, now + 1, now, this.options.retention);
+    if (range.ms % 1000 === 0) {
+      if (this.windowPlans.size >= 64) this.windowPlans.clear(); // windows are the caller's choice: stay small
+      this.windowPlans.set(range.ms, { second, plan });
+    }
+    return plan;
   }
 
   count(key: string, plan: WindowPlan): number {
@@ -240,13 +252,10 @@ export class Replica {
     } finally {
       stopTimer?.();
     }
-    for (const [key, seconds] of pending.byKey) {
-      for (const [second, n] of seconds) {
-        for (const tier of ALL_TIERS) {
-          const start = bucketStart(tier, second);
-          this.state.add(origin, key, tier, start, n);
-          this.dirty.mark(key, start + tier, seq);
-        }
+    for (const [second, keys] of pending.bySecond) {
+      for (const [key, n] of keys) {
+        this.state.addHit(origin, key, second, n);
+        this.dirty.mark(key, second, seq);
       }
     }
     this.seq_ = seq;

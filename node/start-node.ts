@@ -39,6 +39,7 @@ export async function startNode(config: NodeConfig, options: StartOptions = {}):
     logger,
     metrics,
     gcIntervalMs: config.gcIntervalMs,
+    checkpointIntervalMs: config.checkpointIntervalMs,
   });
   let advertise = config.advertise;
   const app = await buildApp({

@@ -9,7 +9,7 @@ const app = Fastify({ logger: false, bodyLimit: 1024 * 1024 });
 const ok = { type: 'object', properties: { key: { type: 'string' }, n: { type: 'integer' }, node: { type: 'string' }, at: { type: 'integer' } } } as const;
 
 app.post<{ Params: { key: string } }>('/hit/:key', { schema: { response: { 200: ok } } }, async (request) => ({ key: request.params.key, n: 1, node: 'bare', at: Date.now() }));
-app.post('/hits', async () => ({ accepted: 0 }));
+app.post<{ Body: unknown[] }>('/hits', async (request) => ({ accepted: request.body.length }));
 app.get<{ Params: { key: string } }>('/count/:key', async (request) => ({ key: request.params.key, count: 0, node: 'bare', asOf: Date.now() }));
 app.get('/readyz', async () => ({ ready: true }));
 

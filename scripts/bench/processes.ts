@@ -21,13 +21,35 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/** Every server started and not yet stopped, so a failing run still stops them all. */
+const running = new Set<Server>();
+
+export async function stopAll(): Promise<void> {
+  await Promise.all([...running].map((server) => server.stop()));
+}
+
 /** Start `node --import tsx <script> args` on core `cpu` and wait until GET /readyz answers 200. */
 export async function startPinned(cpu: number, script: string, args: readonly string[], port: number): Promise<Server> {
+  const server = await launch(cpu, script, args, port);
+  running.add(server);
+  return server;
+}
+
+async function launch(cpu: number, script: string, args: readonly string[], port: number): Promise<Server> {
   const child = spawn('taskset', ['-c', String(cpu), process.execPath, '--import', 'tsx', script, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 120_000;
+  const stop = (): Promise<void> =>
+    new Promise<void>((resolve) => {
+      running.delete(server);
+      if (child.exitCode !== null || child.signalCode !== null) return resolve();
+      child.once('exit', () => resolve());
+      child.kill('SIGTERM');
+      setTimeout(() => child.kill('SIGKILL'), 10_000).unref();
+    });
+  const server: Server = { url, child, stop };
   for (;;) {
     if (child.exitCode !== null) throw new Error(`${script} exited early: ${stderr}`);
     try {
@@ -36,20 +58,13 @@ export async function startPinned(cpu: number, script: string, args: readonly st
     } catch {
       // not up yet
     }
-    if (Date.now() > deadline) throw new Error(`${script} not ready in time: ${stderr}`);
+    if (Date.now() > deadline) {
+      await stop();
+      throw new Error(`${script} not ready in time: ${stderr}`);
+    }
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
-  return {
-    url,
-    child,
-    stop: () =>
-      new Promise<void>((resolve) => {
-        if (child.exitCode !== null) return resolve();
-        child.once('exit', () => resolve());
-        child.kill('SIGTERM');
-        setTimeout(() => child.kill('SIGKILL'), 10_000).unref();
-      }),
-  };
+  return server;
 }
 
 /** CPU seconds (user + system) a process has used so far, from /proc. */

@@ -144,6 +144,7 @@ describe('retention', () => {
     expect(retentionProblem(DEFAULT_RETENTION)).toBeUndefined();
     expect(retentionProblem({ ...DEFAULT_RETENTION, [Tier.minute]: H })).toMatch(/at least as long/);
     expect(retentionProblem({ ...DEFAULT_RETENTION, [Tier.day]: H })).toMatch(/at least one bucket/);
+    expect(retentionProblem({ ...DEFAULT_RETENTION, [Tier.second]: 90_500 })).toMatch(/whole seconds/);
   });
 
   it('horizons are aligned to the next coarser tier and never newer for coarser tiers', () => {
