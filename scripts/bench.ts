@@ -74,7 +74,8 @@ function median(runs: readonly LoadResult[]): LoadResult {
 async function compare(
   pairs: readonly { server: Server; spec: Omit<LoadSpec, 'url' | 'durationS' | 'connections'> }[],
 ): Promise<LoadResult[]> {
-  for (const { server, spec } of pairs) await load(server, spec, 2);
+  // Warm-up: the JIT, connection pools, and a fresh node's start-up work (expiring old buckets, LevelDB compaction).
+  for (const { server, spec } of pairs) await load(server, spec, 5);
   const runs: LoadResult[][] = pairs.map(() => []);
   for (let round = 0; round < rounds; round++) {
     for (const [i, { server, spec }] of pairs.entries()) runs[i]?.push(await load(server, spec));
