@@ -2,7 +2,7 @@
  * npm run bench: the server on one core, the load generator on the other, a
  * bare fastify server as the ceiling in the same run, and ratios against it.
  *
- *   npm run bench -- [--duration 8] [--connections 64] [--only hit,batch,count,rss] [--json out.json]
+ *   npm run bench -- [--duration 5] [--rounds 5] [--connections 64] [--only hit,batch,count,rss] [--json out.json]
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -15,11 +15,11 @@ import { seedHistory } from './bench/seed.ts';
 
 const { values } = parseArgs({
   options: {
-    duration: { type: 'string', default: '8' },
+    duration: { type: 'string', default: '5' },
     connections: { type: 'string', default: '64' },
     only: { type: 'string', default: 'hit,batch,count,rss' },
     json: { type: 'string' },
-    rounds: { type: 'string', default: '3' },
+    rounds: { type: 'string', default: '5' },
   },
 });
 const durationS = Number(values.duration);
