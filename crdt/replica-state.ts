@@ -1,6 +1,6 @@
 import type { ReplicaId } from './gcounter.ts';
 import { horizon, type Retention } from './retention.ts';
-import { ALL_TIERS, TIMED_TIERS, bucketStart, type Tier } from './tiers.ts';
+import { ALL_TIERS, TIMED_TIERS, TIER_SIZE_MS, Tier, bucketStart } from './tiers.ts';
 import type { BucketRef, WindowPlan } from './window-plan.ts';
 
 /** A slot without its sequence number: the lattice value alone. */
@@ -12,14 +12,76 @@ export interface SlotValue {
   readonly count: number;
 }
 
+/** Seconds are counted from 2020-01-01 so a second bucket's index stays a small integer until 2088. */
+const SECOND_EPOCH_S = 1_577_836_800;
+
+/**
+ * One key's buckets of one origin. Indexes are small integers (V8 keeps them
+ * unboxed, so a million buckets are not a million heap objects for the GC to
+ * trace): seconds since 2020 in `seconds`; bucket number × 4 + tier for the
+ * minute, hour and day tiers in `coarse`; the lifetime total apart.
+ * `lastSeq` is the origin's seq of the latest change held for the key: what
+ * anti-entropy filters on.
+ */
+class KeyOrigin {
+  readonly seconds = new Map<number, number>();
+  readonly coarse = new Map<number, number>();
+  lifetime = 0;
+  lastSeq = 0;
+
+  get(tier: Tier, start: number): number {
+    if (tier === Tier.second) return this.seconds.get(start / 1000 - SECOND_EPOCH_S) ?? 0;
+    if (tier === Tier.lifetime) return this.lifetime;
+    return this.coarse.get((start / TIER_SIZE_MS[tier]) * 4 + tier) ?? 0;
+  }
+
+  set(tier: Tier, start: number, count: number): void {
+    if (tier === Tier.second) this.seconds.set(start / 1000 - SECOND_EPOCH_S, count);
+    else if (tier === Tier.lifetime) this.lifetime = count;
+    else this.coarse.set((start / TIER_SIZE_MS[tier]) * 4 + tier, count);
+  }
+
+  get size(): number {
+    return this.seconds.size + this.coarse.size + (this.lifetime > 0 ? 1 : 0);
+  }
+
+  /** Every bucket as (tier, start, count). */
+  *entries(): IterableIterator<[Tier, number, number]> {
+    for (const [index, count] of this.seconds) yield [Tier.second, (index + SECOND_EPOCH_S) * 1000, count];
+    for (const [index, count] of this.coarse) {
+      const tier = (((index % 4) + 4) % 4) as Exclude<Tier, 0 | 4>;
+      yield [tier, ((index - tier) / 4) * TIER_SIZE_MS[tier], count];
+    }
+    if (this.lifetime > 0) yield [Tier.lifetime, 0, this.lifetime];
+  }
+
+  /** Drop buckets that start before their tier's horizon; returns how many. */
+  dropBefore(horizons: readonly number[]): number {
+    let dropped = 0;
+    const secondLimit = (horizons[Tier.second] ?? -Infinity) / 1000 - SECOND_EPOCH_S;
+    for (const index of this.seconds.keys()) {
+      if (index < secondLimit) {
+        this.seconds.delete(index);
+        dropped++;
+      }
+    }
+    for (const index of this.coarse.keys()) {
+      const tier = (((index % 4) + 4) % 4) as Exclude<Tier, 0 | 4>;
+      if (((index - tier) / 4) * TIER_SIZE_MS[tier] < (horizons[tier] ?? -Infinity)) {
+        this.coarse.delete(index);
+        dropped++;
+      }
+    }
+    return dropped;
+  }
+}
+
 /**
  * Every G-Counter of one replica's view, in memory: key → origin → bucket →
- * count. Joining is the max per slot. Bucket starts are multiples of 1000 ms,
- * so `start + tier` names a (tier, bucket) pair uniquely with one number and
- * each (key, origin) needs one Map.
+ * count. Joining is the max per slot.
  */
 export class ReplicaState {
-  private readonly byKey = new Map<string, Map<ReplicaId, Map<number, number>>>();
+  private readonly byKey = new Map<string, Map<ReplicaId, KeyOrigin>>();
   private readonly knownOrigins = new Set<ReplicaId>();
 
   get keyCount(): number {
@@ -36,49 +98,51 @@ export class ReplicaState {
   }
 
   get(origin: ReplicaId, key: string, tier: Tier, start: number): number {
-    return this.byKey.get(key)?.get(origin)?.get(start + tier) ?? 0;
+    return this.byKey.get(key)?.get(origin)?.get(tier, start) ?? 0;
   }
 
   /** Raise `origin`'s own slot by `n` (only an origin itself does this). Returns the new count. */
-  add(origin: ReplicaId, key: string, tier: Tier, start: number, n: number): number {
-    const buckets = this.bucketsOf(key, origin);
-    const index = start + tier;
-    const count = (buckets.get(index) ?? 0) + n;
-    buckets.set(index, count);
+  add(origin: ReplicaId, key: string, tier: Tier, start: number, n: number, seq: number): number {
+    const entry = this.entryOf(key, origin);
+    const count = entry.get(tier, start) + n;
+    entry.set(tier, start, count);
+    if (seq > entry.lastSeq) entry.lastSeq = seq;
     return count;
   }
 
-  /** Count `n` hits of `origin`'s own at instant `t`: its bucket in every tier goes up by `n`. */
-  addHit(origin: ReplicaId, key: string, t: number, n: number): void {
-    const buckets = this.bucketsOf(key, origin);
+  /** Count `n` hits of `origin`'s own at instant `t`, in batch `seq`: its bucket in every tier goes up by `n`. */
+  addHit(origin: ReplicaId, key: string, t: number, n: number, seq: number): void {
+    const entry = this.entryOf(key, origin);
     for (const tier of ALL_TIERS) {
-      const index = bucketStart(tier, t) + tier;
-      buckets.set(index, (buckets.get(index) ?? 0) + n);
+      const start = bucketStart(tier, t);
+      entry.set(tier, start, entry.get(tier, start) + n);
     }
+    if (seq > entry.lastSeq) entry.lastSeq = seq;
   }
 
-  /** Join one slot into the state (max). Returns true if it raised the count. */
-  join(slot: SlotValue): boolean {
-    const buckets = this.bucketsOf(slot.key, slot.origin);
-    const index = slot.start + slot.tier;
-    if ((buckets.get(index) ?? 0) >= slot.count) return false;
-    buckets.set(index, slot.count);
+  /** Join one slot into the state (max), known to be from `origin`'s batch `seq` or earlier. Returns true if it raised the count. */
+  join(slot: SlotValue, seq = 0): boolean {
+    const entry = this.entryOf(slot.key, slot.origin);
+    if (seq > entry.lastSeq) entry.lastSeq = seq;
+    if (entry.get(slot.tier, slot.start) >= slot.count) return false;
+    entry.set(slot.tier, slot.start, slot.count);
     return true;
   }
 
-  private bucketsOf(key: string, origin: ReplicaId): Map<number, number> {
-    let origins = this.byKey.get(key);
-    if (origins === undefined) {
-      origins = new Map();
-      this.byKey.set(key, origins);
+  /**
+   * The slots of `origin` that may have changed after its batch `seq` whose
+   * last hit was at `at`: keys changed after `seq`, and of those the buckets
+   * that end after `at` (an origin stamps hits in order, so nothing older can
+   * have changed since).
+   */
+  *changedSince(origin: ReplicaId, seq: number, at: number): IterableIterator<SlotValue> {
+    for (const [key, origins] of this.byKey) {
+      const entry = origins.get(origin);
+      if (entry === undefined || entry.lastSeq <= seq) continue;
+      for (const [tier, start, count] of entry.entries()) {
+        if (tier === Tier.lifetime || start + TIER_SIZE_MS[tier] > at) yield { origin, key, tier, start, count };
+      }
     }
-    let buckets = origins.get(origin);
-    if (buckets === undefined) {
-      buckets = new Map();
-      origins.set(origin, buckets);
-      this.knownOrigins.add(origin);
-    }
-    return buckets;
   }
 
   /** Sum of the planned buckets over every origin. */
@@ -86,7 +150,9 @@ export class ReplicaState {
     const origins = this.byKey.get(key);
     if (origins === undefined) return 0;
     let total = 0;
-    for (const buckets of origins.values()) total += sumBuckets(buckets, plan.buckets);
+    for (const entry of origins.values()) {
+      for (const ref of plan.buckets) total += entry.get(ref.tier, ref.start);
+    }
     return total;
   }
 
@@ -95,16 +161,9 @@ export class ReplicaState {
     const horizons = TIMED_TIERS.map((tier) => horizon(tier, now, retention));
     let dropped = 0;
     for (const [key, origins] of this.byKey) {
-      for (const [origin, buckets] of origins) {
-        for (const index of buckets.keys()) {
-          const tier = index % 1000;
-          const limit = horizons[tier];
-          if (limit !== undefined && index - tier < limit) {
-            buckets.delete(index);
-            dropped++;
-          }
-        }
-        if (buckets.size === 0) origins.delete(origin);
+      for (const [origin, entry] of origins) {
+        dropped += entry.dropBefore(horizons);
+        if (entry.size === 0) origins.delete(origin);
       }
       if (origins.size === 0) this.byKey.delete(key);
     }
@@ -114,23 +173,29 @@ export class ReplicaState {
   /** Every slot, for snapshots and equality checks. */
   *slots(): IterableIterator<SlotValue> {
     for (const [key, origins] of this.byKey) {
-      for (const [origin, buckets] of origins) {
-        for (const [index, count] of buckets) {
-          const tier = (index % 1000) as Tier;
-          yield { origin, key, tier, start: index - tier, count };
-        }
+      for (const [origin, entry] of origins) {
+        for (const [tier, start, count] of entry.entries()) yield { origin, key, tier, start, count };
       }
     }
   }
+
+  private entryOf(key: string, origin: ReplicaId): KeyOrigin {
+    let origins = this.byKey.get(key);
+    if (origins === undefined) {
+      origins = new Map();
+      this.byKey.set(key, origins);
+    }
+    let entry = origins.get(origin);
+    if (entry === undefined) {
+      entry = new KeyOrigin();
+      origins.set(origin, entry);
+      this.knownOrigins.add(origin);
+    }
+    return entry;
+  }
 }
 
-function sumBuckets(buckets: Map<number, number>, refs: readonly BucketRef[]): number {
-  let total = 0;
-  for (const ref of refs) total += buckets.get(ref.start + ref.tier) ?? 0;
-  return total;
-}
-
-/** The slots one hit of `n` at instant `t` raises: its bucket in every tier. */
+/** The slots one hit at instant `t` raises: its bucket in every tier. */
 export function hitBuckets(t: number): BucketRef[] {
   return ALL_TIERS.map((tier) => ({ tier, start: bucketStart(tier, t) }));
 }

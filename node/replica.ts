@@ -135,7 +135,7 @@ export class Replica {
     const state = new ReplicaState();
     let slots = 0;
     for await (const slot of store.scanSlots()) {
-      state.join(slot);
+      state.join(slot, slot.seq);
       slots++;
       const touched = slot.origin === origin ? storedSeq.get(slot.key) : undefined;
       if (touched?.has(slot.start + slot.tier) === true) touched.set(slot.start + slot.tier, slot.seq);
@@ -147,7 +147,7 @@ export class Replica {
         for (const tier of ALL_TIERS) {
           const start = bucketStart(tier, second);
           if ((storedSeq.get(key)?.get(start + tier) ?? 0) >= recordSeq) continue;
-          state.add(origin, key, tier, start, n);
+          state.add(origin, key, tier, start, n, recordSeq);
           dirty.mark(key, second, recordSeq);
         }
       }
@@ -254,7 +254,7 @@ export class Replica {
     }
     for (const [second, keys] of pending.bySecond) {
       for (const [key, n] of keys) {
-        this.state.addHit(origin, key, second, n);
+        this.state.addHit(origin, key, second, n, seq);
         this.dirty.mark(key, second, seq);
       }
     }

@@ -55,3 +55,50 @@ describe('replica state', () => {
     expect(state.sum('k', LIFETIME_PLAN)).toBe(1);
   });
 });
+
+describe('replica state indexing', () => {
+  it('keeps every tier apart and round-trips slots across epochs, including before 2020 and far ahead', () => {
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.record({
+            tier: fc.constantFrom(Tier.second, Tier.minute, Tier.hour, Tier.day, Tier.lifetime),
+            t: fc.integer({ min: Date.UTC(1990, 0, 1), max: Date.UTC(2080, 0, 1) }),
+            count: fc.integer({ min: 1, max: 1_000_000 }),
+          }),
+          { maxLength: 30 },
+        ),
+        (slots) => {
+          const state = new ReplicaState();
+          const expected = new Map<string, number>();
+          for (const { tier, t, count } of slots) {
+            const start = tier === Tier.lifetime ? 0 : Math.floor(t / [1e3, 6e4, 3.6e6, 8.64e7][tier]!) * [1e3, 6e4, 3.6e6, 8.64e7][tier]!;
+            state.join({ origin: 'o', key: 'k', tier, start, count });
+            const id = `${tier}:${start}`;
+            expected.set(id, Math.max(expected.get(id) ?? 0, count));
+          }
+          const got = new Map([...state.slots()].map((s) => [`${s.tier}:${s.start}`, s.count]));
+          expect(got).toEqual(expected);
+          for (const [id, count] of expected) {
+            const [tier, start] = id.split(':').map(Number);
+            expect(state.get('o', 'k', tier as Tier, start as number)).toBe(count);
+          }
+        },
+      ),
+    );
+  });
+
+  it('changedSince gives the keys changed after a seq, only buckets ending after the cutoff', () => {
+    const state = new ReplicaState();
+    const t0 = Date.UTC(2026, 5, 1, 10);
+    state.addHit('o', 'old', t0, 1, 1);
+    state.addHit('o', 'new', t0, 1, 1);
+    state.addHit('o', 'new', t0 + 3_600_000, 2, 5);
+    const changed = [...state.changedSince('o', 3, t0 + 3_600_000)];
+    expect(changed.every((s) => s.key === 'new')).toBe(true);
+    // The second bucket at t0 ended long before the cutoff; the new hour's buckets and the day and lifetime remain.
+    expect(changed.map((s) => s.tier).sort()).toEqual([Tier.second, Tier.minute, Tier.hour, Tier.day, Tier.lifetime]);
+    expect(changed.find((s) => s.tier === Tier.lifetime)?.count).toBe(3);
+    expect([...state.changedSince('o', 5, t0)]).toEqual([]);
+  });
+});
