@@ -3,7 +3,8 @@ import { MAX_BATCH_ITEMS, MAX_HIT_N, MAX_KEY_BYTES } from '../node/config.ts';
 import type { HitItem } from '../node/replica.ts';
 import type { ApiDeps } from './deps.ts';
 import { badRequest, errorBodySchema } from './http-error.ts';
-import { checkKey, keyProblem, parseN } from './inputs.ts';
+import { keyProblem } from '../crdt/key.ts';
+import { checkKey, parseN } from './inputs.ts';
 
 const keyParams = {
   type: 'object',

@@ -40,8 +40,9 @@ export interface ReplicaView {
   changesSince(origin: string, since: VersionEntry | undefined): Changes;
   /**
    * Join `changes` of `origin` (max per slot); when `complete` covers what is
-   * held, the entry for `origin` moves to `to`. Returns the rows that raised
+   * held, the entry for `origin` moves to `complete.to`. `to` is the sender's
+   * entry when the changes are not complete. Returns the rows that raised
    * the state (what is worth relaying).
    */
-  apply(origin: string, changes: Changes, complete: { from: number; to: VersionEntry } | undefined): Changes;
+  apply(origin: string, changes: Changes, complete: { from: number; to: VersionEntry } | undefined, to?: VersionEntry): Changes;
 }

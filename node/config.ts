@@ -45,7 +45,6 @@ export const DEFAULTS = {
 export const MAX_BATCH_ITEMS = 10_000;
 /** Largest n of a single hit. */
 export const MAX_HIT_N = 1_000_000;
-/** Longest key, in UTF-8 bytes. */
-export const MAX_KEY_BYTES = 256;
+export { MAX_KEY_BYTES } from '../crdt/key.ts';
 /** Most keys one GET /counts may ask for. */
 export const MAX_COUNT_KEYS = 1_000;

@@ -7,6 +7,7 @@ import { ALL_TIERS, bucketStart } from '../crdt/tiers.ts';
  */
 export class DirtySlots {
   private bySecond = new Map<number, Map<string, number>>();
+  private remote = new Map<string, Map<string, Map<number, number>>>();
   private count = 0;
 
   /** How many (key, second) pairs are marked. */
@@ -24,30 +25,53 @@ export class DirtySlots {
     keys.set(key, seq);
   }
 
+  /** A slot of another origin, raised by gossip: origin → key → (bucket start + tier) → the delta's seq. */
+  markRemote(origin: string, key: string, index: number, seq: number): void {
+    let keys = this.remote.get(origin);
+    if (keys === undefined) {
+      keys = new Map();
+      this.remote.set(origin, keys);
+    }
+    let slots = keys.get(key);
+    if (slots === undefined) {
+      slots = new Map();
+      keys.set(key, slots);
+    }
+    if (!slots.has(index)) this.count++;
+    slots.set(index, Math.max(seq, slots.get(index) ?? 0));
+  }
+
   /** Hand over everything marked so far and start empty. */
   take(): DirtySet {
-    const taken = this.bySecond;
+    const taken = { local: this.bySecond, remote: this.remote };
     this.bySecond = new Map();
+    this.remote = new Map();
     this.count = 0;
     return taken;
   }
 
   /** Put back what a failed checkpoint took, under anything marked since (which is newer). */
   restore(taken: DirtySet): void {
-    for (const [second, keys] of taken) {
+    for (const [second, keys] of taken.local) {
       for (const [key, seq] of keys) {
         if (this.bySecond.get(second)?.has(key) !== true) this.mark(key, second, seq);
       }
     }
+    for (const [origin, keys] of taken.remote) {
+      for (const [key, slots] of keys) for (const [index, seq] of slots) this.markRemote(origin, key, index, seq);
+    }
   }
 }
 
-export type DirtySet = ReadonlyMap<number, ReadonlyMap<string, number>>;
+export interface DirtySet {
+  readonly local: ReadonlyMap<number, ReadonlyMap<string, number>>;
+  readonly remote: ReadonlyMap<string, ReadonlyMap<string, ReadonlyMap<number, number>>>;
+}
 
-/** The slots a dirty set touched: key → (bucket start + tier) → the newest seq that changed it. */
+/** The local slots a dirty set touched: key → (bucket start + tier) → the newest seq that changed it. */
 export function dirtySlotsOf(taken: DirtySet): Map<string, Map<number, number>> {
   const slots = new Map<string, Map<number, number>>();
-  for (const [second, keys] of taken) {
+  for (const [second, keys] of taken.local) {
     for (const [key, seq] of keys) {
       let indexes = slots.get(key);
       if (indexes === undefined) {

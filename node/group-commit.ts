@@ -9,6 +9,8 @@ export class PendingHits {
   readonly bySecond = new Map<number, Map<string, number>>();
   hits = 0;
   requests = 0;
+  /** The latest hit stamp in the batch. */
+  maxAt = 0;
 
   add(key: string, second: number, n: number): void {
     let keys = this.bySecond.get(second);

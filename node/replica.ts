@@ -1,8 +1,11 @@
 import { ReplicaState } from '../crdt/replica-state.ts';
 import type { Retention } from '../crdt/retention.ts';
-import { ALL_TIERS, bucketStart } from '../crdt/tiers.ts';
+import { ALL_TIERS, Tier, bucketStart } from '../crdt/tiers.ts';
 import { LIFETIME_PLAN, planWindow, type WindowPlan } from '../crdt/window-plan.ts';
-import { Checkpointer, SEQ_META } from './checkpointer.ts';
+import { ReplicatedState } from '../gossip/replicated-state.ts';
+import type { Changes, HitRow, LocalCommit, ReplicaView } from '../gossip/replica-view.ts';
+import type { VersionEntry, VersionVector } from '../gossip/messages.ts';
+import { AT_META, Checkpointer, SEQ_META, VV_META } from './checkpointer.ts';
 import type { Clock } from './clock.ts';
 import { DirtySlots } from './dirty-slots.ts';
 import { GroupCommit, type PendingHits } from './group-commit.ts';
@@ -58,7 +61,12 @@ export class Replica {
   private readonly checkpointer: Checkpointer;
   private readonly windowPlans = new Map<number, { second: number; plan: WindowPlan }>();
   private accepting = true;
+  private lastStamp = 0;
   private seq_: number;
+  private lastAt: number;
+  private readonly commitListeners: ((commit: LocalCommit) => void)[] = [];
+  /** The state with its version vector: what gossip reads and writes through `view`. */
+  readonly replicated: ReplicatedState;
 
   private constructor(
     private readonly options: ReplicaOptions,
@@ -66,14 +74,26 @@ export class Replica {
     readonly state: ReplicaState,
     private readonly dirty: DirtySlots,
     seq: number,
+    lastAt: number,
+    vv: VersionVector,
   ) {
     this.seq_ = seq;
+    this.lastAt = lastAt;
+    this.replicated = new ReplicatedState(identity.origin, state);
+    this.replicated.restore(vv);
+    this.replicated.noteLocal(seq, lastAt);
     this.checkpointer = new Checkpointer({
       state,
       store: options.store,
       dirty,
       origin: identity.origin,
       seq: () => this.seq_,
+      lastAt: () => this.lastAt,
+      remoteVector: () => {
+        const vv: Record<string, VersionEntry> = { ...this.replicated.versionVector() };
+        delete vv[identity.origin];
+        return vv;
+      },
       intervalMs: options.checkpointIntervalMs ?? 5_000,
       logger: options.logger,
       metrics: options.metrics,
@@ -101,8 +121,8 @@ export class Replica {
       await store.close(); // leave the directory unlocked for whoever comes next
       throw error;
     }
-    const { identity, created, state, dirty, slots, replayed, seq } = loaded;
-    const replica = new Replica(options, identity, state, dirty, seq);
+    const { identity, created, state, dirty, slots, replayed, seq, lastAt, vv } = loaded;
+    const replica = new Replica(options, identity, state, dirty, seq, lastAt, vv);
     options.metrics?.keys.set(state.keyCount);
     logger.info({ origin: identity.origin, created, slots, replayed, keys: state.keyCount, seq }, created ? 'new replica created' : 'replica reopened');
     await replica.checkpointer.run();
@@ -142,8 +162,11 @@ export class Replica {
     }
     const dirty = new DirtySlots();
     let seq = Number((await store.getMeta(SEQ_META)) ?? '0');
+    let lastAt = Number((await store.getMeta(AT_META)) ?? '0');
+    const vv = JSON.parse((await store.getMeta(VV_META)) ?? '{}') as VersionVector;
     for (const { seq: recordSeq, record } of records) {
       for (const [key, second, n] of decodeLogRecord(record)) {
+        lastAt = Math.max(lastAt, second);
         for (const tier of ALL_TIERS) {
           const start = bucketStart(tier, second);
           if ((storedSeq.get(key)?.get(start + tier) ?? 0) >= recordSeq) continue;
@@ -153,7 +176,7 @@ export class Replica {
       }
       seq = Math.max(seq, recordSeq);
     }
-    return { identity, created, state, dirty, slots, replayed: records.length, seq };
+    return { identity, created, state, dirty, slots, replayed: records.length, seq, lastAt, vv };
   }
 
   get seq(): number {
@@ -175,18 +198,23 @@ export class Replica {
   /** Count `n` hits of `key` now; resolves with the timestamp once they are durable. */
   async hit(key: string, n: number): Promise<number> {
     this.assertAccepting();
-    const at = this.options.clock.now();
+    const at = this.stamp();
     const second = bucketStart(0, at);
-    await this.commits.add((pending) => pending.add(key, second, n));
+    await this.commits.add((pending) => {
+      pending.add(key, second, n);
+      pending.maxAt = at;
+    });
     return at;
   }
 
   /** Count a batch of hits, all in one commit; resolves with their sum once durable. */
   async hits(items: readonly HitItem[]): Promise<number> {
     this.assertAccepting();
-    const second = bucketStart(0, this.options.clock.now());
+    const at = this.stamp();
+    const second = bucketStart(0, at);
     let total = 0;
     await this.commits.add((pending) => {
+      pending.maxAt = at;
       for (const item of items) {
         const n = item.n ?? 1;
         pending.add(item.key, second, n);
@@ -233,6 +261,47 @@ export class Replica {
     return this.checkpointer.run();
   }
 
+  /**
+   * The time a hit is counted at: the clock, but never behind an earlier
+   * stamp, so this origin's stamps follow its seqs (anti-entropy relies on it).
+   */
+  private stamp(): number {
+    this.lastStamp = Math.max(this.options.clock.now(), this.lastStamp, this.lastAt);
+    return this.lastStamp;
+  }
+
+  /** Called after every durable local batch with its new counts (gossip pushes them). */
+  onLocalCommit(listener: (commit: LocalCommit) => void): void {
+    this.commitListeners.push(listener);
+  }
+
+  /** The replica as gossip sees it: remote changes go through here to be made durable. */
+  get view(): ReplicaView {
+    return {
+      origin: this.identity.origin,
+      versionVector: () => this.replicated.versionVector(),
+      changesSince: (origin, since) => this.replicated.changesSince(origin, since),
+      apply: (origin, changes, complete, to) => this.applyRemote(origin, changes, complete, to),
+    };
+  }
+
+  private applyRemote(origin: string, changes: Changes, complete: { from: number; to: VersionEntry } | undefined, to?: VersionEntry): Changes {
+    if (origin === this.identity.origin) return { hits: [], slots: [] }; // nobody knows our own slots better than we do
+    const raised = this.replicated.apply(origin, changes, complete, to);
+    const seq = (complete?.to ?? to)?.[0] ?? 0;
+    for (const row of raised.hits) {
+      for (const tier of ALL_TIERS) this.dirty.markRemote(origin, row.key, bucketStart(tier, row.second) + tier, seq);
+    }
+    for (const row of raised.slots) this.dirty.markRemote(origin, row.key, row.start + row.tier, seq);
+    return raised;
+  }
+
+  private countsOf(key: string, second: number): HitRow['counts'] {
+    const origin = this.identity.origin;
+    const [s0, s1, s2, s3, s4] = TIMED_AND_LIFETIME.map((tier) => this.state.get(origin, key, tier, bucketStart(tier, second)));
+    return [s0 ?? 0, s1 ?? 0, s2 ?? 0, s3 ?? 0, s4 ?? 0];
+  }
+
   private assertAccepting(): void {
     if (!this.isAccepting) throw new ShuttingDownError('this node is shutting down and takes no hits');
   }
@@ -252,13 +321,18 @@ export class Replica {
     } finally {
       stopTimer?.();
     }
+    const rows: HitRow[] = [];
     for (const [second, keys] of pending.bySecond) {
       for (const [key, n] of keys) {
         this.state.addHit(origin, key, second, n, seq);
         this.dirty.mark(key, second, seq);
+        if (this.commitListeners.length > 0) rows.push({ key, second, counts: this.countsOf(key, second) });
       }
     }
     this.seq_ = seq;
+    this.lastAt = Math.max(this.lastAt, pending.maxAt);
+    this.replicated.noteLocal(seq, this.lastAt);
+    for (const listener of this.commitListeners) listener({ seq, at: this.lastAt, hits: rows });
     if (metrics !== undefined) {
       metrics.hitsAccepted.inc(pending.hits);
       metrics.storeBatchHits.observe(pending.hits);
@@ -268,3 +342,4 @@ export class Replica {
 }
 
 const NO_META: ReadonlyMap<string, string> = new Map();
+const TIMED_AND_LIFETIME = [Tier.second, Tier.minute, Tier.hour, Tier.day, Tier.lifetime] as const;
