@@ -17,6 +17,8 @@ export interface GossipConfig {
   readonly relayDelayMs: number;
   /** Dial only the seed peers; learn no other addresses. */
   readonly static: boolean;
+  /** Most connections this node dials or keeps dialing (inbound ones are always taken). Large clusters gossip over a partial mesh; relays and anti-entropy carry the rest. */
+  readonly maxPeers: number;
 }
 
 export const DEFAULT_GOSSIP: GossipConfig = {
@@ -29,4 +31,5 @@ export const DEFAULT_GOSSIP: GossipConfig = {
   repairGraceMs: 2_000,
   relayDelayMs: 60,
   static: false,
+  maxPeers: Number.POSITIVE_INFINITY,
 };

@@ -427,11 +427,14 @@ export class GossipCore {
     }
     const targets = new Set(this.seeds);
     if (!this.config.static) for (const m of this.members.values()) targets.add(m.address);
+    let budget = this.config.maxPeers - this.conns.size - [...this.dials.values()].filter((d) => d.pending).length;
     for (const address of targets) {
+      if (budget <= 0) return;
       if (address === this.self.address || address === '' || connected.has(address)) continue;
       const state = this.dialState(address);
       if (state.pending || now < state.nextAt) continue;
       state.pending = true;
+      budget--;
       out.push({ kind: 'dial', address });
     }
   }

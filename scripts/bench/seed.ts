@@ -1,4 +1,5 @@
 import { hitBuckets } from '../../crdt/replica-state.ts';
+import { mulberry32 } from '../../gossip/random.ts';
 import type { Slot } from '../../crdt/slot.ts';
 import { loadOrCreateIdentity } from '../../node/identity.ts';
 import { LevelStore } from '../../node/level-store.ts';
@@ -39,16 +40,4 @@ export async function seedHistory(dir: string, id: string, options: { keys: numb
   slots += batch.length;
   await store.close();
   return { slots, hits: options.keys * options.hitsPerKey };
-}
-
-/** A small seeded PRNG, so a bench run's data is the same every time. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
