@@ -1,5 +1,6 @@
 import type { Logger } from '../node/logger.ts';
 import type { NodeMetrics } from '../node/metrics.ts';
+import type { PeerView } from '../gossip/protocol.ts';
 import type { Replica } from '../node/replica.ts';
 
 /** How complete a count answer is (SPEC section 3). */
@@ -19,6 +20,8 @@ export interface ApiDeps {
   readonly advertise: () => string;
   /** Freshness of this node's view; a lone node is always complete. */
   readonly freshness: () => Freshness;
+  /** The other members as gossip sees them. */
+  readonly peers: () => readonly PeerView[];
   /** Extra readiness conditions beyond "store open and listening" (gossip adds the clock guard). */
   readonly notReadyReason?: () => string | undefined;
 }

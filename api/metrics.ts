@@ -5,6 +5,6 @@ import type { ApiDeps } from './deps.ts';
 export const metricsRoutes: FastifyPluginAsync<ApiDeps> = async (app, { metrics }) => {
   app.get('/metrics', async (_request, reply) => {
     reply.type(metrics.registry.contentType);
-    return metrics.registry.metrics();
+    return metrics.scrape();
   });
 };

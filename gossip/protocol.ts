@@ -227,6 +227,12 @@ export class GossipCore {
 
   // ---- queries ----
 
+  /** The peer id of an authenticated connection (for metric labels: never a name a stranger chose). */
+  peerOf(conn: ConnId): string | undefined {
+    const c = this.conns.get(conn);
+    return c?.phase === 'open' ? c.peerId : undefined;
+  }
+
   peers(now: number): PeerView[] {
     const mine = this.replica.versionVector();
     return [...this.members.values()].map((m) => {

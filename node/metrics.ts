@@ -75,6 +75,60 @@ export class NodeMetrics {
     registers: [this.registry],
   });
 
+  readonly gossipFrames = new Counter({
+    name: 'hitmesh_gossip_frames_total',
+    help: 'Gossip frames by peer, direction (in/out) and message type.',
+    labelNames: ['peer', 'direction', 'type'] as const,
+    registers: [this.registry],
+  });
+
+  readonly gossipBytes = new Counter({
+    name: 'hitmesh_gossip_bytes_total',
+    help: 'Gossip bytes (msgpack frames) by peer and direction.',
+    labelNames: ['peer', 'direction'] as const,
+    registers: [this.registry],
+  });
+
+  readonly gossipRejected = new Counter({
+    name: 'hitmesh_gossip_rejected_total',
+    help: 'Gossip connections closed for a failed handshake (wrong secret, bad version) or a bad frame.',
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+  });
+
+  readonly gossipDeltasApplied = new Counter({
+    name: 'hitmesh_gossip_deltas_applied_total',
+    help: 'Delta frames applied from peers.',
+    registers: [this.registry],
+  });
+
+  readonly gossipRowsApplied = new Counter({
+    name: 'hitmesh_gossip_rows_applied_total',
+    help: 'Delta rows that raised this node\'s state.',
+    registers: [this.registry],
+  });
+
+  readonly gossipLag = new Gauge({
+    name: 'hitmesh_gossip_replication_lag_seconds',
+    help: 'Per peer: how long its newest change this node lacks has been waiting (0 when in sync).',
+    labelNames: ['peer'] as const,
+    registers: [this.registry],
+  });
+
+  readonly gossipPeerState = new Gauge({
+    name: 'hitmesh_gossip_peer_up',
+    help: 'Per peer: 1 up, 0.5 suspect, 0 down.',
+    labelNames: ['peer'] as const,
+    registers: [this.registry],
+  });
+
+  readonly gossipClockOffset = new Gauge({
+    name: 'hitmesh_gossip_clock_offset_seconds',
+    help: 'Per peer: its clock minus ours, from the last sync sample.',
+    labelNames: ['peer'] as const,
+    registers: [this.registry],
+  });
+
   private readonly requestSeries = new Map<string, { observe(seconds: number): void }>();
 
   /** Record one HTTP answer. Label children are cached: prom-client hashes labels on every lookup otherwise. */
@@ -87,6 +141,19 @@ export class NodeMetrics {
     }
     series.observe(seconds);
     if (status >= 400) this.httpErrors.labels(String(status)).inc();
+  }
+
+  private readonly scrapeHooks: (() => void)[] = [];
+
+  /** Run `hook` before each scrape (gauges computed from live state). */
+  beforeScrape(hook: () => void): void {
+    this.scrapeHooks.push(hook);
+  }
+
+  /** The text exposition, after the scrape hooks ran. */
+  async scrape(): Promise<string> {
+    for (const hook of this.scrapeHooks) hook();
+    return this.registry.metrics();
   }
 
   constructor(labels: { node: string }) {

@@ -1,12 +1,12 @@
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../api/app.ts';
-import { SINGLE_NODE_FRESHNESS } from '../api/deps.ts';
 import { systemClock, type Clock } from './clock.ts';
 import type { NodeConfig } from './config.ts';
 import { LevelStore } from './level-store.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { NodeMetrics } from './metrics.ts';
 import { Replica } from './replica.ts';
+import { startReplication, type Replication } from './replication.ts';
 import type { Store } from './store.ts';
 
 /** A node that is up: its replica, its HTTP app and how to stop it. */
@@ -16,6 +16,7 @@ export interface RunningNode {
   readonly replica: Replica;
   readonly app: FastifyInstance;
   readonly logger: Logger;
+  readonly replication: Replication;
   stop(): Promise<void>;
 }
 
@@ -42,13 +43,16 @@ export async function startNode(config: NodeConfig, options: StartOptions = {}):
     checkpointIntervalMs: config.checkpointIntervalMs,
   });
   let advertise = config.advertise;
+  // Gossip starts once the port (and so the advertised address) is known; the app asks it through this.
+  const gossip: { current?: Replication } = {};
   const app = await buildApp({
     replica,
     metrics,
     logger,
     bodyLimitBytes: config.bodyLimitBytes,
     advertise: () => advertise,
-    freshness: () => SINGLE_NODE_FRESHNESS,
+    freshness: () => gossip.current?.freshness() ?? { peers: 0, synced: 0, maxLagMs: 0 },
+    peers: () => gossip.current?.peers() ?? [],
   });
   try {
     await app.listen({ host: config.host, port: config.port });
@@ -61,6 +65,18 @@ export async function startNode(config: NodeConfig, options: StartOptions = {}):
   const host = config.host.includes(':') && !config.host.startsWith('[') ? `[${config.host}]` : config.host;
   if (config.port === 0) advertise = `${host}:${port}`;
   const url = `http://${host}:${port}`;
+  const running = startReplication({
+    replica,
+    server: app.server,
+    address: advertise,
+    seeds: config.peers,
+    secret: config.secret,
+    static: config.static,
+    clock: options.clock ?? systemClock,
+    logger,
+    metrics,
+  });
+  gossip.current = running;
   logger.info({ url, data: config.dataDir, origin: replica.identity.origin }, 'node listening');
 
   let stopping: Promise<void> | undefined;
@@ -72,6 +88,7 @@ export async function startNode(config: NodeConfig, options: StartOptions = {}):
         logger.warn('requests still open after the grace period; closing their connections');
         app.server.closeAllConnections();
       }, options.shutdownGraceMs ?? 10_000);
+      await running.stop();
       await app.close();
       clearTimeout(force);
       await replica.close();
@@ -79,5 +96,5 @@ export async function startNode(config: NodeConfig, options: StartOptions = {}):
     })();
     return stopping;
   };
-  return { url, address: `${host}:${port}`, replica, app, logger, stop };
+  return { url, address: `${host}:${port}`, replica, app, logger, replication: running, stop };
 }

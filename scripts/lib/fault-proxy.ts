@@ -104,8 +104,6 @@ class Direction {
   private queuedBytes = 0;
   /** When the throttled link is done sending what is queued. */
   private busyUntil = 0;
-  /** Delivery time of the last queued item: nothing queued later may be delivered earlier. */
-  private lastAt = 0;
   private timer: NodeJS.Timeout | undefined;
   /** dst.write returned false: src stays paused until 'drain'. */
   private blocked = false;
@@ -173,15 +171,14 @@ class Direction {
         this.enqueue(part, this.busyUntil);
       }
     }
-    // A pending timer is for an item due no later than the new ones.
+    // The queue is FIFO: with a timer pending for the head, nothing behind it can go sooner.
     if (this.timer === undefined) this.pump();
     else this.updateFlow();
   }
 
   private enqueue(data: Buffer | typeof FIN, sentAt: number): void {
-    // A delay shortened mid-flight must not let new bytes overtake queued ones.
-    this.lastAt = Math.max(this.lastAt, sentAt + this.link.delayMs);
-    this.queue.push({ at: this.lastAt, data });
+    // Delivered in queue order, so a delay shortened mid-flight cannot let new bytes overtake queued ones.
+    this.queue.push({ at: sentAt + this.link.delayMs, data });
     if (data !== FIN) this.queuedBytes += data.length;
   }
 
@@ -235,7 +232,6 @@ class Direction {
     this.head = 0;
     this.queuedBytes = 0;
     this.busyUntil = 0;
-    this.lastAt = 0;
     return hadFin;
   }
 

@@ -19,7 +19,7 @@ beforeEach(async () => {
   const logger = pino({ level: 'silent' });
   const metrics = new NodeMetrics({ node: 'n1' });
   replica = await Replica.open({ store: new MemoryStore(), id: 'n1', retention: DEFAULT_RETENTION, clock, logger, metrics });
-  app = await buildApp({ replica, metrics, logger, bodyLimitBytes: 1024 * 1024, advertise: () => '127.0.0.1:7001', freshness: () => SINGLE_NODE_FRESHNESS });
+  app = await buildApp({ replica, metrics, logger, bodyLimitBytes: 1024 * 1024, advertise: () => '127.0.0.1:7001', freshness: () => SINGLE_NODE_FRESHNESS, peers: () => [] });
 });
 
 afterEach(async () => {
@@ -138,7 +138,15 @@ describe('HTTP API', () => {
     await app.inject({ method: 'POST', url: '/hit/a' });
     const res = json((await app.inject({ method: 'GET', url: '/cluster' })).body);
     expect(res).toEqual({
-      node: { id: 'n1', incarnation: replica.identity.incarnation, origin: replica.identity.origin, address: '127.0.0.1:7001', seq: 1, keys: 1 },
+      node: {
+        id: 'n1',
+        incarnation: replica.identity.incarnation,
+        origin: replica.identity.origin,
+        address: '127.0.0.1:7001',
+        seq: 1,
+        keys: 1,
+        vv: { [replica.identity.origin]: [1, T0] },
+      },
       peers: [],
     });
   });

@@ -314,6 +314,21 @@ describe('FaultProxy', () => {
     await roundTrip(client, 'unthrottled');
   });
 
+  it('a throttled link carrying several times its buffer limit keeps the rate and loses nothing', async () => {
+    const echo = await startEcho();
+    const proxy = await startProxy(echo.port);
+    const client = await dial(proxy.port);
+    const rate = 4 * 1024 * 1024;
+    proxy.throttle(rate);
+    // Several times the proxy's high-water mark, so its reading pauses and resumes many times.
+    const payload = randomBytes(2 * 1024 * 1024);
+    const started = performance.now();
+    client.socket.write(payload);
+    const echoed = await client.receive(payload.length, 0);
+    expect(echoed.equals(payload)).toBe(true);
+    expect(performance.now() - started).toBeGreaterThanOrEqual((payload.length / rate) * 1000 - 5);
+  });
+
   it('drop(1) forwards nothing but keeps the connection; drop(0) forwards everything', async () => {
     const echo = await startEcho();
     const proxy = await startProxy(echo.port);
@@ -427,6 +442,7 @@ describe('FaultProxy', () => {
       const target = { host: '127.0.0.1', port: echo.address().port };
       const slow = await FaultProxy.start({ target });
       const flapping = await FaultProxy.start({ target });
+      const dark = await FaultProxy.start({ target });
       slow.delay(200);
       slow.throttle(1000);
       const client = connect(slow.port, '127.0.0.1');
@@ -435,9 +451,14 @@ describe('FaultProxy', () => {
       client.write(Buffer.alloc(5000));
       await new Promise((resolve) => setTimeout(resolve, 100));
       flapping.flap({ upMs: 60000, downMs: 60000 });
-      const clientClosed = new Promise((resolve) => client.once('close', resolve));
-      await Promise.all([slow.stop(), flapping.stop()]);
-      await clientClosed;
+      dark.blackhole();
+      const unseen = connect(dark.port, '127.0.0.1');
+      unseen.on('error', () => {});
+      await new Promise((resolve) => unseen.once('connect', resolve));
+      unseen.write('swallowed');
+      const closed = [client, unseen].map((socket) => new Promise((resolve) => socket.once('close', resolve)));
+      await Promise.all([slow.stop(), flapping.stop(), dark.stop()]);
+      await Promise.all(closed);
       await new Promise((resolve) => echo.close(resolve));
       // A closed server's handle stays listed until libuv's close phase, just after its 'close' callback.
       await new Promise((resolve) => setTimeout(resolve, 20));

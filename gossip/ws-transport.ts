@@ -1,0 +1,167 @@
+import type { IncomingMessage, Server } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { Packr } from 'msgpackr';
+import { WebSocket, WebSocketServer, type RawData } from 'ws';
+import { ProtocolError, parseMessage, type Message } from './messages.ts';
+import type { ConnId, GossipCore, Output } from './protocol.ts';
+
+/** What the transport reports, for metrics and logs (all optional). */
+export interface TransportEvents {
+  frameIn?(peer: string, type: string, bytes: number): void;
+  frameOut?(peer: string, type: string, bytes: number): void;
+  rejected?(kind: 'handshake' | 'frame', reason: string, peer: string): void;
+  connected?(peer: string, outbound: boolean): void;
+  disconnected?(peer: string, reason: string): void;
+}
+
+export interface TransportOptions {
+  /** Largest frame accepted; a larger one closes the connection. */
+  readonly maxPayloadBytes: number;
+  /** How often the core's timers run. */
+  readonly tickMs: number;
+  readonly now: () => number;
+  readonly events: TransportEvents;
+}
+
+export const GOSSIP_PATH = '/gossip';
+// Plain maps and arrays only: no msgpackr record extensions on the wire.
+const packr = new Packr({ useRecords: false, mapsAsObjects: true });
+
+interface Socket {
+  readonly ws: WebSocket;
+  peer: string;
+}
+
+/**
+ * Carries the gossip core over WebSockets: the /gossip endpoint on the node's
+ * HTTP server for peers that dial us, ws clients for the peers we dial,
+ * msgpack frames both ways. It owns the sockets and the timer; every decision
+ * is the core's. A frame that is not binary msgpack of a valid message closes
+ * its connection, is reported, and the node goes on.
+ */
+export class WsTransport {
+  private readonly wss: WebSocketServer;
+  private readonly sockets = new Map<ConnId, Socket>();
+  private nextConn = 1;
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+
+  constructor(
+    private readonly core: GossipCore,
+    private readonly server: Server,
+    private readonly options: TransportOptions,
+  ) {
+    this.wss = new WebSocketServer({ noServer: true, maxPayload: options.maxPayloadBytes });
+  }
+
+  start(): void {
+    this.server.on('upgrade', this.onUpgrade);
+    this.timer = setInterval(() => this.perform(this.core.tick(this.options.now())), this.options.tickMs);
+    this.timer.unref();
+    this.perform(this.core.tick(this.options.now()));
+  }
+
+  /** Close every connection and stop the timer. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.timer);
+    this.server.off('upgrade', this.onUpgrade);
+    const closing = [...this.sockets.values()].map(
+      ({ ws }) =>
+        new Promise<void>((resolve) => {
+          if (ws.readyState === WebSocket.CLOSED) return resolve();
+          ws.once('close', () => resolve());
+          ws.close(1001, 'node shutting down');
+          setTimeout(() => {
+            ws.terminate();
+            resolve();
+          }, 1_000).unref();
+        }),
+    );
+    await Promise.all(closing);
+    await new Promise<void>((resolve) => this.wss.close(() => resolve()));
+  }
+
+  private readonly onUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    const path = (request.url ?? '').split('?')[0];
+    if (path !== GOSSIP_PATH || this.stopped) {
+      socket.destroy();
+      return;
+    }
+    this.wss.handleUpgrade(request, socket, head, (ws) => this.adopt(ws, undefined));
+  };
+
+  private dial(address: string): void {
+    const ws = new WebSocket(`ws://${address}${GOSSIP_PATH}`, { maxPayload: this.options.maxPayloadBytes, handshakeTimeout: 2_000 });
+    let opened = false;
+    ws.once('open', () => {
+      opened = true;
+      this.adopt(ws, address);
+    });
+    const failed = (): void => {
+      if (!opened) this.core.dialFailed(address, this.options.now());
+    };
+    ws.once('error', failed);
+    ws.once('close', failed);
+    // An unopened socket's error must not become an uncaught exception.
+    ws.on('error', () => undefined);
+  }
+
+  private adopt(ws: WebSocket, dialAddress: string | undefined): void {
+    const conn = this.nextConn++;
+    // Labelled by address until the peer proves who it is: a stranger must not pick metric labels.
+    const socket: Socket = { ws, peer: dialAddress ?? 'unauthenticated' };
+    this.sockets.set(conn, socket);
+    ws.on('message', (data: RawData, isBinary: boolean) => this.onFrame(conn, socket, data, isBinary));
+    ws.on('error', (error: Error & { code?: string }) => {
+      // ws reports oversized and malformed WebSocket frames here, then closes.
+      this.options.events.rejected?.('frame', error.code ?? error.message, socket.peer);
+    });
+    ws.on('close', (code: number, reason: Buffer) => {
+      this.sockets.delete(conn);
+      this.options.events.disconnected?.(socket.peer, `${code} ${reason.toString()}`);
+      this.core.disconnected(conn, this.options.now());
+    });
+    this.options.events.connected?.(socket.peer, dialAddress !== undefined);
+    this.perform(this.core.connected(conn, this.options.now(), dialAddress));
+  }
+
+  private onFrame(conn: ConnId, socket: Socket, data: RawData, isBinary: boolean): void {
+    const bytes = Array.isArray(data) ? data.reduce((n, b) => n + b.length, 0) : data.byteLength;
+    let message: Message;
+    try {
+      if (!isBinary) throw new ProtocolError('text frame');
+      const buffer = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer);
+      message = parseMessage(packr.unpack(buffer));
+    } catch (error) {
+      const reason = error instanceof ProtocolError ? error.message : `undecodable frame: ${error instanceof Error ? error.message : String(error)}`;
+      this.options.events.rejected?.('frame', reason, socket.peer);
+      socket.ws.close(1008, reason.slice(0, 120));
+      return;
+    }
+    this.options.events.frameIn?.(socket.peer, message.type, bytes);
+    this.perform(this.core.received(conn, message, this.options.now()));
+    socket.peer = this.core.peerOf(conn) ?? socket.peer;
+  }
+
+  private perform(outputs: readonly Output[]): void {
+    if (this.stopped) return;
+    for (const out of outputs) {
+      if (out.kind === 'dial') {
+        this.dial(out.address);
+        continue;
+      }
+      const socket = this.sockets.get(out.conn);
+      if (socket === undefined) continue;
+      if (out.kind === 'close') {
+        if (out.rejected !== undefined) this.options.events.rejected?.(out.rejected, out.reason, socket.peer);
+        socket.ws.close(out.rejected === undefined ? 1000 : 1008, out.reason.slice(0, 120));
+        continue;
+      }
+      if (socket.ws.readyState !== WebSocket.OPEN) continue;
+      const frame = packr.pack(out.message);
+      this.options.events.frameOut?.(socket.peer, out.message.type, frame.length);
+      socket.ws.send(frame);
+    }
+  }
+}
