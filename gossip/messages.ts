@@ -32,6 +32,8 @@ export interface Sync {
   readonly vv: VersionVector;
   /** id → address of every member I know (myself included). */
   readonly members: Record<string, string>;
+  /** Ids of the peers I have an open connection with: they get their deltas from the origin, not by relay. */
+  readonly links: readonly string[];
   /** My clock when sending, and the `sent` of the last sync I got from you with how long I held it. */
   readonly sent: number;
   readonly echo: number;
@@ -55,7 +57,7 @@ export interface Delta {
   readonly slots: readonly (string | number)[];
 }
 
-/** After applying deltas: my entries for the origins that moved, so senders know what I hold. */
+/** Optional: some of my vector entries ahead of the next sync (a node may send it; the core only listens). */
 export interface Ack {
   readonly type: 'ack';
   readonly vv: VersionVector;
@@ -100,7 +102,17 @@ export function parseMessage(value: unknown): Message {
       if (isBytes(value.proof, 64)) return value as unknown as Auth;
       break;
     case 'sync':
-      if (isVersionVector(value.vv) && isObject(value.members) && Object.values(value.members).every((a) => isString(a, 300)) && isInt(value.sent) && isInt(value.echo) && isInt(value.held)) {
+      if (
+        isVersionVector(value.vv) &&
+        isObject(value.members) &&
+        Object.values(value.members).every((a) => isString(a, 300)) &&
+        Array.isArray(value.links) &&
+        value.links.length <= 10_000 &&
+        value.links.every((id) => isString(id, 64)) &&
+        isInt(value.sent) &&
+        isInt(value.echo) &&
+        isInt(value.held)
+      ) {
         return value as unknown as Sync;
       }
       break;

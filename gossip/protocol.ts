@@ -66,6 +66,8 @@ interface Member {
   vv: Map<string, VersionEntry>;
   clockOffsetMs: number | undefined;
   rttMs: number | undefined;
+  /** The peers it last said it is connected to. */
+  links: ReadonlySet<string>;
 }
 
 interface Relay {
@@ -101,8 +103,8 @@ export interface GossipStats {
  * (complete deltas: a peer holding `from` then holds `to`). Every sync
  * interval peers swap version vectors and each sends the other what it lacks
  * of every origin, its own and those it holds for others. A received delta's
- * new parts are relayed, after a short delay, to the peers that have not
- * acknowledged that origin's entry by then and never back to where it came
+ * new parts are relayed, after a short delay, to the peers that are not
+ * linked to its origin and do not hold it yet, never back to where it came
  * from. Merging is max per slot, so duplicates and reordering are harmless.
  */
 export class GossipCore {
@@ -113,8 +115,6 @@ export class GossipCore {
   private readonly seeds: readonly string[];
   private readonly pushes: LocalCommit[] = [];
   private relays: Relay[] = [];
-  /** Origins whose entry moved since the last tick: acknowledged to every peer then. */
-  private readonly moved = new Set<string>();
   private lastPush = 0;
 
   constructor(
@@ -211,7 +211,6 @@ export class GossipCore {
       this.lastPush = now;
       this.flushPushes(now, out);
       this.flushRelays(now, out);
-      this.flushAcks(out);
     }
     for (const c of this.conns.values()) {
       const silent = now - c.lastHeard;
@@ -322,6 +321,7 @@ export class GossipCore {
       if (id !== this.self.id && !this.members.has(id) && address !== this.self.address) this.memberFor(id, address);
     }
     this.learnVector(c, sync.vv);
+    member.links = new Set(sync.links);
     // Anti-entropy: send what they lack of every origin we hold completely.
     const out: Output[] = [];
     for (const [origin, mine] of Object.entries(this.replica.versionVector())) {
@@ -339,12 +339,9 @@ export class GossipCore {
   private onDelta(c: Conn, delta: Delta, now: number): Output[] {
     const changes = decodeDelta(delta);
     const to: VersionEntry = [delta.to, delta.at];
-    const before = this.replica.versionVector()[delta.origin]?.[0];
     const raised = this.replica.apply(delta.origin, changes, delta.from === null ? undefined : { from: delta.from, to }, to);
     this.stats.deltasApplied++;
     this.stats.rowsApplied += raised.hits.length + raised.slots.length;
-    const after = this.replica.versionVector()[delta.origin]?.[0];
-    if (after !== before) this.moved.add(delta.origin);
     // The sender holds what it sent.
     this.learnVector(c, { [delta.origin]: to });
     if (raised.hits.length + raised.slots.length > 0 && delta.origin !== this.self.origin) {
@@ -370,7 +367,6 @@ export class GossipCore {
       // In flight on an ordered connection: the next sync need not repair it.
       c.sentTo.set(this.self.origin, { seq: last.seq, at: now });
     }
-    this.moved.add(this.self.origin);
   }
 
   private flushRelays(now: number, out: Output[]): void {
@@ -381,27 +377,19 @@ export class GossipCore {
         continue;
       }
       let delta: Delta | undefined;
+      const originNode = this.nodeOfOrigin(relay.origin);
       for (const c of this.openConns()) {
         if (c.peerId === relay.source || c.peerOrigin === relay.origin) continue;
-        const theirs = this.members.get(c.peerId ?? '')?.vv.get(relay.origin);
+        const member = this.members.get(c.peerId ?? '');
+        // A peer linked to the origin gets it first-hand; one that already holds it needs nothing.
+        if (originNode !== undefined && member?.links.has(originNode) === true) continue;
+        const theirs = member?.vv.get(relay.origin);
         if (theirs !== undefined && theirs[0] >= relay.to[0]) continue;
         delta ??= encodeDelta(relay.origin, relay.changes, relay.to, relay.from);
         out.push({ kind: 'send', conn: c.id, message: delta });
       }
     }
     this.relays = waiting;
-  }
-
-  private flushAcks(out: Output[]): void {
-    if (this.moved.size === 0) return;
-    const mine = this.replica.versionVector();
-    const vv: Record<string, VersionEntry> = {};
-    for (const origin of this.moved) {
-      const entry = mine[origin];
-      if (entry !== undefined) vv[origin] = entry;
-    }
-    this.moved.clear();
-    for (const c of this.openConns()) out.push({ kind: 'send', conn: c.id, message: { type: 'ack', vv } });
   }
 
   private syncFrame(c: Conn, now: number): Output {
@@ -411,7 +399,15 @@ export class GossipCore {
     return {
       kind: 'send',
       conn: c.id,
-      message: { type: 'sync', vv: this.replica.versionVector(), members, sent: now, echo: c.echo, held: c.echo === 0 ? 0 : now - c.echoReceivedAt },
+      message: {
+        type: 'sync',
+        vv: this.replica.versionVector(),
+        members,
+        links: [...this.openConns()].map((open) => open.peerId ?? ''),
+        sent: now,
+        echo: c.echo,
+        held: c.echo === 0 ? 0 : now - c.echoReceivedAt,
+      },
     };
   }
 
@@ -466,10 +462,15 @@ export class GossipCore {
   private memberFor(id: string, address: string): Member {
     let member = this.members.get(id);
     if (member === undefined) {
-      member = { id, address, origin: undefined, conn: undefined, lastContact: undefined, vv: new Map(), clockOffsetMs: undefined, rttMs: undefined };
+      member = { id, address, origin: undefined, conn: undefined, lastContact: undefined, vv: new Map(), clockOffsetMs: undefined, rttMs: undefined, links: new Set() };
       this.members.set(id, member);
     }
     return member;
+  }
+
+  private nodeOfOrigin(origin: string): string | undefined {
+    for (const m of this.members.values()) if (m.origin === origin) return m.id;
+    return undefined;
   }
 
   private memberOf(c: Conn): Member {

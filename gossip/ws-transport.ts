@@ -146,6 +146,7 @@ export class WsTransport {
 
   private perform(outputs: readonly Output[]): void {
     if (this.stopped) return;
+    const packed = new Map<Message, Buffer>();
     for (const out of outputs) {
       if (out.kind === 'dial') {
         this.dial(out.address);
@@ -159,7 +160,12 @@ export class WsTransport {
         continue;
       }
       if (socket.ws.readyState !== WebSocket.OPEN) continue;
-      const frame = packr.pack(out.message);
+      // A push goes to every peer as the same message: pack it once.
+      let frame = packed.get(out.message);
+      if (frame === undefined) {
+        frame = packr.pack(out.message);
+        packed.set(out.message, frame);
+      }
       this.options.events.frameOut?.(socket.peer, out.message.type, frame.length);
       socket.ws.send(frame);
     }

@@ -11,13 +11,14 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { runLoad, type LoadResult, type LoadSpec } from './bench/load.ts';
 import { freePort, rssMb, startPinned, stopAll, type Server } from './bench/processes.ts';
+import { bytesPerHit, partitionHeal, replicationLag, startCluster, stopCluster, waitForMesh } from './bench/cluster.ts';
 import { seedHistory } from './bench/seed.ts';
 
 const { values } = parseArgs({
   options: {
     duration: { type: 'string', default: '5' },
     connections: { type: 'string', default: '64' },
-    only: { type: 'string', default: 'hit,batch,count,rss' },
+    only: { type: 'string', default: 'hit,batch,count,rss,cluster' },
     json: { type: 'string' },
     rounds: { type: 'string', default: '5' },
   },
@@ -163,12 +164,53 @@ async function benchRss(): Promise<void> {
   say(`  ${fmt(idle)} MB after start (rebuilt from LevelDB in ${fmt(startS, 1)} s), ${fmt(loaded)} MB after ${Math.min(durationS, 5)} s of hits on them (target <= 300 MB)`);
 }
 
+async function benchCluster(): Promise<void> {
+  // Three nodes on the server core; node 1 is also measured against a lone node, peers on the other core.
+  const nodes = await startCluster(3, join(work, 'cluster'), (i) => (i === 0 ? SERVER_CPU : LOAD_CPU), (i, ports) => (i === 0 ? [] : [`127.0.0.1:${ports[0]}`]));
+  const alone = await node(join(work, 'alone'), 'alone');
+  try {
+    await waitForMesh(nodes, 2);
+    const first = nodes[0];
+    if (first === undefined) return;
+    const spec = { method: 'POST', prefix: '/hit/k', keys: 1_000, suffix: '' } as const;
+    const [single, attached] = await compare([
+      { server: alone, spec },
+      { server: first.server, spec },
+    ]);
+    await alone.stop();
+    if (single === undefined || attached === undefined) return;
+    say(`POST /hit/:key on a node with 2 peers attached vs the same node alone (median of ${rounds} rounds)`);
+    say(`  alone         ${describe(single)}`);
+    say(`  with 2 peers  ${describe(attached)}`);
+    say(`  ratio ${fmt(attached.rps / single.rps, 2)} (target >= 0.90)`);
+
+    const lag = await replicationLag(nodes, LOAD_CPU, 12);
+    say(`Replication lag, 3 nodes, node 1 under steady load (16 connections), ${lag.probes} probes`);
+    say(`  hit on node 1 visible on the others: p50 ${fmt(lag.p50, 1)} ms, p99 ${fmt(lag.p99, 1)} ms (target p99 <= 250 ms)`);
+    say(`  baseline, the local write itself: p50 ${fmt(lag.localP50, 1)} ms, p99 ${fmt(lag.localP99, 1)} ms`);
+
+    const bytes = await bytesPerHit(nodes, LOAD_CPU, 5);
+    say(`Gossip bytes per hit, 3 nodes, all frames of all nodes (syncs and acks included), hits on node 1`);
+    say(`  one hot key: ${fmt(bytes.hot, 2)} bytes/hit over ${fmt(bytes.hotHits)} hits (target <= 2)`);
+    say(`  every hit a new key: ${fmt(bytes.distinct, 1)} bytes/hit over ${fmt(bytes.distinctHits)} hits (target <= 40)`);
+    report.cluster = { single, attached, ratio: attached.rps / single.rps, lag, bytes };
+  } finally {
+    await stopCluster(nodes);
+    await alone.stop();
+  }
+  const partition = await partitionHeal(join(work, 'partition'), () => SERVER_CPU, 10);
+  say(`Partition of 5 nodes ({1,2,3} | {4,5}) through fault proxies for 10 s, hits on both sides, then heal`);
+  say(`  every node counts all ${fmt(partition.acked)} acknowledged hits ${fmt(partition.convergeMs)} ms after the heal (target <= 1,000 ms)`);
+  report.partition = partition;
+}
+
 try {
   say(`hitmesh bench: server pinned to cpu ${SERVER_CPU}, load generator on cpu ${LOAD_CPU}, ${durationS} s per measurement, ${connections} connections`);
   if (only.has('hit')) await benchHit();
   if (only.has('batch')) await benchBatch();
   if (only.has('count')) await benchCount();
   if (only.has('rss')) await benchRss();
+  if (only.has('cluster')) await benchCluster();
   if (values.json !== undefined) writeFileSync(values.json, JSON.stringify(report, null, 2));
 } finally {
   await stopAll();
