@@ -96,7 +96,9 @@ export function parseMessage(value: unknown): Message {
   if (!isObject(value)) throw new ProtocolError('frame is not a map');
   switch (value.type) {
     case 'hello':
-      if (isInt(value.protocol) && isString(value.id, 64) && isString(value.origin, 128) && isString(value.address, 300) && isBytes(value.nonce, 64)) return value as unknown as Hello;
+      if (isInt(value.protocol) && isString(value.id, 64) && isString(value.origin, 128) && isString(value.address, 300) && isBytes(value.nonce, 64) && value.nonce.length >= 16) {
+        return value as unknown as Hello;
+      }
       break;
     case 'auth':
       if (isBytes(value.proof, 64)) return value as unknown as Auth;
@@ -105,7 +107,8 @@ export function parseMessage(value: unknown): Message {
       if (
         isVersionVector(value.vv) &&
         isObject(value.members) &&
-        Object.values(value.members).every((a) => isString(a, 300)) &&
+        Object.keys(value.members).length <= 10_000 &&
+        Object.entries(value.members).every(([id, a]) => isString(id, 64) && isString(a, 300)) &&
         Array.isArray(value.links) &&
         value.links.length <= 10_000 &&
         value.links.every((id) => isString(id, 64)) &&

@@ -278,12 +278,15 @@ export class GossipCore {
     c.peerAddress = hello.address;
     c.phase = 'auth';
     c.lastHeard = now;
-    return [{ kind: 'send', conn: c.id, message: { type: 'auth', proof: proveIdentity(this.options.secret, hello.nonce, this.self.origin) } }];
+    const proof = proveIdentity(this.options.secret, hello.nonce, this.self.origin, c.outbound ? 'dialer' : 'acceptor');
+    return [{ kind: 'send', conn: c.id, message: { type: 'auth', proof } }];
   }
 
   private onAuth(c: Conn, proof: Uint8Array, now: number): Output[] {
     if (c.phase !== 'auth' || c.peerOrigin === undefined || c.peerId === undefined) throw new ProtocolError('auth out of order');
-    if (!verifyIdentity(this.options.secret, c.nonce, c.peerOrigin, proof)) throw new ProtocolError('authentication failed: wrong cluster secret');
+    if (!verifyIdentity(this.options.secret, c.nonce, c.peerOrigin, proof, c.outbound ? 'acceptor' : 'dialer')) {
+      throw new ProtocolError('authentication failed: wrong cluster secret');
+    }
     c.phase = 'open';
     const out: Output[] = [];
     const member = this.memberFor(c.peerId, c.peerAddress ?? c.dialAddress ?? '');
@@ -320,7 +323,8 @@ export class GossipCore {
     for (const [id, address] of Object.entries(sync.members)) {
       if (id !== this.self.id && !this.members.has(id) && address !== this.self.address) this.memberFor(id, address);
     }
-    this.learnVector(c, sync.vv);
+    // The peer's own report replaces what we believed of it (beliefs only ever rose in between).
+    member.vv = new Map(Object.entries(sync.vv));
     member.links = new Set(sync.links);
     // Anti-entropy: send what they lack of every origin we hold completely.
     const out: Output[] = [];
@@ -342,8 +346,8 @@ export class GossipCore {
     const raised = this.replica.apply(delta.origin, changes, delta.from === null ? undefined : { from: delta.from, to }, to);
     this.stats.deltasApplied++;
     this.stats.rowsApplied += raised.hits.length + raised.slots.length;
-    // The sender holds what it sent.
-    this.learnVector(c, { [delta.origin]: to });
+    // An origin holds what it sends of itself; a relay says nothing of what the relayer holds in full.
+    if (delta.origin === c.peerOrigin) this.learnVector(c, { [delta.origin]: to });
     if (raised.hits.length + raised.slots.length > 0 && delta.origin !== this.self.origin) {
       // Relay only the new parts; complete only if nothing was dropped.
       const whole = raised.hits.length === changes.hits.length && raised.slots.length === changes.slots.length;
@@ -404,9 +408,9 @@ export class GossipCore {
         vv: this.replica.versionVector(),
         members,
         links: [...this.openConns()].map((open) => open.peerId ?? ''),
-        sent: now,
+        sent: Math.round(now),
         echo: c.echo,
-        held: c.echo === 0 ? 0 : now - c.echoReceivedAt,
+        held: c.echo === 0 ? 0 : Math.round(now - c.echoReceivedAt),
       },
     };
   }

@@ -2,7 +2,7 @@ import { Packr } from 'msgpackr';
 import { ReplicaState } from '../crdt/replica-state.ts';
 import { ALL_TIERS, bucketStart } from '../crdt/tiers.ts';
 import type { GossipConfig } from './config.ts';
-import { parseMessage } from './messages.ts';
+import { ProtocolError, parseMessage } from './messages.ts';
 import { GossipCore, type ConnId, type Output } from './protocol.ts';
 import type { HitRow } from './replica-view.ts';
 import { mulberry32 } from './random.ts';
@@ -204,10 +204,19 @@ export class SimNetwork {
     const copies = handshake ? 1 : this.random() < this.faults.dropRate ? 0 : this.random() < this.faults.duplicateRate ? 2 : 1;
     for (let i = 0; i < copies; i++) {
       // Handshake frames keep their order; others may be reordered by jitter.
-      const jitter = handshake ? 0 : this.random() * this.faults.jitterMs;
+      // Whole milliseconds, as Date.now() gives the real transport.
+      const jitter = handshake ? 0 : Math.floor(this.random() * (this.faults.jitterMs + 1));
       this.schedule(this.now + this.faults.latencyMs + jitter, () => {
         if (link.closed) return;
-        const decoded = parseMessage(packr.unpack(frame));
+        let decoded;
+        try {
+          decoded = parseMessage(packr.unpack(frame));
+        } catch (error) {
+          // As the WebSocket transport does: a bad frame closes its connection.
+          if (!(error instanceof ProtocolError)) throw error;
+          this.breakLink(link);
+          return;
+        }
         this.handle(peer, this.node(peer).core.received(peerConn, decoded, this.now));
       });
     }
