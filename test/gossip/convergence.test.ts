@@ -257,13 +257,12 @@ describe('gossip convergence (simulated network)', () => {
     checkExact({ net, start, sent, settledIn });
   });
 
-  it('keeps frames valid under jitter: every sync the cores send parses (the simulator feeds them fractional virtual time)', () => {
-    // fast-check's shrunk counterexample of the first property without wholeMillisecondClocks:
+  it('keeps frames valid under jitter: every sync the cores send parses', () => {
+    // fast-check's shrunk counterexample from when jitter made the virtual clock fractional and syncs carried a fractional `held`:
     // {"n":2,"seed":0,"faults":{"latencyMs":0,"jitterMs":1,"dropRate":0,"duplicateRate":0},"steps":[{"kind":"advance","ms":107},{"kind":"advance","ms":863}]}
     const net = new SimNetwork(2, { latencyMs: 0, jitterMs: 1, dropRate: 0, duplicateRate: 0 }, DEFAULT_GOSSIP, 0);
     net.run(107);
     net.run(863);
-    // The first periodic sync carries `held` = now - (fractional arrival time of the peer's sync): parseMessage rejects it.
     expect(() => net.run(3_000)).not.toThrow();
     expect(net.converged()).toBe(true);
   });
