@@ -35,6 +35,8 @@ const FLAGS: readonly FlagSpec[] = [
   { flag: 'body-limit', value: 'BYTES', help: 'largest request body (accepts kb, mb)', fallback: '1mb' },
   { flag: 'gc-interval', value: 'DUR', help: 'how often expired buckets are deleted', fallback: formatDuration(DEFAULTS.gcIntervalMs) },
   { flag: 'checkpoint-interval', value: 'DUR', help: 'how often the write-ahead log is folded into slots', fallback: formatDuration(DEFAULTS.checkpointIntervalMs) },
+  { flag: 'push-interval', value: 'DUR', help: 'how often local hits are pushed to peers, batched', fallback: formatDuration(DEFAULTS.pushIntervalMs) },
+  { flag: 'sync-interval', value: 'DUR', help: 'how often peers swap version vectors (anti-entropy) and heartbeats', fallback: formatDuration(DEFAULTS.syncIntervalMs) },
   { flag: 'log-level', value: 'LEVEL', help: 'fatal, error, warn, info, debug, trace or silent', fallback: DEFAULTS.logLevel },
 ];
 
@@ -146,6 +148,8 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv): CliRe
       bodyLimitBytes: parseBytes(text('body-limit')),
       gcIntervalMs: duration('gc-interval', DEFAULTS.gcIntervalMs, 100),
       checkpointIntervalMs: duration('checkpoint-interval', DEFAULTS.checkpointIntervalMs, 10),
+      pushIntervalMs: duration('push-interval', DEFAULTS.pushIntervalMs, 1),
+      syncIntervalMs: duration('sync-interval', DEFAULTS.syncIntervalMs, 50),
       logLevel,
     },
   };

@@ -28,6 +28,10 @@ export interface NodeConfig {
   /** How often the write-ahead log is turned into slots (longer: fewer writes, longer replay after a crash). */
   readonly checkpointIntervalMs: number;
   readonly logLevel: string;
+  /** Local commits are pushed to peers this often, batched. */
+  readonly pushIntervalMs: number;
+  /** Version vectors, membership and clock samples are exchanged this often (also the heartbeat). */
+  readonly syncIntervalMs: number;
 }
 
 export const DEFAULTS = {
@@ -38,6 +42,8 @@ export const DEFAULTS = {
   bodyLimitBytes: 1024 * 1024,
   gcIntervalMs: 60_000,
   checkpointIntervalMs: 5_000,
+  pushIntervalMs: 20,
+  syncIntervalMs: 1_000,
   logLevel: 'info',
 } as const;
 

@@ -75,6 +75,13 @@ export async function startNode(config: NodeConfig, options: StartOptions = {}):
     clock: options.clock ?? systemClock,
     logger,
     metrics,
+    gossip: {
+      pushIntervalMs: config.pushIntervalMs,
+      syncIntervalMs: config.syncIntervalMs,
+      // Failure detection scales with the heartbeat.
+      suspectAfterMs: 3 * config.syncIntervalMs,
+      downAfterMs: 6 * config.syncIntervalMs,
+    },
   });
   gossip.current = running;
   logger.info({ url, data: config.dataDir, origin: replica.identity.origin }, 'node listening');
