@@ -55,6 +55,8 @@ interface Conn {
   echoReceivedAt: number;
   /** Per origin: the newest entry sent here as a complete delta, and when (the repair guard). */
   readonly sentTo: Map<string, { seq: number; at: number }>;
+  /** The membership version last sent here: the member list goes out again only when it changed. */
+  membersSent: number;
 }
 
 interface Member {
@@ -116,6 +118,8 @@ export class GossipCore {
   private readonly pushes: LocalCommit[] = [];
   private relays: Relay[] = [];
   private lastPush = 0;
+  /** Bumped whenever a member is added or moves: syncs carry the list only after a change. */
+  private membershipVersion = 0;
 
   constructor(
     private readonly self: Identity,
@@ -149,6 +153,7 @@ export class GossipCore {
       echo: 0,
       echoReceivedAt: 0,
       sentTo: new Map(),
+      membersSent: -1,
     };
     this.conns.set(conn, c);
     if (dialAddress !== undefined) this.dialState(dialAddress).pending = false;
@@ -300,7 +305,10 @@ export class GossipCore {
     }
     if (member.origin !== c.peerOrigin) member.vv = new Map(); // a new incarnation knows nothing yet
     member.origin = c.peerOrigin;
-    if (c.peerAddress !== undefined) member.address = c.peerAddress;
+    if (c.peerAddress !== undefined && c.peerAddress !== member.address) {
+      member.address = c.peerAddress;
+      this.membershipVersion++;
+    }
     member.conn = c.id;
     this.touch(c, now);
     if (c.dialAddress !== undefined) this.dialState(c.dialAddress).attempts = 0;
@@ -398,8 +406,13 @@ export class GossipCore {
 
   private syncFrame(c: Conn, now: number): Output {
     c.lastSyncSent = now;
-    const members: Record<string, string> = { [this.self.id]: this.self.address };
-    for (const m of this.members.values()) members[m.id] = m.address;
+    // The member list is O(cluster): send it on a new connection and after changes only.
+    const members: Record<string, string> = {};
+    if (c.membersSent !== this.membershipVersion) {
+      members[this.self.id] = this.self.address;
+      for (const m of this.members.values()) members[m.id] = m.address;
+      c.membersSent = this.membershipVersion;
+    }
     return {
       kind: 'send',
       conn: c.id,
@@ -468,6 +481,7 @@ export class GossipCore {
     if (member === undefined) {
       member = { id, address, origin: undefined, conn: undefined, lastContact: undefined, vv: new Map(), clockOffsetMs: undefined, rttMs: undefined, links: new Set() };
       this.members.set(id, member);
+      this.membershipVersion++;
     }
     return member;
   }
