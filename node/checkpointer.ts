@@ -4,6 +4,7 @@ import type { Tier } from '../crdt/tiers.ts';
 import { dirtySlotsOf, type DirtySlots } from './dirty-slots.ts';
 import type { Logger } from './logger.ts';
 import type { NodeMetrics } from './metrics.ts';
+import { PeriodicTask } from './periodic-task.ts';
 import type { Store } from './store.ts';
 
 /** Most slots in one LevelDB batch of a checkpoint. */
@@ -22,8 +23,7 @@ export const VV_META = 'vv';
  * (written in chunks) never counts a hit twice.
  */
 export class Checkpointer {
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<void> | undefined;
+  private readonly task: PeriodicTask;
 
   constructor(
     private readonly deps: {
@@ -40,23 +40,21 @@ export class Checkpointer {
       readonly logger: Logger;
       readonly metrics: NodeMetrics | undefined;
     },
-  ) {}
-
-  start(): void {
-    this.timer = setInterval(() => void this.run(), this.deps.intervalMs);
-    this.timer.unref();
+  ) {
+    this.task = new PeriodicTask(() => this.checkpoint(), deps.intervalMs);
   }
 
-  async stop(): Promise<void> {
-    clearInterval(this.timer);
-    this.timer = undefined;
-    await this.running;
+  start(): void {
+    this.task.start();
+  }
+
+  stop(): Promise<void> {
+    return this.task.stop();
   }
 
   /** One checkpoint (or the one already running). Failures are logged and retried on the next run. */
   run(): Promise<void> {
-    this.running ??= this.checkpoint().finally(() => (this.running = undefined));
-    return this.running;
+    return this.task.run();
   }
 
   private async checkpoint(): Promise<void> {

@@ -4,6 +4,7 @@ import { TIMED_TIERS } from '../crdt/tiers.ts';
 import type { Clock } from './clock.ts';
 import type { Logger } from './logger.ts';
 import type { NodeMetrics } from './metrics.ts';
+import { PeriodicTask } from './periodic-task.ts';
 import type { Store } from './store.ts';
 
 /**
@@ -12,8 +13,7 @@ import type { Store } from './store.ts';
  * buckets whether or not they are gone yet.
  */
 export class RetentionGc {
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<void> | undefined;
+  private readonly task: PeriodicTask;
 
   constructor(
     private readonly deps: {
@@ -25,22 +25,18 @@ export class RetentionGc {
       readonly logger: Logger;
       readonly metrics: NodeMetrics | undefined;
     },
-  ) {}
-
-  start(): void {
-    this.timer = setInterval(() => {
-      if (this.running !== undefined) return;
-      this.running = this.runOnce().then(() => {
-        this.running = undefined;
-      });
-    }, this.deps.intervalMs);
-    this.timer.unref();
+  ) {
+    this.task = new PeriodicTask(async () => {
+      await this.runOnce();
+    }, deps.intervalMs);
   }
 
-  async stop(): Promise<void> {
-    clearInterval(this.timer);
-    this.timer = undefined;
-    await this.running;
+  start(): void {
+    this.task.start();
+  }
+
+  stop(): Promise<void> {
+    return this.task.stop();
   }
 
   /** One pass; returns the number of in-memory buckets dropped. Errors are logged, never thrown. */
