@@ -93,13 +93,16 @@ export class WsTransport {
 
   private dial(address: string): void {
     const ws = new WebSocket(`ws://${address}${GOSSIP_PATH}`, { maxPayload: this.options.maxPayloadBytes, handshakeTimeout: 2_000 });
-    let opened = false;
+    let settled = false;
     ws.once('open', () => {
-      opened = true;
+      settled = true;
       this.adopt(ws, address);
     });
+    // 'error' and then 'close' both come for one failed dial: report it once.
     const failed = (): void => {
-      if (!opened) this.core.dialFailed(address, this.options.now());
+      if (settled) return;
+      settled = true;
+      this.core.dialFailed(address, this.options.now());
     };
     ws.once('error', failed);
     ws.once('close', failed);

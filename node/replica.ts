@@ -210,6 +210,7 @@ export class Replica {
   /** Count a batch of hits, all in one commit; resolves with their sum once durable. */
   async hits(items: readonly HitItem[]): Promise<number> {
     this.assertAccepting();
+    if (items.length === 0) return 0;
     const at = this.stamp();
     const second = bucketStart(0, at);
     let total = 0;
