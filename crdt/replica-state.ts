@@ -110,14 +110,22 @@ export class ReplicaState {
     return count;
   }
 
-  /** Count `n` hits of `origin`'s own at instant `t`, in batch `seq`: its bucket in every tier goes up by `n`. */
-  addHit(origin: ReplicaId, key: string, t: number, n: number, seq: number): void {
+  /**
+   * Count `n` hits of `origin`'s own at instant `t`, in batch `seq`: its
+   * bucket in every tier goes up by `n`. Returns the five new counts (second,
+   * minute, hour, day, lifetime), which is what gossip pushes.
+   */
+  addHit(origin: ReplicaId, key: string, t: number, n: number, seq: number): [number, number, number, number, number] {
     const entry = this.entryOf(key, origin);
+    const counts: [number, number, number, number, number] = [0, 0, 0, 0, 0];
     for (const tier of ALL_TIERS) {
       const start = bucketStart(tier, t);
-      entry.set(tier, start, entry.get(tier, start) + n);
+      const count = entry.get(tier, start) + n;
+      entry.set(tier, start, count);
+      counts[tier] = count;
     }
     if (seq > entry.lastSeq) entry.lastSeq = seq;
+    return counts;
   }
 
   /** Join one slot into the state (max), known to be from `origin`'s batch `seq` or earlier. Returns true if it raised the count. */

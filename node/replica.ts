@@ -1,6 +1,6 @@
 import { ReplicaState } from '../crdt/replica-state.ts';
 import type { Retention } from '../crdt/retention.ts';
-import { ALL_TIERS, Tier, bucketStart } from '../crdt/tiers.ts';
+import { ALL_TIERS, bucketStart } from '../crdt/tiers.ts';
 import { LIFETIME_PLAN, planWindow, type WindowPlan } from '../crdt/window-plan.ts';
 import { ReplicatedState } from '../gossip/replicated-state.ts';
 import type { Changes, HitRow, LocalCommit, ReplicaView } from '../gossip/replica-view.ts';
@@ -297,12 +297,6 @@ export class Replica {
     return raised;
   }
 
-  private countsOf(key: string, second: number): HitRow['counts'] {
-    const origin = this.identity.origin;
-    const [s0, s1, s2, s3, s4] = TIMED_AND_LIFETIME.map((tier) => this.state.get(origin, key, tier, bucketStart(tier, second)));
-    return [s0 ?? 0, s1 ?? 0, s2 ?? 0, s3 ?? 0, s4 ?? 0];
-  }
-
   private assertAccepting(): void {
     if (!this.isAccepting) throw new ShuttingDownError('this node is shutting down and takes no hits');
   }
@@ -325,9 +319,9 @@ export class Replica {
     const rows: HitRow[] = [];
     for (const [second, keys] of pending.bySecond) {
       for (const [key, n] of keys) {
-        this.state.addHit(origin, key, second, n, seq);
+        const counts = this.state.addHit(origin, key, second, n, seq);
         this.dirty.mark(key, second, seq);
-        if (this.commitListeners.length > 0) rows.push({ key, second, counts: this.countsOf(key, second) });
+        if (this.commitListeners.length > 0) rows.push({ key, second, counts });
       }
     }
     this.seq_ = seq;
@@ -343,4 +337,3 @@ export class Replica {
 }
 
 const NO_META: ReadonlyMap<string, string> = new Map();
-const TIMED_AND_LIFETIME = [Tier.second, Tier.minute, Tier.hour, Tier.day, Tier.lifetime] as const;
