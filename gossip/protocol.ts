@@ -241,8 +241,7 @@ export class GossipCore {
     const mine = this.replica.versionVector();
     return [...this.members.values()].map((m) => {
       const theirs = m.origin === undefined ? undefined : m.vv.get(m.origin);
-      const held = m.origin === undefined ? undefined : mine[m.origin];
-      const synced = theirs === undefined || (held !== undefined && held[0] >= theirs[0]);
+      const synced = this.holdsAllOf(m, mine);
       const c = m.conn === undefined ? undefined : this.conns.get(m.conn);
       const silent = c === undefined ? Number.POSITIVE_INFINITY : now - c.lastHeard;
       return {
@@ -260,12 +259,24 @@ export class GossipCore {
     });
   }
 
-  /** How complete this node's answers are (SPEC section 3). */
+  /** How complete this node's answers are (SPEC section 3). On every count answer: no per-peer views are built. */
   freshness(now: number): { peers: number; synced: number; maxLagMs: number } {
-    const peers = this.peers(now);
-    const synced = peers.filter((p) => p.synced && p.lastContact !== undefined);
-    const oldest = Math.min(...synced.map((p) => p.lastContact ?? now), now);
-    return { peers: peers.length, synced: synced.length, maxLagMs: Math.max(0, now - oldest) };
+    const mine = this.replica.versionVector();
+    let synced = 0;
+    let oldest = now;
+    for (const m of this.members.values()) {
+      if (m.lastContact === undefined || !this.holdsAllOf(m, mine)) continue;
+      synced++;
+      oldest = Math.min(oldest, m.lastContact);
+    }
+    return { peers: this.members.size, synced, maxLagMs: Math.max(0, now - oldest) };
+  }
+
+  /** Do we hold a member's own origin up to what it last reported? */
+  private holdsAllOf(m: Member, mine: VersionVector): boolean {
+    const theirs = m.origin === undefined ? undefined : m.vv.get(m.origin);
+    const held = m.origin === undefined ? undefined : mine[m.origin];
+    return theirs === undefined || (held !== undefined && held[0] >= theirs[0]);
   }
 
   // ---- handshake ----
