@@ -6,7 +6,7 @@
  *
  *   npm run simulate -- [--nodes 3,10,100,1000] [--seed 1] [--latency 1] [--jitter 2] [--loss 0] [--duplicate 0]
  *                       [--hits 1000] [--keys 100] [--hot 0] [--load-ms 1000] [--partition-ms 10000]
- *                       [--max-peers auto|all|N] [--seeds shared|random] [--limit-ms 60000] [--json]
+ *                       [--max-peers auto|all|N] [--seeds shared|random] [--limit-ms 20000] [--json]
  *
  * For each N: the cluster forms (every node dials seed 0 and one random
  * earlier node, or with --seeds random two random earlier nodes, then
@@ -152,12 +152,12 @@ export function simulate(options: SimulateOptions): SimulateResult {
   // ---- load ----
   resetCounters(net, counts);
   const pickKey = (): string => `key-${random() < options.hot ? 0 : Math.floor(random() * options.keys)}`;
-  const lastLoadHit = spreadHits(net, options.hits, options.loadMs, () => Math.floor(random() * n), pickKey, expected);
-  const loadConverged = runUntilConverged(net, expected, options.limitMs);
+  const lastLoadHit = spreadHits(net, options.hits, options.loadMs, () => Math.floor(random() * n), pickKey, expected, (t) => say(`N=${n}: load, ${t} s in`));
+  const loadConverged = runUntilConverged(net, expected, options.limitMs, (t, left) => say(`N=${n}: converging after the load, ${t} s in, ${left} nodes lack hits`));
   const load = phaseResult(net, counts, config, options.hits, loadConverged === undefined ? undefined : loadConverged - lastLoadHit);
   if (load.convergeMs === undefined) problems.push(`N=${n}: the load did not converge within ${options.limitMs} ms after the last hit`);
   else problems.push(...checkCounts(net, expected, `N=${n} after the load`));
-  say(`N=${n}: load converged ${load.convergeMs ?? '-'} ms after the last hit, ${load.bytesPerHit.toFixed(0)} B/hit`);
+  say(`N=${n}: load ${load.convergeMs === undefined ? 'did not converge' : `converged ${load.convergeMs} ms after the last hit`}, ${load.bytesPerHit.toFixed(0)} B/hit`);
 
   // ---- partition: two halves apart while hits land on both, then heal ----
   let partition: PhaseResult | undefined;
@@ -165,14 +165,14 @@ export function simulate(options: SimulateOptions): SimulateResult {
     resetCounters(net, counts);
     const half = Math.floor(n / 2);
     net.partition((i) => (i < half ? 0 : 1));
-    spreadHits(net, options.hits, options.partitionMs, () => Math.floor(random() * n), pickKey, expected);
+    spreadHits(net, options.hits, options.partitionMs, () => Math.floor(random() * n), pickKey, expected, (t) => say(`N=${n}: partitioned, ${t} s in`));
     const healedAt = net.now;
     net.heal();
-    const healConverged = runUntilConverged(net, expected, options.limitMs);
+    const healConverged = runUntilConverged(net, expected, options.limitMs, (t, left) => say(`N=${n}: converging after the heal, ${t} s in, ${left} nodes lack hits`));
     partition = phaseResult(net, counts, config, options.hits, healConverged === undefined ? undefined : healConverged - healedAt);
     if (partition.convergeMs === undefined) problems.push(`N=${n}: the halves did not converge within ${options.limitMs} ms after the heal`);
     else problems.push(...checkCounts(net, expected, `N=${n} after the heal`));
-    say(`N=${n}: healed, converged ${partition.convergeMs ?? '-'} ms after the heal`);
+    say(`N=${n}: healed, ${partition.convergeMs === undefined ? 'did not converge' : `converged ${partition.convergeMs} ms after the heal`}`);
   }
 
   const mean = degrees.reduce((a, b) => a + b, 0) / n;
@@ -223,6 +223,7 @@ function spreadHits(
   pickNode: () => number,
   pickKey: () => string,
   expected: Map<string, number>,
+  everySecond: (seconds: number) => void,
 ): number {
   const steps = Math.max(1, Math.floor(ms / TICK_MS));
   let h = 0;
@@ -235,6 +236,7 @@ function spreadHits(
       last = net.now;
     }
     net.run(TICK_MS, TICK_MS);
+    if (((step + 1) * TICK_MS) % 1000 === 0 && step + 1 < steps) everySecond(((step + 1) * TICK_MS) / 1000);
   }
   return last;
 }
@@ -246,13 +248,19 @@ function spreadHits(
  * towards the hits sent, so a node that holds them all is not looked at
  * again, and the full slot comparison runs only once every node does.
  */
-function runUntilConverged(net: SimNetwork, expected: ReadonlyMap<string, number>, limitMs: number): number | undefined {
+function runUntilConverged(
+  net: SimNetwork,
+  expected: ReadonlyMap<string, number>,
+  limitMs: number,
+  everySecond: (seconds: number, pending: number) => void,
+): number | undefined {
   const start = net.now;
   const pending = new Set(net.nodes.map((node) => node.index));
   while (net.now - start < limitMs) {
     net.run(CHECK_EVERY_MS, TICK_MS);
     for (const i of pending) if (holdsAll(net, i, expected)) pending.delete(i);
     if (pending.size === 0 && net.converged()) return net.now;
+    if ((net.now - start) % 1000 === 0) everySecond((net.now - start) / 1000, pending.size);
   }
   return undefined;
 }
@@ -355,7 +363,7 @@ function main(): void {
       'partition-ms': { type: 'string', default: '10000' },
       'max-peers': { type: 'string', default: 'auto' },
       seeds: { type: 'string', default: 'shared' },
-      'limit-ms': { type: 'string', default: '60000' },
+      'limit-ms': { type: 'string', default: '20000' },
       json: { type: 'boolean', default: false },
     },
   });
