@@ -139,7 +139,7 @@ export class WsTransport {
     } catch (error) {
       const reason = error instanceof ProtocolError ? error.message : `undecodable frame: ${error instanceof Error ? error.message : String(error)}`;
       this.options.events.rejected?.('frame', reason, socket.peer);
-      socket.ws.close(1008, reason.slice(0, 120));
+      closeSoon(socket.ws, 1008, reason);
       return;
     }
     this.options.events.frameIn?.(socket.peer, message.type, bytes);
@@ -159,7 +159,7 @@ export class WsTransport {
       if (socket === undefined) continue;
       if (out.kind === 'close') {
         if (out.rejected !== undefined) this.options.events.rejected?.(out.rejected, out.reason, socket.peer);
-        socket.ws.close(out.rejected === undefined ? 1000 : 1008, out.reason.slice(0, 120));
+        closeSoon(socket.ws, out.rejected === undefined ? 1000 : 1008, out.reason);
         continue;
       }
       if (socket.ws.readyState !== WebSocket.OPEN) continue;
@@ -173,4 +173,17 @@ export class WsTransport {
       socket.ws.send(frame);
     }
   }
+}
+
+/**
+ * How long a closing handshake may take before the socket is dropped. ws
+ * waits 30 s for the peer's close frame by default, and until 'close' fires
+ * the core still counts the connection and will not redial: a peer behind a
+ * black-holed link (it never answers) kept a healed pair apart for 30 s.
+ */
+const CLOSE_GRACE_MS = 1_000;
+
+function closeSoon(ws: WebSocket, code: number, reason: string): void {
+  ws.close(code, reason.slice(0, 120));
+  setTimeout(() => ws.terminate(), CLOSE_GRACE_MS).unref();
 }

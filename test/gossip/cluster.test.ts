@@ -459,4 +459,26 @@ describe('three nodes over loopback WebSockets', () => {
     await peersUp(a, [b]);
     await peersUp(b, [a]);
   });
+
+  it('a black-holed link (open but silent) is declared down and dropped; after heal the pair reconnects and converges', async () => {
+    // Fast syncs scale the failure detector down (down after 6 sync intervals), so silence is noticed in well under a second.
+    const a = await start('a', '--static', '--sync-interval', '100ms');
+    const proxy = await FaultProxy.start({ target: { host: '127.0.0.1', port: Number(a.address.split(':').pop()) } });
+    proxies.push(proxy);
+    const b = await start('b', '--static', '--sync-interval', '100ms', '--peers', proxy.address);
+    await peersUp(a, [b]);
+    await peersUp(b, [a]);
+
+    proxy.blackhole();
+    await hit(a, 'from-a', 2);
+    await hit(b, 'from-b', 3);
+    await eventually('both sides to see the silent peer down', () => Promise.all([clusterOf(a), clusterOf(b)]), (cs) => cs.every((c) => c.peers.every((p) => p.state === 'down')));
+
+    // The silent connection must really be gone, not waiting out ws's 30 s closing handshake: after heal the
+    // pair reconnects and converges within this test's deadline (DEADLINE_MS), which is shorter than that.
+    proxy.heal();
+    await converge([a, b], { 'from-a': 2, 'from-b': 3 });
+    await peersUp(a, [b]);
+    await peersUp(b, [a]);
+  });
 });
