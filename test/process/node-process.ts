@@ -2,9 +2,10 @@
  * Process-level test helpers: run a real hitmesh node the way a user does
  * (`npm run node -- <flags>`), in its own process group, and stop it by PID.
  *
- * The process tree is npm → sh → tsx → node (→ esbuild service). The child is
- * spawned with `detached: true`, so npm leads a new process group whose id is
- * npm's PID; `process.kill(-pgid, sig)` reaches every process of the tree.
+ * The process tree is npm → node (the script is `exec node --import tsx …`,
+ * so the shell npm starts becomes the node). The child is spawned with
+ * `detached: true`, so npm leads a new process group whose id is npm's PID;
+ * `process.kill(-pgid, sig)` reaches every process of the tree.
  * Every group started here is remembered until it is known to be gone, so a
  * failing test can still stop everything with `killAllNodes()`.
  */

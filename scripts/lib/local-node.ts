@@ -1,0 +1,187 @@
+/**
+ * One hitmesh node as a child process of a script (`npm run cluster`, the
+ * partition experiments): `node --import tsx node/main.ts <flags>`, with no
+ * npm or tsx process in between, so the PID is the node itself and SIGKILL
+ * reaches exactly it. The same node can be started again after it stopped or
+ * was killed (same id, port and data dir), which is how experiments restart.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const MAIN = 'node/main.ts';
+const HOST = '127.0.0.1';
+
+export interface LocalNodeOptions {
+  readonly id: string;
+  readonly port: number;
+  readonly dataDir: string;
+  /** Addresses (host:port) to dial: the --peers flag. */
+  readonly peers: readonly string[];
+  /** Passed in the environment (HITMESH_SECRET), not on the command line where `ps` shows it. */
+  readonly secret?: string;
+  readonly logLevel?: string;
+  readonly extraArgs?: readonly string[];
+  /** Every output line of the node, as it comes. */
+  readonly onLine?: (line: string, stream: 'stdout' | 'stderr') => void;
+  /** How long /readyz may take to answer 200 after a start. */
+  readonly readyTimeoutMs?: number;
+}
+
+export interface ExitStatus {
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+}
+
+/** Lines of stderr kept to explain a failed start. */
+const STDERR_LINES_KEPT = 20;
+
+export class LocalNode {
+  private child: ChildProcess | undefined;
+  private exit: Promise<ExitStatus> | undefined;
+  /** Set when the current child has exited (or could not be spawned at all). */
+  private exitStatus: ExitStatus | undefined;
+  private stderrTail: string[] = [];
+
+  constructor(readonly options: LocalNodeOptions) {}
+
+  get id(): string {
+    return this.options.id;
+  }
+
+  get url(): string {
+    return `http://${HOST}:${this.options.port}`;
+  }
+
+  /** The PID of the running process, undefined when it is not running. */
+  get pid(): number | undefined {
+    return this.running ? this.child?.pid : undefined;
+  }
+
+  get running(): boolean {
+    return this.child !== undefined && this.exitStatus === undefined;
+  }
+
+  /** Resolves when the current process exits; immediately if none runs. */
+  exited(): Promise<ExitStatus> {
+    return this.exit ?? Promise.resolve({ code: null, signal: null });
+  }
+
+  /** Spawn the node and wait until it answers /readyz with 200. Throws, with its stderr, if it exits or times out first. */
+  async start(): Promise<void> {
+    if (this.running) throw new Error(`${this.id} is already running`);
+    const { options } = this;
+    // Otherwise /readyz could be answered by whatever holds the port while our child fails to bind.
+    if (!(await portIsFree(options.port))) throw new Error(`${this.id}: port ${options.port} on ${HOST} is already in use (another hitmesh still running?)`);
+    const args = [
+      '--import',
+      'tsx',
+      MAIN,
+      '--id',
+      options.id,
+      '--host',
+      HOST,
+      '--port',
+      String(options.port),
+      '--data',
+      options.dataDir,
+      '--log-level',
+      options.logLevel ?? 'info',
+      ...(options.peers.length > 0 ? ['--peers', options.peers.join(',')] : []),
+      ...(options.extraArgs ?? []),
+    ];
+    // Every node setting comes from the options: a HITMESH_* variable of the caller's shell (HITMESH_ADVERTISE,
+    // HITMESH_PEERS, HITMESH_STATIC, …) would otherwise apply to every node alike, under the flags.
+    const env: NodeJS.ProcessEnv = {};
+    for (const [name, value] of Object.entries(process.env)) if (!name.startsWith('HITMESH_')) env[name] = value;
+    if (options.secret !== undefined) env.HITMESH_SECRET = options.secret;
+    const child = spawn(process.execPath, args, { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = child;
+    this.exitStatus = undefined;
+    this.stderrTail = [];
+    this.exit = new Promise<ExitStatus>((resolve) => {
+      let settled = false;
+      const settle = (status: ExitStatus): void => {
+        if (settled) return;
+        settled = true;
+        if (this.child === child) this.exitStatus = status;
+        resolve(status);
+      };
+      child.once('exit', (code, signal) => settle({ code, signal }));
+      // Without a listener a failed spawn (EAGAIN, ENOMEM, …) would be thrown in the caller's process, and 'exit' never comes.
+      child.on('error', (error) => {
+        this.stderrTail.push(`[${error.message}]`);
+        if (child.pid === undefined) settle({ code: null, signal: null });
+      });
+    });
+    const lines = (stream: 'stdout' | 'stderr'): void => {
+      const source = stream === 'stdout' ? child.stdout : child.stderr;
+      if (source === null) return;
+      createInterface({ input: source, crlfDelay: Infinity }).on('line', (line) => {
+        if (stream === 'stderr') {
+          this.stderrTail.push(line);
+          if (this.stderrTail.length > STDERR_LINES_KEPT) this.stderrTail.shift();
+        }
+        options.onLine?.(line, stream);
+      });
+    };
+    lines('stdout');
+    lines('stderr');
+    await this.waitReady(child, options.readyTimeoutMs ?? 60_000);
+  }
+
+  /** SIGTERM, then SIGKILL if it has not exited after `graceMs`. */
+  async stop(graceMs = 10_000): Promise<ExitStatus> {
+    const child = this.child;
+    if (child === undefined || !this.running) return this.exited();
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+    const status = await this.exited();
+    clearTimeout(timer);
+    return status;
+  }
+
+  /** kill -9: no shutdown of any kind. Resolves once the process is gone. */
+  async kill(): Promise<ExitStatus> {
+    if (this.child === undefined || !this.running) return this.exited();
+    this.child.kill('SIGKILL');
+    return this.exited();
+  }
+
+  private async waitReady(child: ChildProcess, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let exited: ExitStatus | undefined;
+    void this.exited().then((status) => (exited = status));
+    for (;;) {
+      if (exited !== undefined) {
+        throw new Error(`${this.id} exited (${exited.signal ?? `code ${exited.code}`}) before it was ready:\n${this.stderrTail.join('\n')}`);
+      }
+      if (await isReady(this.url)) return;
+      if (Date.now() > deadline) {
+        child.kill('SIGKILL');
+        throw new Error(`${this.id} was not ready at ${this.url} within ${timeoutMs} ms:\n${this.stderrTail.join('\n')}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+}
+
+async function isReady(url: string): Promise<boolean> {
+  try {
+    const res = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(1_000) });
+    await res.arrayBuffer();
+    return res.ok;
+  } catch {
+    return false;
+  }
+}
+
+function portIsFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = createServer();
+    probe.once('error', () => resolve(false));
+    probe.listen(port, HOST, () => probe.close(() => resolve(true)));
+  });
+}
