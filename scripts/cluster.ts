@@ -14,7 +14,8 @@
  * and they take that as the same request to stop.
  */
 import { mkdir } from 'node:fs/promises';
-import { isAbsolute, relative, resolve } from 'node:path';
+import { resolve } from 'node:path';
+import { displayPath } from './lib/display-path.ts';
 import { parseArgs } from 'node:util';
 import { createClusterNodes, startNodes, stopNodes, waitForMesh, wipeNodeDirs, ClusterStartError } from './lib/local-cluster.ts';
 import type { LocalNode } from './lib/local-node.ts';
@@ -99,18 +100,12 @@ function integer(flag: string, raw: string | undefined, fallback: number, min: n
 const out = (text: string): void => void process.stdout.write(`${text}\n`);
 const err = (text: string): void => void process.stderr.write(`${text}\n`);
 
-/** A path as the user would type it: relative to the working directory when inside it. */
-function shown(dir: string): string {
-  const rel = relative(process.cwd(), dir);
-  return rel !== '' && !rel.startsWith('..') && !isAbsolute(rel) ? rel : dir;
-}
-
 function describeExit(status: { code: number | null; signal: NodeJS.Signals | null }): string {
   return status.signal !== null ? `signal ${status.signal}` : `code ${String(status.code)}`;
 }
 
 function table(nodes: readonly LocalNode[]): string {
-  const rows = [['id', 'url', 'data', 'pid'], ...nodes.map((n) => [n.id, n.url, shown(n.options.dataDir), String(n.pid ?? '-')])];
+  const rows = [['id', 'url', 'data', 'pid'], ...nodes.map((n) => [n.id, n.url, displayPath(n.options.dataDir), String(n.pid ?? '-')])];
   const widths = [0, 1, 2].map((c) => Math.max(...rows.map((r) => (r[c] ?? '').length)));
   return rows.map((r) => `  ${r.map((cell, c) => (c < 3 ? cell.padEnd(widths[c] ?? 0) : cell)).join('   ')}`).join('\n');
 }
@@ -201,10 +196,10 @@ async function main(): Promise<number> {
     await mkdir(dataDir, { recursive: true });
     if (flags.fresh) {
       const wiped = await wipeNodeDirs(dataDir);
-      out(`cluster: --fresh: removed ${wiped.length === 0 ? 'nothing' : wiped.map(shown).join(', ')}`);
+      out(`cluster: --fresh: removed ${wiped.length === 0 ? 'nothing' : wiped.map(displayPath).join(', ')}`);
     }
     if (stopping) return;
-    out(`cluster: starting ${flags.nodes} node${flags.nodes === 1 ? '' : 's'} on 127.0.0.1:${flags.basePort}-${flags.basePort + flags.nodes - 1}, data in ${shown(dataDir)}`);
+    out(`cluster: starting ${flags.nodes} node${flags.nodes === 1 ? '' : 's'} on 127.0.0.1:${flags.basePort}-${flags.basePort + flags.nodes - 1}, data in ${displayPath(dataDir)}`);
     try {
       await startNodes(nodes, { signal: abort.signal, stopGraceMs: STOP_GRACE_MS });
     } catch (error) {

@@ -1,0 +1,175 @@
+/**
+ * The experiments: what each does to the cluster between the end of the
+ * warm-up and the heal. Each is a short script over FaultContext; the runner
+ * owns the load, the heal, convergence and the checks.
+ */
+import type { FlapSchedule } from '../lib/fault-proxy.ts';
+import type { ExperimentName } from './report.ts';
+
+export interface SpanHandle {
+  end(): void;
+}
+
+/** What an experiment may do. Times are ms since the load started. */
+export interface FaultContext {
+  /** Node ids, in a seeded random order: experiments pick their victims from the front. */
+  readonly ids: readonly string[];
+  /** When the faults end and the runner heals everything. */
+  readonly healAtMs: number;
+  now(): number;
+  /** Sleep until `ms` since the load started. */
+  until(ms: number): Promise<void>;
+  /** Cut (or black-hole, per --mode) every link between `a` and `b` until the heal. */
+  cut(a: readonly string[], b: readonly string[]): void;
+  /** Every link between `a` and `b` comes and goes until the heal. */
+  flap(a: readonly string[], b: readonly string[], schedule: FlapSchedule): void;
+  /** A shaded span on the timeline, open until end() or the heal. */
+  span(label: string, nodes: readonly string[]): SpanHandle;
+  event(label: string, node?: string): void;
+  /** kill -9. */
+  kill(id: string): Promise<void>;
+  /** kill -9 and delete its data directory. */
+  wipe(id: string): Promise<void>;
+  /** Start a stopped node again (same id, port, data dir) and wait until it is ready. */
+  restart(id: string): Promise<void>;
+  /** Stop sending hits to `id` and wait for its answers in flight. */
+  pauseLoad(id: string): Promise<void>;
+  resumeLoad(id: string): void;
+  /** Wait until every other node holds every hit `id` has taken. */
+  waitReplicated(id: string): Promise<void>;
+}
+
+export interface Experiment {
+  readonly name: ExperimentName;
+  readonly summary: string;
+  readonly minNodes: number;
+  /** One sentence for the report, naming the nodes. */
+  describe(ids: readonly string[]): string;
+  run(ctx: FaultContext): Promise<void>;
+}
+
+/** Flap timing: down long enough to break the connection, up long enough to reconnect and sync. */
+export const FLAP: FlapSchedule = { upMs: 700, downMs: 1_300 };
+
+/** A crashed or wiped node stays down for this share of the fault phase. */
+const DOWN_SHARE = 0.4;
+
+/** The majority side of a split: ⌊n/2⌋ + 1 nodes. */
+function halves(ids: readonly string[]): [string[], string[]] {
+  const size = Math.floor(ids.length / 2) + 1;
+  return [ids.slice(0, size), ids.slice(size)];
+}
+
+const set = (ids: readonly string[]): string => `{${[...ids].sort().join(", ")}}`;
+
+function first(ids: readonly string[]): string {
+  const id = ids[0];
+  if (id === undefined) throw new Error('no nodes');
+  return id;
+}
+
+function downUntil(ctx: FaultContext): number {
+  const start = ctx.now();
+  return start + (ctx.healAtMs - start) * DOWN_SHARE;
+}
+
+export const EXPERIMENTS: readonly Experiment[] = [
+  {
+    name: 'split',
+    summary: 'a majority and a minority side, cut from each other; both keep taking hits',
+    minNodes: 2,
+    describe: (ids) => {
+      const [major, minor] = halves(ids);
+      return `majority ${set(major)} and minority ${set(minor)} cut from each other, hits on both sides`;
+    },
+    run: async (ctx) => {
+      const [major, minor] = halves(ctx.ids);
+      ctx.cut(major, minor);
+      await ctx.until(ctx.healAtMs);
+    },
+  },
+  {
+    name: 'isolate',
+    summary: 'one node cut from all the others',
+    minNodes: 2,
+    describe: (ids) => `${first(ids)} cut from every other node, hits on all`,
+    run: async (ctx) => {
+      const victim = first(ctx.ids);
+      ctx.cut([victim], ctx.ids.slice(1));
+      await ctx.until(ctx.healAtMs);
+    },
+  },
+  {
+    name: 'bridge',
+    summary: 'A and B cut from each other, both still reach the rest',
+    minNodes: 3,
+    describe: (ids) => `${ids[0]} and ${ids[1]} cut from each other; both still reach ${set(ids.slice(2))}, which must carry their hits across`,
+    run: async (ctx) => {
+      const [a, b] = ctx.ids;
+      if (a === undefined || b === undefined) throw new Error('bridge needs 3 nodes');
+      ctx.cut([a], [b]);
+      await ctx.until(ctx.healAtMs);
+    },
+  },
+  {
+    name: 'flap',
+    summary: 'the links between a majority and a minority come and go',
+    minNodes: 2,
+    describe: (ids) => {
+      const [major, minor] = halves(ids);
+      return `links between ${set(major)} and ${set(minor)} down ${FLAP.downMs} ms, up ${FLAP.upMs} ms, over and over`;
+    },
+    run: async (ctx) => {
+      const [major, minor] = halves(ctx.ids);
+      ctx.flap(major, minor, FLAP);
+      await ctx.until(ctx.healAtMs);
+    },
+  },
+  {
+    name: 'crash',
+    summary: 'kill -9 a node under load, restart it on the same data',
+    minNodes: 2,
+    describe: (ids) => `kill -9 of ${first(ids)} under load, restarted on the same data; hits on all nodes throughout`,
+    run: async (ctx) => {
+      const victim = first(ctx.ids);
+      const down = ctx.span(`${victim} down`, [victim]);
+      ctx.event(`kill -9 ${victim}`, victim);
+      await ctx.kill(victim);
+      await ctx.until(downUntil(ctx));
+      down.end();
+      const starting = ctx.span(`${victim} starting`, [victim]);
+      await ctx.restart(victim);
+      starting.end();
+      ctx.event(`${victim} ready`, victim);
+      await ctx.until(ctx.healAtMs);
+    },
+  },
+  {
+    name: 'wipe',
+    summary: 'a node loses its disk and rejoins empty',
+    minNodes: 2,
+    describe: (ids) =>
+      `${first(ids)} taken out of the load until its hits are on every other node, then killed and its data directory deleted; it restarts empty, as a new incarnation, and takes hits again`,
+    run: async (ctx) => {
+      const victim = first(ctx.ids);
+      // A hit acknowledged by one node lives on that node's disk until replicated: losing the disk earlier would lose it.
+      await ctx.pauseLoad(victim);
+      await ctx.waitReplicated(victim);
+      const down = ctx.span(`${victim} wiped`, [victim]);
+      ctx.event(`${victim} disk lost`, victim);
+      await ctx.wipe(victim);
+      await ctx.until(downUntil(ctx));
+      down.end();
+      const starting = ctx.span(`${victim} starting empty`, [victim]);
+      await ctx.restart(victim);
+      starting.end();
+      ctx.event(`${victim} ready`, victim);
+      ctx.resumeLoad(victim);
+      await ctx.until(ctx.healAtMs);
+    },
+  },
+];
+
+export function findExperiment(name: string): Experiment | undefined {
+  return EXPERIMENTS.find((e) => e.name === name);
+}

@@ -1,0 +1,123 @@
+/**
+ * A local cluster whose every link runs through a TCP fault proxy: node i
+ * dials node j at proxies[i][j], and nodes run with --static so they never
+ * learn a direct address. Cutting the two proxies of a pair cuts that link
+ * (the protocol keeps one connection per pair, dialed by either side).
+ */
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { FaultProxy, type FlapSchedule } from '../lib/fault-proxy.ts';
+import { waitForMesh } from '../lib/local-cluster.ts';
+import { LocalNode } from '../lib/local-node.ts';
+import type { CutMode } from './report.ts';
+
+export interface ProxiedClusterOptions {
+  readonly ids: readonly string[];
+  readonly ports: readonly number[];
+  readonly dataRoot: string;
+  readonly logLevel?: string;
+  readonly onLine?: (id: string, line: string, stream: 'stdout' | 'stderr') => void;
+}
+
+export class ProxiedCluster {
+  readonly nodes: readonly LocalNode[];
+  /** proxies.get(a).get(b): the proxy a dials to reach b. */
+  private readonly proxies: ReadonlyMap<string, ReadonlyMap<string, FaultProxy>>;
+
+  private constructor(nodes: LocalNode[], proxies: Map<string, Map<string, FaultProxy>>) {
+    this.nodes = nodes;
+    this.proxies = proxies;
+  }
+
+  /** Start the proxies, then every node, and wait until each sees all the others up. */
+  static async start(options: ProxiedClusterOptions): Promise<ProxiedCluster> {
+    const { ids, ports } = options;
+    const proxies = new Map<string, Map<string, FaultProxy>>();
+    const nodes: LocalNode[] = [];
+    const cluster = new ProxiedCluster(nodes, proxies);
+    try {
+      for (const [i, a] of ids.entries()) {
+        const row = new Map<string, FaultProxy>();
+        proxies.set(a, row);
+        for (const [j, b] of ids.entries()) {
+          if (i !== j) row.set(b, await FaultProxy.start({ target: { host: '127.0.0.1', port: portAt(ports, j) } }));
+        }
+      }
+      for (const [i, id] of ids.entries()) {
+        const peers = [...(proxies.get(id)?.values() ?? [])].map((p) => p.address);
+        nodes.push(
+          new LocalNode({
+            id,
+            port: portAt(ports, i),
+            dataDir: join(options.dataRoot, id),
+            peers,
+            logLevel: options.logLevel ?? 'warn',
+            extraArgs: ['--static'],
+            onLine: (line, stream) => options.onLine?.(id, line, stream),
+          }),
+        );
+      }
+      await Promise.all(nodes.map((node) => node.start()));
+      const mesh = await waitForMesh(nodes, 60_000);
+      if (!mesh.ok) throw new Error(`the cluster did not connect within 60 s: ${mesh.missing.join('; ')}`);
+      return cluster;
+    } catch (error) {
+      await cluster.stop();
+      throw error;
+    }
+  }
+
+  node(id: string): LocalNode {
+    const node = this.nodes.find((n) => n.id === id);
+    if (node === undefined) throw new Error(`no node ${id}`);
+    return node;
+  }
+
+  /** Cut every link between a node of `a` and a node of `b`, both directions. */
+  cut(a: readonly string[], b: readonly string[], mode: CutMode): void {
+    for (const proxy of this.between(a, b)) {
+      if (mode === 'cut') proxy.cut();
+      else proxy.blackhole();
+    }
+  }
+
+  /** Every link between `a` and `b` comes and goes on `schedule`. */
+  flap(a: readonly string[], b: readonly string[], schedule: FlapSchedule): void {
+    for (const proxy of this.between(a, b)) proxy.flap(schedule);
+  }
+
+  /** Every link back to clean pass-through. */
+  healAll(): void {
+    for (const row of this.proxies.values()) for (const proxy of row.values()) proxy.heal();
+  }
+
+  /** kill -9, then delete the node's data directory: it comes back as a new incarnation. */
+  async wipe(id: string): Promise<void> {
+    const node = this.node(id);
+    await node.kill();
+    await rm(node.options.dataDir, { recursive: true, force: true });
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.nodes.map((node) => node.stop()));
+    await Promise.all([...this.proxies.values()].flatMap((row) => [...row.values()].map((proxy) => proxy.stop())));
+  }
+
+  private *between(a: readonly string[], b: readonly string[]): Generator<FaultProxy> {
+    for (const x of a) {
+      for (const y of b) {
+        const there = this.proxies.get(x)?.get(y);
+        const back = this.proxies.get(y)?.get(x);
+        if (there === undefined || back === undefined) throw new Error(`no link between ${x} and ${y}`);
+        yield there;
+        yield back;
+      }
+    }
+  }
+}
+
+function portAt(ports: readonly number[], i: number): number {
+  const port = ports[i];
+  if (port === undefined) throw new Error(`no port for node ${i}`);
+  return port;
+}

@@ -1,0 +1,323 @@
+/**
+ * A partition-experiment report as one self-contained HTML page: inline CSS and a hand-drawn inline
+ * SVG chart, with no script and no network reference of any kind, so it opens offline and can be
+ * archived next to the JSON it was drawn from. Every string taken from the report is escaped.
+ */
+import type { ExperimentReport, FaultSpan, NodeSummary, TimelineEvent, Violation } from './report.ts';
+import { convergenceText, nodesWithViolations, plural, verdictLine } from './report-text.ts';
+
+/** Distinct colours for node series, cycled when there are more nodes. */
+const PALETTE = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#17becf', '#bcbd22', '#7f7f7f'];
+const MAX_VIOLATION_ROWS = 50;
+
+// Chart geometry, in SVG user units (the SVG scales to the page width).
+const W = 960;
+const H = 440;
+const M = { left: 64, right: 28, top: 28, bottom: 80 };
+const PW = W - M.left - M.right;
+const PH = H - M.top - M.bottom;
+const BOTTOM = M.top + PH;
+
+export function renderReportHtml(report: ExperimentReport): string {
+  const title = `hitmesh · ${report.experiment}`;
+  const verdictClass = report.ok ? 'pass' : 'fail';
+  const ids = seriesIds(report);
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${esc(title)}</title>
+<style>${CSS}</style>
+</head>
+<body>
+<h1>${esc(title)}</h1>
+<p class="desc">${esc(report.description)}</p>
+<div class="verdict ${verdictClass}"><strong>${report.ok ? 'PASS' : 'FAIL'}</strong> ${esc(verdictLine(report).replace(/^(PASS|FAIL): /, ''))}</div>
+${settingsHtml(report)}
+<h2>Counts over time</h2>
+${renderChart(report, ids)}
+${legendHtml(ids)}
+${faultsHtml(report.faults)}
+<h2>Nodes</h2>
+${nodesHtml(report, ids)}
+<h2>Results</h2>
+<ul class="results">
+<li>Hits: ${report.hits.sent} sent, ${report.hits.acked} acked, ${report.hits.failed} failed, ${report.hits.unknown} unknown</li>
+<li>Convergence: ${esc(convergenceText(report))}</li>
+<li>Checks: ${report.checks.total} (node, key, window) triples checked, ${plural(report.checks.violations.length, 'violation')}</li>
+</ul>
+${violationsHtml(report.checks.violations)}
+</body>
+</html>
+`;
+}
+
+const ENTITIES: Readonly<Record<string, string>> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
+
+/** Safe in text and in quoted attribute values. */
+function esc(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => ENTITIES[c] ?? c);
+}
+
+/** SVG coordinates: one decimal is plenty and keeps the markup small. */
+function n1(v: number): string {
+  return v.toFixed(1);
+}
+
+function colourOf(i: number): string {
+  return PALETTE[i % PALETTE.length] ?? '#000';
+}
+
+/** Report nodes first (their order), then any series the timeline has that the node list lacks. */
+function seriesIds(report: ExperimentReport): string[] {
+  const ids = report.nodes.map((n) => n.id);
+  for (const id of Object.keys(report.timeline.counts)) if (!ids.includes(id)) ids.push(id);
+  return ids;
+}
+
+function settingsHtml(r: ExperimentReport): string {
+  const s = r.settings;
+  const cut = s.cutMode === 'cut' ? 'cut (connections refused)' : 'blackhole (accepted, nothing forwarded)';
+  const items: [string, string][] = [
+    ['nodes', String(s.nodes)],
+    ['duration', `${s.durationS} s`],
+    ['rate', `${s.rate} hits/s`],
+    ['keys', String(s.keys)],
+    ['seed', String(s.seed)],
+    ['cut mode', cut],
+    ['convergence limit', `${s.convergeLimitS} s`],
+    ['started', r.startedAt],
+  ];
+  return `<dl class="settings">${items.map(([k, v]) => `<div><dt>${k}</dt><dd>${esc(v)}</dd></div>`).join('')}</dl>`;
+}
+
+// ---- the chart ----
+
+interface Axis {
+  readonly min: number;
+  readonly max: number;
+  readonly step: number;
+  readonly decimals: number;
+}
+
+/**
+ * A 1/2/5 × 10^k tick step for [lo, hi]. The domain stays the data's and ticks fall inside it, so a
+ * -0.4 s window start or a count just past a round number does not cost a whole empty step. A flat
+ * or empty range still gets a usable axis.
+ */
+function niceAxis(lo: number, hi: number, target: number, minStep: number): Axis {
+  const top = hi > lo ? hi : lo + Math.max(minStep, 1);
+  const raw = (top - lo) / target;
+  const mag = 10 ** Math.floor(Math.log10(raw));
+  const f = raw / mag;
+  const step = Math.max(minStep, (f <= 1 ? 1 : f <= 2 ? 2 : f <= 5 ? 5 : 10) * mag);
+  return { min: lo, max: top, step, decimals: Math.max(0, -Math.floor(Math.log10(step))) };
+}
+
+function tickValues(a: Axis): number[] {
+  // Whole multiples of the step inside the domain, multiplied rather than accumulated so float error
+  // neither drifts nor drops the last tick.
+  const first = Math.ceil(a.min / a.step - 1e-9);
+  const last = Math.floor(a.max / a.step + 1e-9);
+  return Array.from({ length: Math.max(0, last - first + 1) }, (_, k) => (first + k) * a.step);
+}
+
+/** Runs of consecutive answered samples as [ms, count]: a null (no answer) breaks the line. */
+function runs(atMs: readonly number[], values: readonly (number | null)[]): [number, number][][] {
+  const out: [number, number][][] = [];
+  let run: [number, number][] = [];
+  atMs.forEach((t, i) => {
+    const v = values[i];
+    if (v === null || v === undefined || !Number.isFinite(v) || !Number.isFinite(t)) {
+      if (run.length > 0) out.push(run);
+      run = [];
+    } else run.push([t, v]);
+  });
+  if (run.length > 0) out.push(run);
+  return out;
+}
+
+function renderChart(r: ExperimentReport, ids: readonly string[]): string {
+  const { timeline, convergence: conv } = r;
+  const convergedAt = conv.converged && conv.ms !== null ? conv.healAtMs + conv.ms : null;
+  // Every instant drawn must fit, not only the samples: faults, events, heal, window.
+  const times = [0, ...timeline.atMs, r.loadEndMs, conv.healAtMs, r.window.fromMs, r.window.toMs, ...r.faults.flatMap((f) => [f.fromMs, f.toMs]), ...r.events.map((e) => e.atMs)];
+  if (convergedAt !== null) times.push(convergedAt);
+  const secs = times.filter(Number.isFinite).map((t) => t / 1000);
+  const counts = [0, ...timeline.acked, ...Object.values(timeline.counts).flat()].filter((v): v is number => v !== null && Number.isFinite(v));
+  const ax = niceAxis(Math.min(...secs), Math.max(...secs), 10, 0.001);
+  // 5% headroom so a flat line at the maximum does not sit on the frame; counts are whole, so steps are too.
+  const ay = niceAxis(0, Math.max(...counts) * 1.05, 5, 1);
+  const x = (ms: number): number => M.left + ((ms / 1000 - ax.min) / (ax.max - ax.min)) * PW;
+  const y = (v: number): number => BOTTOM - ((v - ay.min) / (ay.max - ay.min)) * PH;
+  const points = (run: readonly [number, number][]): string => run.map(([t, v]) => `${n1(x(t))},${n1(y(v))}`).join(' ');
+  /** A lone sample has no line to draw, so it gets a dot. */
+  const path = (run: readonly [number, number][], colour: string, attrs = ''): string =>
+    run.length === 1 && run[0] !== undefined
+      ? `<circle cx="${n1(x(run[0][0]))}" cy="${n1(y(run[0][1]))}" r="2.5" fill="${colour}"/>`
+      : `<polyline points="${points(run)}" fill="none" stroke="${colour}"${attrs}/>`;
+
+  const parts: string[] = [];
+  // Faults first so everything else is drawn over the shading.
+  for (const f of r.faults) parts.push(faultSvg(f, x(f.fromMs), x(f.toMs)));
+  for (const v of tickValues(ay)) {
+    parts.push(`<line class="grid" x1="${M.left}" x2="${M.left + PW}" y1="${n1(y(v))}" y2="${n1(y(v))}"/>`);
+    parts.push(`<text x="${M.left - 6}" y="${n1(y(v) + 4)}" text-anchor="end">${v.toFixed(ay.decimals)}</text>`);
+  }
+  for (const s of tickValues(ax)) {
+    const px = n1(x(s * 1000));
+    parts.push(`<line class="axis" x1="${px}" x2="${px}" y1="${BOTTOM}" y2="${BOTTOM + 5}"/>`);
+    parts.push(`<text x="${px}" y="${BOTTOM + 18}" text-anchor="middle">${s.toFixed(ax.decimals)}</text>`);
+  }
+  parts.push(`<line class="axis" x1="${M.left}" x2="${M.left + PW}" y1="${BOTTOM}" y2="${BOTTOM}"/>`);
+  parts.push(`<line class="axis" x1="${M.left}" x2="${M.left}" y1="${M.top}" y2="${BOTTOM}"/>`);
+  parts.push(`<text x="${M.left + PW / 2}" y="${BOTTOM + 34}" text-anchor="middle">seconds since load start</text>`);
+  parts.push(`<text x="16" y="${M.top + PH / 2}" text-anchor="middle" transform="rotate(-90 16 ${M.top + PH / 2})">count</text>`);
+
+  ids.forEach((id, i) => {
+    const drawn = runs(timeline.atMs, timeline.counts[id] ?? []).map((run) => path(run, colourOf(i)));
+    parts.push(`<g class="series" data-node="${esc(id)}" stroke-width="1.8">${drawn.join('')}</g>`);
+  });
+  const acked = runs(timeline.atMs, timeline.acked);
+  parts.push(`<g class="acked">${acked.map((run) => path(run, '#222', ' stroke-width="1.6" stroke-dasharray="6 4"')).join('')}</g>`);
+  const lastAcked = acked.at(-1)?.at(-1);
+  if (lastAcked !== undefined) {
+    parts.push(`<text class="acked-label" x="${n1(x(lastAcked[0]) - 4)}" y="${n1(y(lastAcked[1]) - 6)}" text-anchor="end">acked</text>`);
+  }
+
+  for (const e of r.events) parts.push(eventSvg(e, x(e.atMs)));
+  parts.push(markerSvg(x(conv.healAtMs), 'heal', 'end'));
+  if (convergedAt !== null) {
+    const px = x(convergedAt);
+    const label = `converged +${conv.ms} ms`;
+    // Flip the label left of its line when it would run off the right edge.
+    parts.push(markerSvg(px, label, px + label.length * 6.5 > W ? 'end' : 'start'));
+  }
+  parts.push(windowSvg(x(r.window.fromMs), x(r.window.toMs)));
+
+  return `<svg class="chart" viewBox="0 0 ${W} ${H}" role="img" aria-label="${esc(`Counts per node over time, ${r.experiment}`)}">\n${parts.join('\n')}\n</svg>`;
+}
+
+function faultSvg(f: FaultSpan, x1: number, x2: number): string {
+  const tip = `${f.label}: ${f.nodes.join(', ')}`;
+  return (
+    `<g class="fault"><title>${esc(tip)}</title>` +
+    `<rect x="${n1(Math.min(x1, x2))}" y="${M.top}" width="${n1(Math.abs(x2 - x1))}" height="${PH}"/>` +
+    `<text x="${n1(Math.min(x1, x2) + 4)}" y="${M.top + 13}">${esc(f.label)}</text></g>`
+  );
+}
+
+/** Event labels run up the line from the bottom, so neighbouring events do not overwrite each other. */
+function eventSvg(e: TimelineEvent, px: number): string {
+  // The label names its node already ("kill -9 n2"); `node` is for tools that filter by node.
+  const label = e.label;
+  const ly = BOTTOM - 6;
+  return (
+    `<g class="event"><line x1="${n1(px)}" x2="${n1(px)}" y1="${M.top}" y2="${BOTTOM}"/>` +
+    `<text x="${n1(px - 3)}" y="${ly}" transform="rotate(-90 ${n1(px - 3)} ${ly})">${esc(label)}</text></g>`
+  );
+}
+
+/** Heal and convergence: a full-height line with its label above the plot. */
+function markerSvg(px: number, label: string, anchor: 'start' | 'end'): string {
+  const lx = anchor === 'end' ? px - 3 : px + 3;
+  return (
+    `<g class="marker"><line x1="${n1(px)}" x2="${n1(px)}" y1="${M.top - 4}" y2="${BOTTOM}"/>` +
+    `<text x="${n1(lx)}" y="${M.top - 8}" text-anchor="${anchor}">${esc(label)}</text></g>`
+  );
+}
+
+/** The checked window as a bracket under the axis labels. */
+function windowSvg(x1: number, x2: number): string {
+  const by = BOTTOM + 46;
+  return (
+    `<g class="window"><path d="M${n1(x1)} ${by - 6} V${by} H${n1(x2)} V${by - 6}"/>` +
+    `<text x="${n1((x1 + x2) / 2)}" y="${by + 14}" text-anchor="middle">checked window</text></g>`
+  );
+}
+
+function legendHtml(ids: readonly string[]): string {
+  const swatch = (style: string): string => `<svg width="26" height="10" aria-hidden="true"><line x1="1" x2="25" y1="5" y2="5" ${style}/></svg>`;
+  const items = ids.map((id, i) => `<li>${swatch(`stroke="${colourOf(i)}" stroke-width="2.5"`)} ${esc(id)}</li>`);
+  items.push(`<li>${swatch('stroke="#222" stroke-width="2" stroke-dasharray="6 4"')} acked</li>`);
+  return `<ul class="legend">${items.join('')}</ul>`;
+}
+
+function faultsHtml(faults: readonly FaultSpan[]): string {
+  if (faults.length === 0) return '<p class="note">No lasting fault.</p>';
+  const s = (ms: number): string => (ms / 1000).toFixed(1);
+  const items = faults.map((f) => `<li>${esc(f.label)}: ${s(f.fromMs)}–${s(f.toMs)} s on ${esc(f.nodes.join(', ') || 'no node')}</li>`);
+  return `<ul class="faults">${items.join('')}</ul>`;
+}
+
+// ---- tables ----
+
+/** Node URLs are shown as host:port: the page is meant to hold no http(s) URL at all, not even as text. */
+function address(url: string): string {
+  return url.replace(/^https?:\/\//, '');
+}
+
+function nodesHtml(r: ExperimentReport, ids: readonly string[]): string {
+  const broken = nodesWithViolations(r);
+  const perNode = (n: NodeSummary): number => r.checks.violations.filter((v) => v.node === n.id).length;
+  const rows = r.nodes.map((n) => {
+    const dot = `<span class="dot" style="background:${colourOf(ids.indexOf(n.id))}"></span>`;
+    const violations = broken.has(n.id) ? `<td class="bad">✗ ${perNode(n)}</td>` : '<td class="good">none</td>';
+    const final = n.finalCount === null ? 'no answer' : String(n.finalCount);
+    return `<tr><td>${dot}${esc(n.id)}</td><td>${esc(address(n.url))}</td><td class="num">${n.acked}</td><td class="num">${n.failed}</td><td class="num">${n.unknown}</td><td class="num">${final}</td>${violations}</tr>`;
+  });
+  return `<table><thead><tr><th>node</th><th>address</th><th>acked</th><th>failed</th><th>unknown</th><th>final count</th><th>violations</th></tr></thead><tbody>${rows.join('')}</tbody></table>`;
+}
+
+function violationsHtml(violations: readonly Violation[]): string {
+  if (violations.length === 0) return '<p class="note">No violations.</p>';
+  const rows = violations.slice(0, MAX_VIOLATION_ROWS).map(
+    (v) =>
+      `<tr><td>${esc(v.kind)}</td><td>${esc(v.node)}</td><td><code>${esc(v.key)}</code></td><td>${esc(v.window)}</td>` +
+      `<td class="num">${v.count === null ? 'no answer' : v.count}</td><td class="num">${v.acked}</td><td class="num">${v.unknown}</td></tr>`,
+  );
+  const more = violations.length - MAX_VIOLATION_ROWS;
+  return (
+    `<h2>Violations</h2><table><thead><tr><th>kind</th><th>node</th><th>key</th><th>window</th><th>count</th><th>acked</th><th>unknown</th></tr></thead>` +
+    `<tbody>${rows.join('')}</tbody></table>${more > 0 ? `<p class="note">… and ${more} more not shown.</p>` : ''}`
+  );
+}
+
+const CSS = `
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #222; max-width: 1000px; margin: 24px auto; padding: 0 16px; }
+h1 { margin: 0 0 4px; font-size: 24px; }
+h2 { margin: 28px 0 8px; font-size: 17px; }
+.desc { margin: 0 0 12px; color: #444; }
+.verdict { padding: 10px 14px; border-radius: 6px; font-size: 16px; color: #fff; }
+.verdict strong { font-size: 20px; margin-right: 8px; }
+.verdict.pass { background: #1e8e3e; }
+.verdict.fail { background: #c5221f; }
+.settings { display: flex; flex-wrap: wrap; gap: 6px 24px; margin: 14px 0; }
+.settings dt { color: #666; font-size: 12px; }
+.settings dd { margin: 0; font-weight: 600; }
+.chart { width: 100%; height: auto; font-size: 11px; }
+.chart text { fill: #333; }
+.chart .axis { stroke: #333; }
+.chart .grid { stroke: #e4e4e4; }
+.chart .fault rect { fill: #f4a300; fill-opacity: 0.14; }
+.chart .fault text { fill: #8a5a00; font-weight: 600; }
+.chart .event line { stroke: #888; stroke-width: 0.8; }
+.chart .event text { fill: #555; font-size: 10px; }
+.chart .marker line { stroke: #111; stroke-width: 1.2; }
+.chart .marker text { font-weight: 600; }
+.chart .window path { fill: none; stroke: #555; }
+.chart .acked-label { font-weight: 600; }
+.legend, .faults { list-style: none; padding: 0; display: flex; flex-wrap: wrap; gap: 4px 18px; margin: 6px 0; }
+.legend li { display: flex; align-items: center; gap: 4px; }
+.faults { color: #555; font-size: 13px; }
+.results { padding-left: 18px; }
+.note { color: #555; }
+table { border-collapse: collapse; margin: 6px 0; }
+th, td { padding: 4px 10px; border-bottom: 1px solid #e4e4e4; text-align: left; }
+th { font-size: 12px; color: #555; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.bad { color: #c5221f; font-weight: 600; }
+td.good { color: #1e8e3e; }
+.dot { display: inline-block; width: 10px; height: 10px; border-radius: 50%; margin-right: 6px; }
+`;

@@ -1,0 +1,121 @@
+/**
+ * The report of one partition experiment (SPEC §6): what was run, every hit's
+ * fate, each node's count over time, the faults, the time from heal to
+ * convergence and every broken guarantee. Written as JSON; the HTML page and
+ * the terminal summary are drawn from this alone.
+ *
+ * Times ending in `Ms` are milliseconds since the load started, unless named
+ * `epoch…`.
+ */
+
+export type ExperimentName = 'split' | 'isolate' | 'bridge' | 'flap' | 'crash' | 'wipe';
+
+/** How a cut link fails: refuse connections, or accept and forward nothing. */
+export type CutMode = 'cut' | 'blackhole';
+
+export interface ExperimentSettings {
+  readonly nodes: number;
+  /** Seconds of load, faults included. */
+  readonly durationS: number;
+  /** Hits per second, spread over all nodes. */
+  readonly rate: number;
+  readonly keys: number;
+  readonly seed: number;
+  readonly cutMode: CutMode;
+  /** How long to wait for convergence after the heal before calling it a failure. */
+  readonly convergeLimitS: number;
+}
+
+/** A fault that lasts: drawn as a shaded span. */
+export interface FaultSpan {
+  readonly label: string;
+  readonly fromMs: number;
+  /** When it was healed. */
+  readonly toMs: number;
+  /** The nodes it acts on (cut off, crashed, …). */
+  readonly nodes: readonly string[];
+}
+
+/** An instant worth marking on the timeline: kill -9, a node ready again. The heal is `convergence.healAtMs`. */
+export interface TimelineEvent {
+  readonly atMs: number;
+  readonly label: string;
+  readonly node?: string;
+}
+
+export interface NodeSummary {
+  readonly id: string;
+  readonly url: string;
+  /** Hits sent to this node and acknowledged (200). */
+  readonly acked: number;
+  /** Hits this node refused or could not have taken (connection refused, 4xx, 503). */
+  readonly failed: number;
+  /** Hits with no answer (timeout, connection reset after sending): maybe counted, maybe not. */
+  readonly unknown: number;
+  /** Its lifetime count over every experiment key at the end; null if it did not answer. */
+  readonly finalCount: number | null;
+}
+
+/** Samples of every node's lifetime count (all keys summed) and the acked total. */
+export interface Timeline {
+  readonly atMs: readonly number[];
+  /** Hits acknowledged so far, cluster-wide, at each sample. */
+  readonly acked: readonly number[];
+  /** Per node id: its count at each sample; null where it did not answer. */
+  readonly counts: Readonly<Record<string, readonly (number | null)[]>>;
+}
+
+/** The window checked besides `all`: [epochFromMs, epochToMs), whole seconds. */
+export interface CheckedWindow {
+  readonly epochFromMs: number;
+  readonly epochToMs: number;
+  /** The same, as offsets from the load start. */
+  readonly fromMs: number;
+  readonly toMs: number;
+}
+
+export type ViolationKind = 'lost' | 'double-counted' | 'no-answer';
+
+/** One (node, key, window) whose count is outside [acked, acked + unknown]. */
+export interface Violation {
+  readonly kind: ViolationKind;
+  readonly node: string;
+  readonly key: string;
+  readonly window: 'all' | 'window';
+  readonly count: number | null;
+  readonly acked: number;
+  readonly unknown: number;
+}
+
+export interface Convergence {
+  readonly converged: boolean;
+  /** From the heal until every node answered the same count for every key; null if it never did within the limit. */
+  readonly ms: number | null;
+  readonly healAtMs: number;
+}
+
+export interface ExperimentReport {
+  readonly version: 1;
+  readonly experiment: ExperimentName;
+  /** One sentence: what was done to whom. */
+  readonly description: string;
+  readonly settings: ExperimentSettings;
+  /** ISO time the load started. */
+  readonly startedAt: string;
+  readonly nodes: readonly NodeSummary[];
+  readonly hits: { readonly sent: number; readonly acked: number; readonly failed: number; readonly unknown: number };
+  readonly faults: readonly FaultSpan[];
+  readonly events: readonly TimelineEvent[];
+  /** When the load stopped (it stops at the heal). */
+  readonly loadEndMs: number;
+  readonly convergence: Convergence;
+  readonly window: CheckedWindow;
+  readonly timeline: Timeline;
+  readonly checks: {
+    /** (node, key, window) triples checked. */
+    readonly total: number;
+    readonly violations: readonly Violation[];
+  };
+  /** No hit lost, none double counted, converged. */
+  readonly ok: boolean;
+}

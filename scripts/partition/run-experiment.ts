@@ -1,0 +1,265 @@
+/**
+ * Runs one experiment end to end: a proxied local cluster, steady load on
+ * every node, the experiment's faults after a warm-up, the heal (the load
+ * stops there, so "converged" has one meaning: every node answers the same
+ * count for every key), the time to converge, and the guarantee check of
+ * every node's counts against every recorded hit.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { mulberry32 } from '../../gossip/random.ts';
+import { freePort } from '../bench/processes.ts';
+import { allAgree, readCounts, sumCounts } from './count-reader.ts';
+import { checkCounts } from './count-check.ts';
+import type { Experiment, FaultContext, SpanHandle } from './experiments.ts';
+import { HitLedger } from './hit-ledger.ts';
+import { HitLoad } from './hit-load.ts';
+import { ProxiedCluster } from './proxied-cluster.ts';
+import type { ExperimentReport, ExperimentSettings, FaultSpan, TimelineEvent } from './report.ts';
+
+export interface RunOptions {
+  /** One line about how it is going, about once a second. */
+  readonly progress?: (line: string) => void;
+  /** Output lines of the nodes (they run at --log-level warn). */
+  readonly nodeLine?: (id: string, line: string) => void;
+  /** Keep the nodes' data directories (their path is reported through `progress`). */
+  readonly keepData?: boolean;
+  /** Aborting stops the experiment at its next wait and cleans up; runExperiment then rejects. */
+  readonly signal?: AbortSignal;
+}
+
+const SAMPLE_EVERY_MS = 250;
+const CONVERGE_POLL_MS = 20;
+/** The timeline goes on this long after convergence, so the chart shows the lines settled. */
+const TAIL_MS = 1_000;
+
+export async function runExperiment(experiment: Experiment, settings: ExperimentSettings, options: RunOptions = {}): Promise<ExperimentReport> {
+  const random = mulberry32(settings.seed);
+  const ids = shuffle(
+    Array.from({ length: settings.nodes }, (_, i) => `n${i + 1}`),
+    random,
+  );
+  const byName = [...ids].sort((a, b) => Number(a.slice(1)) - Number(b.slice(1)));
+  const keys = Array.from({ length: settings.keys }, (_, i) => `key-${String(i).padStart(3, '0')}`);
+  const ports: number[] = [];
+  for (let i = 0; i < byName.length; i++) ports.push(await freePort());
+  const dataRoot = await mkdtemp(join(tmpdir(), `hitmesh-${experiment.name}-`));
+  const cluster = await ProxiedCluster.start({
+    ids: byName,
+    ports,
+    dataRoot,
+    onLine: (id, line) => options.nodeLine?.(id, line),
+  }).catch(async (error: unknown) => {
+    await rm(dataRoot, { recursive: true, force: true });
+    throw error;
+  });
+
+  const ledger = new HitLedger(byName);
+  const load = new HitLoad({ targets: cluster.nodes.map((n) => ({ id: n.id, url: n.url })), keys, rate: settings.rate, random, ledger });
+  const durationMs = settings.durationS * 1000;
+  const faultAtMs = Math.max(1_000, Math.round(durationMs * 0.2));
+  const faults: { label: string; fromMs: number; toMs: number | undefined; nodes: readonly string[] }[] = [];
+  const events: TimelineEvent[] = [];
+  const timeline = { atMs: [] as number[], acked: [] as number[], counts: Object.fromEntries(byName.map((id) => [id, [] as (number | null)[]])) };
+
+  const t0 = performance.now();
+  const epoch0 = Date.now();
+  const now = (): number => Math.round(performance.now() - t0);
+  const sleepUntil = async (ms: number): Promise<void> => {
+    options.signal?.throwIfAborted();
+    const wait = ms - (performance.now() - t0);
+    if (wait > 0) await sleep(wait, options.signal);
+  };
+  const openSpan = (label: string, nodes: readonly string[]): SpanHandle => {
+    const span = { label, fromMs: now(), toMs: undefined as number | undefined, nodes };
+    faults.push(span);
+    return { end: () => (span.toMs ??= now()) };
+  };
+
+  let sampling = true;
+  const sampler = (async () => {
+    while (sampling) {
+      const atMs = now();
+      const answers = await Promise.all(cluster.nodes.map((n) => readCounts(n.url, keys, undefined, 1_000)));
+      timeline.atMs.push(atMs);
+      timeline.acked.push(ledger.acked);
+      for (const [i, node] of cluster.nodes.entries()) {
+        const answer = answers[i];
+        timeline.counts[node.id]?.push(answer === undefined ? null : sumCounts(answer));
+      }
+      const wait = atMs + SAMPLE_EVERY_MS - now();
+      if (wait > 0) await sleep(wait);
+    }
+  })();
+  const ticker = setInterval(() => options.progress?.(progressLine(experiment.name, now(), durationMs, faults, ledger, timeline)), 1_000);
+
+  const ctx: FaultContext = {
+    ids,
+    healAtMs: durationMs,
+    now,
+    until: sleepUntil,
+    cut: (a, b) => {
+      cluster.cut(a, b, settings.cutMode);
+      openSpan(`${settings.cutMode === 'cut' ? 'cut' : 'black-holed'} ${group(a)} | ${group(b)}`, [...a, ...b]);
+    },
+    flap: (a, b, schedule) => {
+      cluster.flap(a, b, schedule);
+      openSpan(`flapping ${group(a)} | ${group(b)}`, [...a, ...b]);
+    },
+    span: openSpan,
+    event: (label, node) => events.push({ atMs: now(), label, ...(node === undefined ? {} : { node }) }),
+    kill: async (id) => {
+      await cluster.node(id).kill();
+    },
+    wipe: (id) => cluster.wipe(id),
+    restart: (id) => cluster.node(id).start(),
+    pauseLoad: (id) => {
+      load.pause(id);
+      return load.idle(id);
+    },
+    resumeLoad: (id) => load.resume(id),
+    waitReplicated: (id) => waitReplicated(cluster, id, 30_000),
+  };
+
+  let report: ExperimentReport;
+  try {
+    load.start();
+    await sleepUntil(faultAtMs);
+    await experiment.run(ctx);
+
+    cluster.healAll();
+    const healAtMs = now();
+    for (const span of faults) span.toMs ??= healAtMs;
+    await load.stop();
+    const loadEndMs = now();
+    const epochHeal = Date.now();
+
+    // Converged: every node answers, and all answer the same for every key (nothing is being written any more).
+    let convergedMs: number | null = null;
+    const limit = healAtMs + settings.convergeLimitS * 1000;
+    while (now() < limit) {
+      const answers = await Promise.all(cluster.nodes.map((n) => readCounts(n.url, keys)));
+      if (allAgree(answers, keys)) {
+        convergedMs = now() - healAtMs;
+        break;
+      }
+      await sleep(CONVERGE_POLL_MS, options.signal);
+    }
+    await sleepUntil(now() + TAIL_MS);
+    sampling = false;
+    await sampler;
+    clearInterval(ticker);
+
+    // The window checked besides the lifetime: whole seconds around the fault phase.
+    const epochFromMs = Math.floor((epoch0 + faultAtMs) / 1000) * 1000;
+    const epochToMs = Math.max(epochFromMs + 1000, Math.ceil(epochHeal / 1000) * 1000);
+    const all = new Map<string, Map<string, number> | undefined>();
+    const windowed = new Map<string, Map<string, number> | undefined>();
+    for (const node of cluster.nodes) {
+      all.set(node.id, await readCounts(node.url, keys));
+      windowed.set(node.id, await readCounts(node.url, keys, { fromMs: epochFromMs, toMs: epochToMs }));
+    }
+    const checks = checkCounts(ledger, { keys, all, window: windowed, range: { fromMs: epochFromMs, toMs: epochToMs } });
+    const converged = convergedMs !== null;
+    report = {
+      version: 1,
+      experiment: experiment.name,
+      description: experiment.describe(ids),
+      settings,
+      startedAt: new Date(epoch0).toISOString(),
+      nodes: cluster.nodes.map((node) => {
+        const counts = all.get(node.id);
+        return { id: node.id, url: node.url, ...ledger.tally(node.id), finalCount: counts === undefined ? null : sumCounts(counts) };
+      }),
+      hits: ledger.totals(),
+      faults: faults.map((f): FaultSpan => ({ label: f.label, fromMs: f.fromMs, toMs: f.toMs ?? healAtMs, nodes: f.nodes })),
+      events,
+      loadEndMs,
+      convergence: { converged, ms: convergedMs, healAtMs },
+      window: { epochFromMs, epochToMs, fromMs: epochFromMs - epoch0, toMs: epochToMs - epoch0 },
+      timeline,
+      checks,
+      ok: converged && checks.violations.length === 0,
+    };
+  } finally {
+    clearInterval(ticker);
+    sampling = false;
+    await load.stop();
+    await sampler;
+    await cluster.stop();
+    if (options.keepData === true) options.progress?.(`data kept in ${dataRoot}`);
+    else await rm(dataRoot, { recursive: true, force: true });
+  }
+  return report;
+}
+
+/** setTimeout as a promise that rejects when `signal` aborts. */
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted === true) return reject(signal.reason as Error);
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      reject(signal?.reason as Error);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/** Fisher-Yates with the experiment's seeded random. */
+function shuffle<T>(items: T[], random: () => number): T[] {
+  for (let i = items.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [items[i], items[j]] = [items[j] as T, items[i] as T];
+  }
+  return items;
+}
+
+const group = (ids: readonly string[]): string => `{${[...ids].sort().join(',')}}`;
+
+/** Until every other node's version vector covers `id`'s own last sequence number. */
+async function waitReplicated(cluster: ProxiedCluster, id: string, timeoutMs: number): Promise<void> {
+  const victim = await clusterView(cluster.node(id).url);
+  if (victim === undefined) throw new Error(`${id} does not answer /cluster`);
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const views = await Promise.all(cluster.nodes.filter((n) => n.id !== id).map((n) => clusterView(n.url)));
+    if (views.every((v) => (v?.node.vv[victim.node.origin]?.[0] ?? 0) >= victim.node.seq)) return;
+    if (Date.now() > deadline) throw new Error(`${id}'s hits did not reach every other node within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+interface ClusterView {
+  readonly node: { readonly origin: string; readonly seq: number; readonly vv: Readonly<Record<string, readonly [number, number]>> };
+}
+
+async function clusterView(url: string): Promise<ClusterView | undefined> {
+  try {
+    const res = await fetch(`${url}/cluster`, { signal: AbortSignal.timeout(2_000) });
+    return (await res.json()) as ClusterView;
+  } catch {
+    return undefined;
+  }
+}
+
+function progressLine(
+  name: string,
+  atMs: number,
+  durationMs: number,
+  faults: readonly { label: string; toMs: number | undefined }[],
+  ledger: HitLedger,
+  timeline: { counts: Readonly<Record<string, readonly (number | null)[]>> },
+): string {
+  const t = ledger.totals();
+  const open = faults.filter((f) => f.toMs === undefined).map((f) => f.label);
+  const counts = Object.entries(timeline.counts)
+    .map(([id, series]) => `${id} ${series.at(-1) ?? '—'}`)
+    .join('  ');
+  const phase = atMs < durationMs ? `${(atMs / 1000).toFixed(1)}/${(durationMs / 1000).toFixed(0)} s` : `converging ${((atMs - durationMs) / 1000).toFixed(1)} s`;
+  return `${name} ${phase} · ${open.length > 0 ? open.join('; ') : 'no faults'} · sent ${t.sent} acked ${t.acked} failed ${t.failed} unknown ${t.unknown} · counts ${counts}`;
+}
