@@ -15,8 +15,8 @@
  */
 import { mkdir } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { displayPath } from './lib/display-path.ts';
 import { parseArgs } from 'node:util';
+import { displayPath } from './lib/display-path.ts';
 import { createClusterNodes, startNodes, stopNodes, waitForMesh, wipeNodeDirs, ClusterStartError } from './lib/local-cluster.ts';
 import type { LocalNode } from './lib/local-node.ts';
 import { formatLogLine, linePrefix } from './lib/log-lines.ts';

@@ -29,6 +29,7 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
 // Nodes, proxies and sockets, all stopped after each test even when it fails.
 
 let root: string | undefined;
+let dirsMade = 0;
 const nodes: RunningNode[] = [];
 const proxies: FaultProxy[] = [];
 const sockets: WebSocket[] = [];
@@ -48,7 +49,8 @@ afterAll(async () => {
 /** Start a node the way `npm run node` would, on port 0 with a fresh data dir. */
 async function start(id: string, ...flags: string[]): Promise<RunningNode> {
   root ??= await mkdtemp(join(tmpdir(), 'hitmesh-cluster-'));
-  const parsed = parseCli(['--id', id, '--host', '127.0.0.1', '--port', '0', '--data', join(root, `${id}-${nodes.length}`), '--log-level', 'silent', ...flags], {});
+  // A fresh dir per start across the whole file: tests reuse ids, and `nodes` is emptied after each test.
+  const parsed = parseCli(['--id', id, '--host', '127.0.0.1', '--port', '0', '--data', join(root, `${id}-${dirsMade++}`), '--log-level', 'silent', ...flags], {});
   if (parsed.kind !== 'run') throw new Error('expected a run config');
   const node = await startNode(parsed.config, { shutdownGraceMs: 2_000 });
   nodes.push(node);
