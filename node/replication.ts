@@ -6,6 +6,8 @@ import { WsTransport } from '../gossip/ws-transport.ts';
 import type { Clock } from './clock.ts';
 import type { Logger } from './logger.ts';
 import type { NodeMetrics } from './metrics.ts';
+import { PeerStateChanges } from './peer-state-changes.ts';
+import { PeriodicTask } from './periodic-task.ts';
 import type { Replica } from './replica.ts';
 
 /** Gossip for one node, running: its view of the cluster and how to stop it. */
@@ -83,10 +85,24 @@ export function startReplication(options: ReplicationOptions): Replication {
   };
   metrics.beforeScrape(collect);
 
+  // One log line per change of a peer's state, so a cluster's logs show partitions, crashes and heals.
+  const stateChanges = new PeerStateChanges();
+  const watchPeers = new PeriodicTask(async () => {
+    for (const change of stateChanges.next(peers())) {
+      const fields = { peer: change.id, address: change.address, was: change.from ?? 'unknown' };
+      if (change.to === 'up') logger.info(fields, `peer ${change.id} up`);
+      else logger.warn(fields, `peer ${change.id} ${change.to}`);
+    }
+  }, Math.max(50, Math.floor(config.syncIntervalMs / 2)));
+  watchPeers.start();
+
   return {
     core,
     peers,
     freshness: () => core.freshness(clock.now()),
-    stop: () => transport.stop(),
+    stop: async () => {
+      await watchPeers.stop();
+      await transport.stop();
+    },
   };
 }
