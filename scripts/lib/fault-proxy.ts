@@ -139,6 +139,18 @@ class Direction {
     this.discardQueue();
   }
 
+  /** The link is clean again: what is still queued by a delay or throttle goes now, in order. */
+  release(): void {
+    const now = performance.now();
+    for (let i = this.head; i < this.queue.length; i++) {
+      const item = this.queue[i]!;
+      if (item.at > now) this.queue[i] = { at: now, data: item.data };
+    }
+    this.busyUntil = 0;
+    clearTimeout(this.timer);
+    this.pump();
+  }
+
   private onData(chunk: Buffer): void {
     const link = this.link;
     if (link.mode !== 'pass') {
@@ -281,6 +293,11 @@ class Connection {
     for (const direction of this.directions) direction.enteredBlackhole();
   }
 
+  /** A heal: data held back by a delay or throttle is delivered now. */
+  released(): void {
+    for (const direction of this.directions) direction.release();
+  }
+
   leftBlackhole(): void {
     if (this.brokenWhileBlackholed) return this.tearDown();
     if (!this.dialed) this.dial();
@@ -362,13 +379,19 @@ export class FaultProxy {
     this.setMode('blackhole');
   }
 
-  /** Back to clean pass-through: clears every fault and ends flapping. */
+  /**
+   * Back to clean pass-through: clears every fault and ends flapping. Bytes
+   * still queued by a delay or throttle are delivered at once, as a link that
+   * recovers drains what waited in it; they would otherwise trickle out at the
+   * old rate and hold everything behind them.
+   */
   heal(): void {
     this.stopFlapping();
     this.link.delayMs = 0;
     this.link.bytesPerSecond = undefined;
     this.link.dropFraction = 0;
     this.setMode('pass');
+    for (const connection of this.connections) if (connection.open) connection.released();
   }
 
   /** Latency added to every chunk, each direction; 0 for none. */

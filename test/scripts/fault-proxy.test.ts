@@ -329,6 +329,23 @@ describe('FaultProxy', () => {
     expect(performance.now() - started).toBeGreaterThanOrEqual((payload.length / rate) * 1000 - 5);
   });
 
+  it('heal() delivers what a throttle and a delay still hold, at once and in order', async () => {
+    const echo = await startEcho();
+    const proxy = await startProxy(echo.port);
+    const client = await dial(proxy.port);
+    // 50 KB at 1 KB/s would take 50 s to trickle through; the test's wait gives up long before that.
+    proxy.throttle(1_024);
+    proxy.delay(5_000);
+    const payload = randomBytes(50_000);
+    client.socket.write(payload);
+    await sleep(200);
+    expect(client.received.length).toBe(0);
+    proxy.heal();
+    const echoed = await client.receive(payload.length);
+    expect(echoed.equals(payload)).toBe(true);
+    await roundTrip(client, 'after heal');
+  });
+
   it('drop(1) forwards nothing but keeps the connection; drop(0) forwards everything', async () => {
     const echo = await startEcho();
     const proxy = await startProxy(echo.port);
