@@ -4,6 +4,7 @@
  * owns the load, the heal, convergence and the checks.
  */
 import type { FlapSchedule } from '../lib/fault-proxy.ts';
+import type { SlowLink } from './proxied-cluster.ts';
 import type { ExperimentName } from './report.ts';
 
 export interface SpanHandle {
@@ -23,6 +24,8 @@ export interface FaultContext {
   cut(a: readonly string[], b: readonly string[]): void;
   /** Every link between `a` and `b` comes and goes until the heal. */
   flap(a: readonly string[], b: readonly string[], schedule: FlapSchedule): void;
+  /** Every link between `a` and `b` is slow (delayed and throttled) until the heal. */
+  slow(a: readonly string[], b: readonly string[], link: SlowLink): void;
   /** A shaded span on the timeline, open until end() or the heal. */
   span(label: string, nodes: readonly string[]): SpanHandle;
   event(label: string, node?: string): void;
@@ -50,6 +53,9 @@ export interface Experiment {
 
 /** Flap timing: down long enough to break the connection, up long enough to reconnect and sync. */
 export const FLAP: FlapSchedule = { upMs: 700, downMs: 1_300 };
+
+/** A slow link: a long intercontinental round trip and a thin pipe (a sync of 20 keys is a few hundred bytes). */
+export const SLOW: SlowLink = { delayMs: 150, bytesPerSecond: 4_096 };
 
 /** A crashed or wiped node stays down for this share of the fault phase. */
 const DOWN_SHARE = 0.4;
@@ -122,6 +128,20 @@ export const EXPERIMENTS: readonly Experiment[] = [
     run: async (ctx) => {
       const [major, minor] = halves(ctx.ids);
       ctx.flap(major, minor, FLAP);
+      await ctx.until(ctx.healAtMs);
+    },
+  },
+  {
+    name: 'slow',
+    summary: 'the links between a majority and a minority become slow (delayed, throttled)',
+    minNodes: 2,
+    describe: (ids) => {
+      const [major, minor] = halves(ids);
+      return `links between ${set(major)} and ${set(minor)} delay every chunk ${SLOW.delayMs} ms and carry at most ${SLOW.bytesPerSecond} bytes/s`;
+    },
+    run: async (ctx) => {
+      const [major, minor] = halves(ctx.ids);
+      ctx.slow(major, minor, SLOW);
       await ctx.until(ctx.healAtMs);
     },
   },

@@ -11,6 +11,11 @@ import { waitForMesh } from '../lib/local-cluster.ts';
 import { LocalNode } from '../lib/local-node.ts';
 import type { CutMode } from './report.ts';
 
+export interface SlowLink {
+  readonly delayMs: number;
+  readonly bytesPerSecond: number;
+}
+
 export interface ProxiedClusterOptions {
   readonly ids: readonly string[];
   readonly ports: readonly number[];
@@ -84,6 +89,14 @@ export class ProxiedCluster {
   /** Every link between `a` and `b` comes and goes on `schedule`. */
   flap(a: readonly string[], b: readonly string[], schedule: FlapSchedule): void {
     for (const proxy of this.between(a, b)) proxy.flap(schedule);
+  }
+
+  /** Every link between `a` and `b` delays each chunk by `delayMs` and carries at most `bytesPerSecond`. */
+  slow(a: readonly string[], b: readonly string[], link: SlowLink): void {
+    for (const proxy of this.between(a, b)) {
+      proxy.delay(link.delayMs);
+      proxy.throttle(link.bytesPerSecond);
+    }
   }
 
   /** Every link back to clean pass-through. */

@@ -107,6 +107,10 @@ export async function runExperiment(experiment: Experiment, settings: Experiment
       cluster.flap(a, b, schedule);
       openSpan(`flapping ${group(a)} | ${group(b)}`, [...a, ...b]);
     },
+    slow: (a, b, link) => {
+      cluster.slow(a, b, link);
+      openSpan(`slow ${group(a)} | ${group(b)}: +${link.delayMs} ms, ${link.bytesPerSecond} B/s`, [...a, ...b]);
+    },
     span: openSpan,
     event: (label, node) => events.push({ atMs: now(), label, ...(node === undefined ? {} : { node }) }),
     kill: async (id) => {
