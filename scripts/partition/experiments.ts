@@ -60,9 +60,9 @@ export const SLOW: SlowLink = { delayMs: 150, bytesPerSecond: 4_096 };
 /** A crashed or wiped node stays down for this share of the fault phase. */
 const DOWN_SHARE = 0.4;
 
-/** The majority side of a split: ⌊n/2⌋ + 1 nodes. */
-function halves(ids: readonly string[]): [string[], string[]] {
-  const size = Math.floor(ids.length / 2) + 1;
+/** The two sides of a split: a majority of ⌊n/2⌋ + 1 nodes and the rest; with 2 nodes, one each (a side is never empty). */
+export function halves(ids: readonly string[]): [string[], string[]] {
+  const size = Math.max(1, Math.min(ids.length - 1, Math.floor(ids.length / 2) + 1));
   return [ids.slice(0, size), ids.slice(size)];
 }
 
@@ -86,7 +86,8 @@ export const EXPERIMENTS: readonly Experiment[] = [
     minNodes: 2,
     describe: (ids) => {
       const [major, minor] = halves(ids);
-      return `majority ${set(major)} and minority ${set(minor)} cut from each other, hits on both sides`;
+      const sides = major.length > minor.length ? `majority ${set(major)} and minority ${set(minor)}` : `${set(major)} and ${set(minor)}`;
+      return `${sides} cut from each other, hits on both sides`;
     },
     run: async (ctx) => {
       const [major, minor] = halves(ctx.ids);

@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { checkCounts, type NodeCounts } from '../../scripts/partition/count-check.ts';
+import { halves } from '../../scripts/partition/experiments.ts';
 import { HitLedger } from '../../scripts/partition/hit-ledger.ts';
 import { parsePartitionArgs, UsageError } from '../../scripts/partition/options.ts';
 
@@ -149,5 +150,16 @@ describe('partition flags', () => {
   ])('%j is refused: %s', (argv, message) => {
     expect(() => parsePartitionArgs(argv)).toThrow(UsageError);
     expect(() => parsePartitionArgs(argv)).toThrow(message);
+  });
+});
+
+describe('split sides', () => {
+  it.each([2, 3, 4, 5, 6, 15])('%i nodes: two non-empty sides, the first a majority, every node on one side', (n) => {
+    const ids = Array.from({ length: n }, (_, i) => `n${i + 1}`);
+    const [major, minor] = halves(ids);
+    expect(minor.length).toBeGreaterThan(0);
+    expect(major.length).toBeGreaterThanOrEqual(minor.length);
+    if (n > 2) expect(major.length).toBeGreaterThan(n / 2);
+    expect([...major, ...minor]).toEqual(ids);
   });
 });
