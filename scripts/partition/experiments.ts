@@ -6,6 +6,7 @@
 import type { FlapSchedule } from '../lib/fault-proxy.ts';
 import type { SlowLink } from './proxied-cluster.ts';
 import type { ExperimentName } from './report.ts';
+import { pick, shuffled } from './seeded.ts';
 
 export interface SpanHandle {
   end(): void;
@@ -15,6 +16,8 @@ export interface SpanHandle {
 export interface FaultContext {
   /** Node ids, in a seeded random order: experiments pick their victims from the front. */
   readonly ids: readonly string[];
+  /** Seeded: the same --seed picks the same faults. */
+  readonly random: () => number;
   /** When the faults end and the runner heals everything. */
   readonly healAtMs: number;
   now(): number;
@@ -26,6 +29,8 @@ export interface FaultContext {
   flap(a: readonly string[], b: readonly string[], schedule: FlapSchedule): void;
   /** Every link between `a` and `b` is slow (delayed and throttled) until the heal. */
   slow(a: readonly string[], b: readonly string[], link: SlowLink): void;
+  /** Heal every link now (cut, flapping or slow) and end their spans; nodes are not touched. */
+  healLinks(): void;
   /** A shaded span on the timeline, open until end() or the heal. */
   span(label: string, nodes: readonly string[]): SpanHandle;
   event(label: string, node?: string): void;
@@ -186,6 +191,42 @@ export const EXPERIMENTS: readonly Experiment[] = [
       starting.end();
       ctx.event(`${victim} ready`, victim);
       ctx.resumeLoad(victim);
+      await ctx.until(ctx.healAtMs);
+    },
+  },
+  {
+    name: 'chaos',
+    summary: 'a seeded random sequence of the faults above, one at a time, 1-3 s each',
+    minNodes: 3,
+    describe: () => 'a seeded random sequence of splits, isolations, bridges, flapping and slow links and kill -9s, one at a time, each held 1-3 s and undone before the next',
+    run: async (ctx) => {
+      // Stop starting faults this long before the heal, so the last one is undone (a node restarted) in time.
+      const lastStartMs = ctx.healAtMs - 3_500;
+      while (ctx.now() < lastStartMs) {
+        const holdMs = 1_000 + Math.floor(ctx.random() * 2_000);
+        const order = shuffled(ctx.ids, ctx.random);
+        const kind = pick(['split', 'isolate', 'bridge', 'flap', 'slow', 'crash'] as const, ctx.random);
+        if (kind === 'crash') {
+          const victim = first(order);
+          const down = ctx.span(`${victim} down`, [victim]);
+          ctx.event(`kill -9 ${victim}`, victim);
+          await ctx.kill(victim);
+          await ctx.until(ctx.now() + holdMs);
+          down.end();
+          await ctx.restart(victim);
+          ctx.event(`${victim} ready`, victim);
+        } else {
+          const cutAt = kind === 'isolate' ? 1 : 1 + Math.floor(ctx.random() * (order.length - 1));
+          const [a, b] = [order.slice(0, cutAt), order.slice(cutAt)];
+          if (kind === 'bridge') ctx.cut([first(order)], [order[1] ?? first(b)]);
+          else if (kind === 'flap') ctx.flap(a, b, FLAP);
+          else if (kind === 'slow') ctx.slow(a, b, SLOW);
+          else ctx.cut(a, b);
+          await ctx.until(ctx.now() + holdMs);
+          ctx.healLinks();
+        }
+        await ctx.until(ctx.now() + 300 + Math.floor(ctx.random() * 700));
+      }
       await ctx.until(ctx.healAtMs);
     },
   },

@@ -25,7 +25,7 @@ flags:
   --duration S         seconds of load; faults start after the first 20% (at least 1 s) and are healed at the end (default 10)
   --rate R             hits per second over all nodes (default 200)
   --keys K             distinct keys hit (default 20)
-  --seed S             picks the victims and the keys of hits (default 1)
+  --seed S             picks the victims, chaos's faults and the keys of hits (default 1)
   --mode cut|blackhole how a link fails: refuse connections, or accept and forward nothing (default cut)
   --converge-limit S   seconds after the heal to wait for convergence before calling it a failure (default 30)
   --out DIR            where the JSON and HTML reports go (default reports)

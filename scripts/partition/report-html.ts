@@ -17,6 +17,8 @@ const M = { left: 64, right: 28, top: 28, bottom: 80 };
 const PW = W - M.left - M.right;
 const PH = H - M.top - M.bottom;
 const BOTTOM = M.top + PH;
+/** Rough width of one character of the chart's 11 px labels, to keep labels inside what they label. */
+const CHAR_PX = 6.5;
 
 export function renderReportHtml(report: ExperimentReport): string {
   const title = `hitmesh · ${report.experiment}`;
@@ -160,7 +162,7 @@ function renderChart(r: ExperimentReport, ids: readonly string[]): string {
 
   const parts: string[] = [];
   // Faults first so everything else is drawn over the shading.
-  for (const f of r.faults) parts.push(faultSvg(f, x(f.fromMs), x(f.toMs)));
+  for (const [i, f] of r.faults.entries()) parts.push(faultSvg(f, x(f.fromMs), x(f.toMs), i % 2));
   for (const v of tickValues(ay)) {
     parts.push(`<line class="grid" x1="${M.left}" x2="${M.left + PW}" y1="${n1(y(v))}" y2="${n1(y(v))}"/>`);
     parts.push(`<text x="${M.left - 6}" y="${n1(y(v) + 4)}" text-anchor="end">${v.toFixed(ay.decimals)}</text>`);
@@ -187,24 +189,33 @@ function renderChart(r: ExperimentReport, ids: readonly string[]): string {
   }
 
   for (const e of r.events) parts.push(eventSvg(e, x(e.atMs)));
-  parts.push(markerSvg(x(conv.healAtMs), 'heal', 'end'));
+  const healPx = x(conv.healAtMs);
+  let healRow = 0;
   if (convergedAt !== null) {
     const px = x(convergedAt);
     const label = `converged +${conv.ms} ms`;
-    // Flip the label left of its line when it would run off the right edge.
-    parts.push(markerSvg(px, label, px + label.length * 6.5 > W ? 'end' : 'start'));
+    // Flip the label left of its line when it would run off the right edge; then the heal label, also left, moves up a row.
+    const flip = px + label.length * CHAR_PX > W;
+    if (flip && px - label.length * CHAR_PX < healPx) healRow = 1;
+    parts.push(markerSvg(px, label, flip ? 'end' : 'start'));
   }
+  parts.push(markerSvg(healPx, 'heal', 'end', healRow));
   parts.push(windowSvg(x(r.window.fromMs), x(r.window.toMs)));
 
   return `<svg class="chart" viewBox="0 0 ${W} ${H}" role="img" aria-label="${esc(`Counts per node over time, ${r.experiment}`)}">\n${parts.join('\n')}\n</svg>`;
 }
 
-function faultSvg(f: FaultSpan, x1: number, x2: number): string {
+/** A shaded span; its label is cut to the span's width (the full one is in the tooltip and the list under the chart), and neighbours alternate rows. */
+function faultSvg(f: FaultSpan, x1: number, x2: number, row: number): string {
   const tip = `${f.label}: ${f.nodes.join(', ')}`;
+  const width = Math.abs(x2 - x1);
+  const fits = Math.floor((width - 8) / CHAR_PX);
+  const label = f.label.length <= fits ? f.label : fits >= 4 ? `${f.label.slice(0, fits - 1)}…` : '';
   return (
     `<g class="fault"><title>${esc(tip)}</title>` +
-    `<rect x="${n1(Math.min(x1, x2))}" y="${M.top}" width="${n1(Math.abs(x2 - x1))}" height="${PH}"/>` +
-    `<text x="${n1(Math.min(x1, x2) + 4)}" y="${M.top + 13}">${esc(f.label)}</text></g>`
+    `<rect x="${n1(Math.min(x1, x2))}" y="${M.top}" width="${n1(width)}" height="${PH}"/>` +
+    (label === '' ? '' : `<text x="${n1(Math.min(x1, x2) + 4)}" y="${M.top + 13 + row * 14}">${esc(label)}</text>`) +
+    '</g>'
   );
 }
 
@@ -220,11 +231,11 @@ function eventSvg(e: TimelineEvent, px: number): string {
 }
 
 /** Heal and convergence: a full-height line with its label above the plot. */
-function markerSvg(px: number, label: string, anchor: 'start' | 'end'): string {
+function markerSvg(px: number, label: string, anchor: 'start' | 'end', row = 0): string {
   const lx = anchor === 'end' ? px - 3 : px + 3;
   return (
-    `<g class="marker"><line x1="${n1(px)}" x2="${n1(px)}" y1="${M.top - 4}" y2="${BOTTOM}"/>` +
-    `<text x="${n1(lx)}" y="${M.top - 8}" text-anchor="${anchor}">${esc(label)}</text></g>`
+    `<g class="marker"><line x1="${n1(px)}" x2="${n1(px)}" y1="${M.top - 4 - row * 12}" y2="${BOTTOM}"/>` +
+    `<text x="${n1(lx)}" y="${M.top - 8 - row * 12}" text-anchor="${anchor}">${esc(label)}</text></g>`
   );
 }
 

@@ -8,7 +8,7 @@
  * `epoch…`.
  */
 
-export type ExperimentName = 'split' | 'isolate' | 'bridge' | 'flap' | 'slow' | 'crash' | 'wipe';
+export type ExperimentName = 'split' | 'isolate' | 'bridge' | 'flap' | 'slow' | 'crash' | 'wipe' | 'chaos';
 
 /** How a cut link fails: refuse connections, or accept and forward nothing. */
 export type CutMode = 'cut' | 'blackhole';

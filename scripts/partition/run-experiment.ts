@@ -17,6 +17,7 @@ import { HitLedger } from './hit-ledger.ts';
 import { HitLoad } from './hit-load.ts';
 import { ProxiedCluster } from './proxied-cluster.ts';
 import type { ExperimentReport, ExperimentSettings, FaultSpan, TimelineEvent } from './report.ts';
+import { shuffled } from './seeded.ts';
 
 export interface RunOptions {
   /** One line about how it is going, about once a second. */
@@ -36,7 +37,9 @@ const TAIL_MS = 1_000;
 
 export async function runExperiment(experiment: Experiment, settings: ExperimentSettings, options: RunOptions = {}): Promise<ExperimentReport> {
   const random = mulberry32(settings.seed);
-  const ids = shuffle(
+  // The faults' own stream: the load draws from `random` as fast as the clock lets it, which must not change which faults a seed picks.
+  const faultRandom = mulberry32(settings.seed ^ 0x9e3779b9);
+  const ids = shuffled(
     Array.from({ length: settings.nodes }, (_, i) => `n${i + 1}`),
     random,
   );
@@ -94,22 +97,28 @@ export async function runExperiment(experiment: Experiment, settings: Experiment
   })();
   const ticker = setInterval(() => options.progress?.(progressLine(experiment.name, now(), durationMs, faults, ledger, timeline)), 1_000);
 
+  const linkSpans: SpanHandle[] = [];
   const ctx: FaultContext = {
     ids,
+    random: faultRandom,
     healAtMs: durationMs,
     now,
     until: sleepUntil,
     cut: (a, b) => {
       cluster.cut(a, b, settings.cutMode);
-      openSpan(`${settings.cutMode === 'cut' ? 'cut' : 'black-holed'} ${group(a)} | ${group(b)}`, [...a, ...b]);
+      linkSpans.push(openSpan(`${settings.cutMode === 'cut' ? 'cut' : 'black-holed'} ${group(a)} | ${group(b)}`, [...a, ...b]));
     },
     flap: (a, b, schedule) => {
       cluster.flap(a, b, schedule);
-      openSpan(`flapping ${group(a)} | ${group(b)}`, [...a, ...b]);
+      linkSpans.push(openSpan(`flapping ${group(a)} | ${group(b)}`, [...a, ...b]));
     },
     slow: (a, b, link) => {
       cluster.slow(a, b, link);
-      openSpan(`slow ${group(a)} | ${group(b)}: +${link.delayMs} ms, ${link.bytesPerSecond} B/s`, [...a, ...b]);
+      linkSpans.push(openSpan(`slow ${group(a)} | ${group(b)}: +${link.delayMs} ms, ${link.bytesPerSecond} B/s`, [...a, ...b]));
+    },
+    healLinks: () => {
+      cluster.healAll();
+      for (const span of linkSpans.splice(0)) span.end();
     },
     span: openSpan,
     event: (label, node) => events.push({ atMs: now(), label, ...(node === undefined ? {} : { node }) }),
@@ -212,15 +221,6 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     }, ms);
     signal?.addEventListener('abort', onAbort, { once: true });
   });
-}
-
-/** Fisher-Yates with the experiment's seeded random. */
-function shuffle<T>(items: T[], random: () => number): T[] {
-  for (let i = items.length - 1; i > 0; i--) {
-    const j = Math.floor(random() * (i + 1));
-    [items[i], items[j]] = [items[j] as T, items[i] as T];
-  }
-  return items;
 }
 
 const group = (ids: readonly string[]): string => `{${[...ids].sort().join(',')}}`;

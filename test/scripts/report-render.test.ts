@@ -122,6 +122,25 @@ describe('renderReportHtml', () => {
     expect(html).toContain('converged 1234 ms after the heal');
   });
 
+  it('cuts a fault label to its span (the full label stays in the tooltip) and alternates neighbours\' rows', () => {
+    const long = 'flapping {n1,n2,n3,n4} | {n5,n6,n7}';
+    const html = renderReportHtml(
+      makeReport({
+        faults: [
+          { label: long, fromMs: 10_000, toMs: 11_000, nodes: ['n1'] },
+          { label: 'short', fromMs: 12_000, toMs: 20_000, nodes: ['n2'] },
+        ],
+      }),
+    );
+    expect(html).toContain(`<title>${long}: n1</title>`);
+    expect(html).not.toContain(`>${long}</text>`);
+    const texts = [...html.matchAll(/<g class="fault">.*?<text x="[^"]+" y="([^"]+)">([^<]*)<\/text>/g)].map((m) => [m[1], m[2]]);
+    expect(texts).toHaveLength(2);
+    expect(texts[0]?.[1]).toMatch(/^fl.+…$/);
+    expect(texts[1]?.[1]).toBe('short');
+    expect(texts[0]?.[0]).not.toBe(texts[1]?.[0]);
+  });
+
   it('escapes every report string and never emits the raw form', () => {
     const html = renderReportHtml(makeReport({ description: 'keys like <i>a</i> & "b"' }));
     expect(html).toContain(NASTY_ESCAPED);
