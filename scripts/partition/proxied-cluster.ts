@@ -5,6 +5,7 @@
  * (the protocol keeps one connection per pair, dialed by either side).
  */
 import { rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { FaultProxy, type FlapSchedule } from '../lib/fault-proxy.ts';
 import { waitForMesh } from '../lib/local-cluster.ts';
@@ -18,7 +19,6 @@ export interface SlowLink {
 
 export interface ProxiedClusterOptions {
   readonly ids: readonly string[];
-  readonly ports: readonly number[];
   readonly dataRoot: string;
   readonly logLevel?: string;
   readonly onLine?: (id: string, line: string, stream: 'stdout' | 'stderr') => void;
@@ -36,10 +36,13 @@ export class ProxiedCluster {
 
   /** Start the proxies, then every node, and wait until each sees all the others up. */
   static async start(options: ProxiedClusterOptions): Promise<ProxiedCluster> {
-    const { ids, ports } = options;
+    const { ids } = options;
     const proxies = new Map<string, Map<string, FaultProxy>>();
     const nodes: LocalNode[] = [];
     const cluster = new ProxiedCluster(nodes, proxies);
+    // The nodes' ports stay bound until the proxies have theirs, or a proxy could be given a node's port.
+    const reserved = await Promise.all(ids.map(() => reservePort()));
+    const ports = reserved.map((r) => r.port);
     try {
       for (const [i, a] of ids.entries()) {
         const row = new Map<string, FaultProxy>();
@@ -48,6 +51,7 @@ export class ProxiedCluster {
           if (i !== j) row.set(b, await FaultProxy.start({ target: { host: '127.0.0.1', port: portAt(ports, j) } }));
         }
       }
+      await Promise.all(reserved.map((r) => r.release()));
       for (const [i, id] of ids.entries()) {
         const peers = [...(proxies.get(id)?.values() ?? [])].map((p) => p.address);
         nodes.push(
@@ -67,6 +71,7 @@ export class ProxiedCluster {
       if (!mesh.ok) throw new Error(`the cluster did not connect within 60 s: ${mesh.missing.join('; ')}`);
       return cluster;
     } catch (error) {
+      await Promise.all(reserved.map((r) => r.release()));
       await cluster.stop();
       throw error;
     }
@@ -133,4 +138,18 @@ function portAt(ports: readonly number[], i: number): number {
   const port = ports[i];
   if (port === undefined) throw new Error(`no port for node ${i}`);
   return port;
+}
+
+/** A free port on 127.0.0.1, held by a listener until release(). */
+function reservePort(): Promise<{ port: number; release(): Promise<void> }> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      if (address === null || typeof address === 'string') return reject(new Error('no port'));
+      let released: Promise<void> | undefined;
+      resolve({ port: address.port, release: () => (released ??= new Promise<void>((done) => server.close(() => done()))) });
+    });
+  });
 }

@@ -9,7 +9,6 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { mulberry32 } from '../../gossip/random.ts';
-import { freePort } from '../bench/processes.ts';
 import { allAgree, readCounts, sumCounts } from './count-reader.ts';
 import { checkCounts } from './count-check.ts';
 import type { Experiment, FaultContext, SpanHandle } from './experiments.ts';
@@ -45,12 +44,9 @@ export async function runExperiment(experiment: Experiment, settings: Experiment
   );
   const byName = [...ids].sort((a, b) => Number(a.slice(1)) - Number(b.slice(1)));
   const keys = Array.from({ length: settings.keys }, (_, i) => `key-${String(i).padStart(3, '0')}`);
-  const ports: number[] = [];
-  for (let i = 0; i < byName.length; i++) ports.push(await freePort());
   const dataRoot = await mkdtemp(join(tmpdir(), `hitmesh-${experiment.name}-`));
   const cluster = await ProxiedCluster.start({
     ids: byName,
-    ports,
     dataRoot,
     onLine: (id, line) => options.nodeLine?.(id, line),
   }).catch(async (error: unknown) => {
