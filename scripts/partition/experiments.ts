@@ -79,6 +79,19 @@ function first(ids: readonly string[]): string {
   return id;
 }
 
+/** kill -9 (or kill -9 and delete its data) `victim`, leave it down until `untilMs`, restart it and wait until it is ready; both phases drawn as spans. */
+async function downThenRestart(ctx: FaultContext, victim: string, how: 'kill' | 'wipe', untilMs: number): Promise<void> {
+  const down = ctx.span(how === 'kill' ? `${victim} down` : `${victim} wiped`, [victim]);
+  ctx.event(how === 'kill' ? `kill -9 ${victim}` : `${victim} disk lost`, victim);
+  await (how === 'kill' ? ctx.kill(victim) : ctx.wipe(victim));
+  await ctx.until(untilMs);
+  down.end();
+  const starting = ctx.span(how === 'kill' ? `${victim} starting` : `${victim} starting empty`, [victim]);
+  await ctx.restart(victim);
+  starting.end();
+  ctx.event(`${victim} ready`, victim);
+}
+
 function downUntil(ctx: FaultContext): number {
   const start = ctx.now();
   return start + (ctx.healAtMs - start) * DOWN_SHARE;
@@ -157,16 +170,7 @@ export const EXPERIMENTS: readonly Experiment[] = [
     minNodes: 2,
     describe: (ids) => `kill -9 of ${first(ids)} under load, restarted on the same data; hits on all nodes throughout`,
     run: async (ctx) => {
-      const victim = first(ctx.ids);
-      const down = ctx.span(`${victim} down`, [victim]);
-      ctx.event(`kill -9 ${victim}`, victim);
-      await ctx.kill(victim);
-      await ctx.until(downUntil(ctx));
-      down.end();
-      const starting = ctx.span(`${victim} starting`, [victim]);
-      await ctx.restart(victim);
-      starting.end();
-      ctx.event(`${victim} ready`, victim);
+      await downThenRestart(ctx, first(ctx.ids), 'kill', downUntil(ctx));
       await ctx.until(ctx.healAtMs);
     },
   },
@@ -181,15 +185,7 @@ export const EXPERIMENTS: readonly Experiment[] = [
       // A hit acknowledged by one node lives on that node's disk until replicated: losing the disk earlier would lose it.
       await ctx.pauseLoad(victim);
       await ctx.waitReplicated(victim);
-      const down = ctx.span(`${victim} wiped`, [victim]);
-      ctx.event(`${victim} disk lost`, victim);
-      await ctx.wipe(victim);
-      await ctx.until(downUntil(ctx));
-      down.end();
-      const starting = ctx.span(`${victim} starting empty`, [victim]);
-      await ctx.restart(victim);
-      starting.end();
-      ctx.event(`${victim} ready`, victim);
+      await downThenRestart(ctx, victim, 'wipe', downUntil(ctx));
       ctx.resumeLoad(victim);
       await ctx.until(ctx.healAtMs);
     },
@@ -207,14 +203,7 @@ export const EXPERIMENTS: readonly Experiment[] = [
         const order = shuffled(ctx.ids, ctx.random);
         const kind = pick(['split', 'isolate', 'bridge', 'flap', 'slow', 'crash'] as const, ctx.random);
         if (kind === 'crash') {
-          const victim = first(order);
-          const down = ctx.span(`${victim} down`, [victim]);
-          ctx.event(`kill -9 ${victim}`, victim);
-          await ctx.kill(victim);
-          await ctx.until(ctx.now() + holdMs);
-          down.end();
-          await ctx.restart(victim);
-          ctx.event(`${victim} ready`, victim);
+          await downThenRestart(ctx, first(order), 'kill', ctx.now() + holdMs);
         } else {
           const cutAt = kind === 'isolate' ? 1 : 1 + Math.floor(ctx.random() * (order.length - 1));
           const [a, b] = [order.slice(0, cutAt), order.slice(cutAt)];
