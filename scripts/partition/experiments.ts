@@ -97,22 +97,32 @@ function downUntil(ctx: FaultContext): number {
   return start + (ctx.healAtMs - start) * DOWN_SHARE;
 }
 
-export const EXPERIMENTS: readonly Experiment[] = [
-  {
-    name: 'split',
-    summary: 'a majority and a minority side, cut from each other; both keep taking hits',
+/** An experiment that does one thing to the links between the two halves of a split, from the warm-up to the heal. */
+function betweenHalves(
+  name: ExperimentName,
+  summary: string,
+  describe: (major: readonly string[], minor: readonly string[]) => string,
+  apply: (ctx: FaultContext, major: string[], minor: string[]) => void,
+): Experiment {
+  return {
+    name,
+    summary,
     minNodes: 2,
-    describe: (ids) => {
-      const [major, minor] = halves(ids);
-      const sides = major.length > minor.length ? `majority ${set(major)} and minority ${set(minor)}` : `${set(major)} and ${set(minor)}`;
-      return `${sides} cut from each other, hits on both sides`;
-    },
+    describe: (ids) => describe(...halves(ids)),
     run: async (ctx) => {
-      const [major, minor] = halves(ctx.ids);
-      ctx.cut(major, minor);
+      apply(ctx, ...halves(ctx.ids));
       await ctx.until(ctx.healAtMs);
     },
-  },
+  };
+}
+
+export const EXPERIMENTS: readonly Experiment[] = [
+  betweenHalves(
+    'split',
+    'a majority and a minority side, cut from each other; both keep taking hits',
+    (major, minor) => `${major.length > minor.length ? `majority ${set(major)} and minority ${set(minor)}` : `${set(major)} and ${set(minor)}`} cut from each other, hits on both sides`,
+    (ctx, major, minor) => ctx.cut(major, minor),
+  ),
   {
     name: 'isolate',
     summary: 'one node cut from all the others',
@@ -136,34 +146,18 @@ export const EXPERIMENTS: readonly Experiment[] = [
       await ctx.until(ctx.healAtMs);
     },
   },
-  {
-    name: 'flap',
-    summary: 'the links between a majority and a minority come and go',
-    minNodes: 2,
-    describe: (ids) => {
-      const [major, minor] = halves(ids);
-      return `links between ${set(major)} and ${set(minor)} down ${FLAP.downMs} ms, up ${FLAP.upMs} ms, over and over`;
-    },
-    run: async (ctx) => {
-      const [major, minor] = halves(ctx.ids);
-      ctx.flap(major, minor, FLAP);
-      await ctx.until(ctx.healAtMs);
-    },
-  },
-  {
-    name: 'slow',
-    summary: 'the links between a majority and a minority become slow (delayed, throttled)',
-    minNodes: 2,
-    describe: (ids) => {
-      const [major, minor] = halves(ids);
-      return `links between ${set(major)} and ${set(minor)} delay every chunk ${SLOW.delayMs} ms and carry at most ${SLOW.bytesPerSecond} bytes/s`;
-    },
-    run: async (ctx) => {
-      const [major, minor] = halves(ctx.ids);
-      ctx.slow(major, minor, SLOW);
-      await ctx.until(ctx.healAtMs);
-    },
-  },
+  betweenHalves(
+    'flap',
+    'the links between a majority and a minority come and go',
+    (major, minor) => `links between ${set(major)} and ${set(minor)} down ${FLAP.downMs} ms, up ${FLAP.upMs} ms, over and over`,
+    (ctx, major, minor) => ctx.flap(major, minor, FLAP),
+  ),
+  betweenHalves(
+    'slow',
+    'the links between a majority and a minority become slow (delayed, throttled)',
+    (major, minor) => `links between ${set(major)} and ${set(minor)} delay every chunk ${SLOW.delayMs} ms and carry at most ${SLOW.bytesPerSecond} bytes/s`,
+    (ctx, major, minor) => ctx.slow(major, minor, SLOW),
+  ),
   {
     name: 'crash',
     summary: 'kill -9 a node under load, restart it on the same data',
