@@ -4,7 +4,7 @@
  * Every figure comes with its baseline from the same run.
  */
 import { join } from 'node:path';
-import { FaultProxy } from '../lib/fault-proxy.ts';
+import { ProxiedCluster } from '../partition/proxied-cluster.ts';
 import { runLoad, type LoadResult } from './load.ts';
 import { freePort, startPinned, type Server } from './processes.ts';
 
@@ -49,13 +49,13 @@ export async function count(node: ClusterNode, key: string): Promise<number> {
 }
 
 /** The sum of the lifetime counts of `keys` on one node, in one request. */
-async function total(node: ClusterNode, keys: readonly string[]): Promise<number> {
-  const body = (await getJson(`${node.server.url}/counts?keys=${keys.map(encodeURIComponent).join(',')}&window=all`)) as { counts: Record<string, number> };
+async function totalAt(url: string, keys: readonly string[]): Promise<number> {
+  const body = (await getJson(`${url}/counts?keys=${keys.map(encodeURIComponent).join(',')}&window=all`)) as { counts: Record<string, number> };
   return Object.values(body.counts).reduce((a, b) => a + b, 0);
 }
 
-async function hit(node: ClusterNode, key: string, n = 1): Promise<boolean> {
-  const res = await fetch(`${node.server.url}/hit/${encodeURIComponent(key)}?n=${n}`, { method: 'POST' });
+async function hitUrl(url: string, key: string, n = 1): Promise<boolean> {
+  const res = await fetch(`${url}/hit/${encodeURIComponent(key)}?n=${n}`, { method: 'POST' });
   await res.arrayBuffer();
   return res.ok;
 }
@@ -102,7 +102,7 @@ export async function replicationLag(nodes: readonly ClusterNode[], loadCpu: num
   while (Date.now() < end) {
     const key = `probe-${i++}`;
     const t0 = performance.now();
-    await hit(first, key);
+    await hitUrl(first.server.url, key);
     local.push(performance.now() - t0);
     await Promise.all(
       others.map(async (node) => {
@@ -124,50 +124,31 @@ export async function replicationLag(nodes: readonly ClusterNode[], loadCpu: num
  * `partitionS`, heal, and time until every node counts every acknowledged hit.
  */
 export async function partitionHeal(dataRoot: string, cpuOf: (i: number) => number, partitionS: number): Promise<{ convergeMs: number; acked: number }> {
-  const n = 5;
-  const ports: number[] = [];
-  for (let i = 0; i < n; i++) ports.push(await freePort());
-  // One proxy per ordered pair: i dials j through proxies[i][j].
-  const proxies: FaultProxy[][] = [];
-  for (let i = 0; i < n; i++) {
-    proxies.push([]);
-    for (let j = 0; j < n; j++) {
-      if (i !== j) proxies[i]![j] = await FaultProxy.start({ target: { host: '127.0.0.1', port: ports[j]! } });
-    }
-  }
-  const nodes = await Promise.all(
-    ports.map(async (port, i) => {
-      const id = `p${i + 1}`;
-      const peers = proxies[i]!.filter((p) => p !== undefined).map((p) => p.address);
-      const args = ['--id', id, '--port', String(port), '--data', join(dataRoot, id), '--log-level', 'warn', '--static', '--peers', peers.join(',')];
-      return { id, port, server: await startPinned(cpuOf(i), 'node/main.ts', args, port) };
-    }),
-  );
+  const ids = ['p1', 'p2', 'p3', 'p4', 'p5'];
+  const cluster = await ProxiedCluster.start({ ids, dataRoot, cpuOf });
   try {
-    await waitForMesh(nodes, n - 1);
-    const side = (i: number): number => (i < 3 ? 0 : 1);
-    for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) if (i !== j && side(i) !== side(j)) proxies[i]![j]!.cut();
+    cluster.cut(ids.slice(0, 3), ids.slice(3), 'cut');
+    const urls = cluster.nodes.map((node) => node.url);
     let acked = 0;
     const end = Date.now() + partitionS * 1000;
     let k = 0;
     while (Date.now() < end) {
-      const results = await Promise.all(nodes.map((node) => hit(node, `split-${k % 50}`)));
+      const results = await Promise.all(urls.map((url) => hitUrl(url, `split-${k % 50}`)));
       acked += results.filter(Boolean).length;
       k++;
       await sleep(20);
     }
     const healedAt = performance.now();
-    for (const row of proxies) for (const p of row) p?.heal();
+    cluster.healAll();
     const keys = Array.from({ length: Math.min(k, 50) }, (_, i) => `split-${i}`);
     for (;;) {
-      const totals = await Promise.all(nodes.map((node) => total(node, keys)));
+      const totals = await Promise.all(urls.map((url) => totalAt(url, keys)));
       if (totals.every((t) => t === acked)) return { convergeMs: performance.now() - healedAt, acked };
       if (performance.now() - healedAt > 30_000) throw new Error(`no convergence 30 s after heal: ${totals.join(', ')} of ${acked}`);
       await sleep(10);
     }
   } finally {
-    await stopCluster(nodes);
-    await Promise.all(proxies.flat().map((p) => p.stop()));
+    await cluster.stop();
   }
 }
 

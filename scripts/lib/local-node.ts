@@ -28,6 +28,8 @@ export interface LocalNodeOptions {
   readonly onLine?: (line: string, stream: 'stdout' | 'stderr') => void;
   /** How long /readyz may take to answer 200 after a start. */
   readonly readyTimeoutMs?: number;
+  /** Pin the process to this CPU (taskset, which execs the node: the PID stays the node's). For benchmarks. */
+  readonly cpu?: number;
 }
 
 export interface ExitStatus {
@@ -97,7 +99,8 @@ export class LocalNode {
     const env: NodeJS.ProcessEnv = {};
     for (const [name, value] of Object.entries(process.env)) if (!name.startsWith('HITMESH_')) env[name] = value;
     if (options.secret !== undefined) env.HITMESH_SECRET = options.secret;
-    const child = spawn(process.execPath, args, { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const [command, argv] = options.cpu === undefined ? [process.execPath, args] : ['taskset', ['-c', String(options.cpu), process.execPath, ...args]];
+    const child = spawn(command, argv, { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
     this.exitStatus = undefined;
     this.stderrTail = [];

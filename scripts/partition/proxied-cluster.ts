@@ -21,6 +21,8 @@ export interface ProxiedClusterOptions {
   readonly ids: readonly string[];
   readonly dataRoot: string;
   readonly logLevel?: string;
+  /** CPU to pin each node to (benchmarks); unpinned when omitted. */
+  readonly cpuOf?: (index: number) => number;
   readonly onLine?: (id: string, line: string, stream: 'stdout' | 'stderr') => void;
 }
 
@@ -62,6 +64,7 @@ export class ProxiedCluster {
             peers,
             logLevel: options.logLevel ?? 'warn',
             extraArgs: ['--static'],
+            ...(options.cpuOf === undefined ? {} : { cpu: options.cpuOf(i) }),
             onLine: (line, stream) => options.onLine?.(id, line, stream),
           }),
         );
