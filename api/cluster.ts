@@ -1,8 +1,10 @@
 import type { FastifyPluginAsync } from 'fastify';
+import { isNodeId } from '../crdt/names.ts';
 import type { ApiDeps } from './deps.ts';
+import { badRequest, errorBodySchema } from './http-error.ts';
 
 /** GET /cluster: this node, and every member it knows with its state, address, last contact, version vector, lag and clock offset. */
-export const clusterRoutes: FastifyPluginAsync<ApiDeps> = async (app, { replica, advertise, peers }) => {
+export const clusterRoutes: FastifyPluginAsync<ApiDeps> = async (app, { replica, advertise, peers, forgetMember }) => {
   app.get('/cluster', async () => {
     const now = replica.now();
     return {
@@ -30,4 +32,16 @@ export const clusterRoutes: FastifyPluginAsync<ApiDeps> = async (app, { replica,
       })),
     };
   });
+
+  app.delete<{ Params: { id: string } }>(
+    '/cluster/members/:id',
+    { schema: { params: { type: 'object', required: ['id'], properties: { id: { type: 'string' } } }, response: { '4xx': errorBodySchema } } },
+    async (request, reply) => {
+      const { id } = request.params;
+      if (!isNodeId(id)) throw badRequest(`${JSON.stringify(String(id).slice(0, 80))} is not a node id`);
+      if (id === replica.identity.id) throw badRequest('a node cannot forget itself');
+      if (forgetMember?.(id) !== true) return reply.code(404).send({ error: `no member ${id}` });
+      return { forgotten: id };
+    },
+  );
 };

@@ -22,8 +22,8 @@ export interface ApiDeps {
   readonly freshness: () => Freshness;
   /** The other members as gossip sees them. */
   readonly peers: () => readonly PeerView[];
-  /** Extra readiness conditions beyond "store open and listening" (gossip adds the clock guard). */
-  readonly notReadyReason?: () => string | undefined;
+  /** Forget a member now (DELETE /cluster/members/:id); false when it is not known. */
+  readonly forgetMember?: (id: string) => boolean;
 }
 
 export const SINGLE_NODE_FRESHNESS: Freshness = { peers: 0, synced: 0, maxLagMs: 0 };

@@ -2,8 +2,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { ApiDeps } from './deps.ts';
 
 /** GET /healthz (the process answers) and GET /readyz (it can take hits). */
-export const healthRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
-  const { replica } = deps;
+export const healthRoutes: FastifyPluginAsync<ApiDeps> = async (app, { replica }) => {
   app.get('/healthz', async () => ({ status: 'ok', node: replica.identity.id, incarnation: replica.identity.incarnation }));
 
   app.get('/readyz', async (_request, reply) => {
@@ -11,7 +10,7 @@ export const healthRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
       ? 'store closed or shutting down'
       : !app.server.listening
         ? 'not listening yet'
-        : deps.notReadyReason?.();
+        : replica.notTakingHits;
     if (reason !== undefined) return reply.code(503).send({ ready: false, reason });
     return { ready: true };
   });

@@ -14,6 +14,24 @@ export interface SlotValue {
 
 /** Seconds are counted from 2020-01-01 so a second bucket's index stays a small integer until 2088. */
 const SECOND_EPOCH_S = 1_577_836_800;
+/** The earliest instant any bucket can hold: nothing is counted before 2020-01-01 (UTC). */
+export const EARLIEST_MS = SECOND_EPOCH_S * 1000;
+
+/** What a join changed, as bit flags: the slot's count, the key's last seq, both or neither. */
+export const COUNT_RAISED = 1;
+export const SEQ_RAISED = 2;
+
+/**
+ * Per origin, what every replica can compare cheaply: `digest`, an order-free
+ * sum (mod 2^32) of a hash of every key's lifetime count, and `high`, the
+ * highest seq of any change held. Two replicas holding the same complete
+ * entry of an origin hold the same data of it exactly when their digests
+ * match (up to hash collisions), whatever else they hold beyond it.
+ */
+export interface OriginSummary {
+  digest: number;
+  high: number;
+}
 
 /**
  * One key's buckets of one origin. Indexes are small integers (V8 keeps them
@@ -29,6 +47,23 @@ class KeyOrigin {
   lifetime = 0;
   lastSeq = 0;
 
+  constructor(
+    private readonly keyHash: number,
+    private readonly summary: OriginSummary,
+  ) {}
+
+  private setLifetime(count: number): void {
+    this.summary.digest = (this.summary.digest - lifetimeHash(this.keyHash, this.lifetime) + lifetimeHash(this.keyHash, count)) >>> 0;
+    this.lifetime = count;
+  }
+
+  raiseSeq(seq: number): boolean {
+    if (seq <= this.lastSeq) return false;
+    this.lastSeq = seq;
+    if (seq > this.summary.high) this.summary.high = seq;
+    return true;
+  }
+
   get(tier: Tier, start: number): number {
     if (tier === Tier.second) return this.seconds.get(start / 1000 - SECOND_EPOCH_S) ?? 0;
     if (tier === Tier.lifetime) return this.lifetime;
@@ -37,7 +72,7 @@ class KeyOrigin {
 
   set(tier: Tier, start: number, count: number): void {
     if (tier === Tier.second) this.seconds.set(start / 1000 - SECOND_EPOCH_S, count);
-    else if (tier === Tier.lifetime) this.lifetime = count;
+    else if (tier === Tier.lifetime) this.setLifetime(count);
     else this.coarse.set((start / TIER_SIZE_MS[tier]) * 4 + tier, count);
   }
 
@@ -82,7 +117,7 @@ class KeyOrigin {
  */
 export class ReplicaState {
   private readonly byKey = new Map<string, Map<ReplicaId, KeyOrigin>>();
-  private readonly knownOrigins = new Set<ReplicaId>();
+  private readonly knownOrigins = new Map<ReplicaId, OriginSummary>();
 
   get keyCount(): number {
     return this.byKey.size;
@@ -93,8 +128,17 @@ export class ReplicaState {
   }
 
   /** Every origin ever joined, even one whose buckets have all expired. */
-  origins(): ReadonlySet<ReplicaId> {
-    return this.knownOrigins;
+  origins(): IterableIterator<ReplicaId> {
+    return this.knownOrigins.keys();
+  }
+
+  get originCount(): number {
+    return this.knownOrigins.size;
+  }
+
+  /** The digest and highest seq of what is held of `origin` (see OriginSummary). */
+  summary(origin: ReplicaId): Readonly<OriginSummary> | undefined {
+    return this.knownOrigins.get(origin);
   }
 
   get(origin: ReplicaId, key: string, tier: Tier, start: number): number {
@@ -106,7 +150,7 @@ export class ReplicaState {
     const entry = this.entryOf(key, origin);
     const count = entry.get(tier, start) + n;
     entry.set(tier, start, count);
-    if (seq > entry.lastSeq) entry.lastSeq = seq;
+    entry.raiseSeq(seq);
     return count;
   }
 
@@ -124,17 +168,31 @@ export class ReplicaState {
       entry.set(tier, start, count);
       counts[tier] = count;
     }
-    if (seq > entry.lastSeq) entry.lastSeq = seq;
+    entry.raiseSeq(seq);
     return counts;
   }
 
   /** Join one slot into the state (max), known to be from `origin`'s batch `seq` or earlier. Returns true if it raised the count. */
   join(slot: SlotValue, seq = 0): boolean {
+    return (this.merge(slot, seq) & COUNT_RAISED) !== 0;
+  }
+
+  /**
+   * Join one slot and say what changed (COUNT_RAISED, SEQ_RAISED). A raised
+   * seq matters even when the count did not move: it is what anti-entropy
+   * filters on, so it must be made durable like a count.
+   */
+  merge(slot: SlotValue, seq = 0): number {
     const entry = this.entryOf(slot.key, slot.origin);
-    if (seq > entry.lastSeq) entry.lastSeq = seq;
-    if (entry.get(slot.tier, slot.start) >= slot.count) return false;
+    const changed = entry.raiseSeq(seq) ? SEQ_RAISED : 0;
+    if (entry.get(slot.tier, slot.start) >= slot.count) return changed;
     entry.set(slot.tier, slot.start, slot.count);
-    return true;
+    return changed | COUNT_RAISED;
+  }
+
+  /** The last seq of `origin` that changed `key` (0: none held). */
+  lastSeq(origin: ReplicaId, key: string): number {
+    return this.byKey.get(key)?.get(origin)?.lastSeq ?? 0;
   }
 
   /**
@@ -144,12 +202,27 @@ export class ReplicaState {
    * have changed since).
    */
   *changedSince(origin: ReplicaId, seq: number, at: number): IterableIterator<SlotValue> {
+    for (const change of this.changedKeys(origin, seq, at)) {
+      for (const [tier, start, count] of change.buckets) yield { origin, key: change.key, tier, start, count };
+    }
+  }
+
+  /**
+   * The same, one key at a time (its buckets as [tier, start, count], the
+   * lifetime last), read lazily: a repair of a million keys is produced a
+   * chunk at a time between turns of the event loop. Keys added while it is
+   * under way are visited too (Map iteration order).
+   */
+  *changedKeys(origin: ReplicaId, seq: number, at: number): IterableIterator<KeyChange> {
     for (const [key, origins] of this.byKey) {
       const entry = origins.get(origin);
       if (entry === undefined || entry.lastSeq <= seq) continue;
-      for (const [tier, start, count] of entry.entries()) {
-        if (tier === Tier.lifetime || start + TIER_SIZE_MS[tier] > at) yield { origin, key, tier, start, count };
+      const buckets: [Tier, number, number][] = [];
+      for (const bucket of entry.entries()) {
+        const [tier, start] = bucket;
+        if (tier === Tier.lifetime || start + TIER_SIZE_MS[tier] > at) buckets.push(bucket);
       }
+      yield { key, buckets };
     }
   }
 
@@ -195,12 +268,39 @@ export class ReplicaState {
     }
     let entry = origins.get(origin);
     if (entry === undefined) {
-      entry = new KeyOrigin();
+      let summary = this.knownOrigins.get(origin);
+      if (summary === undefined) {
+        summary = { digest: 0, high: 0 };
+        this.knownOrigins.set(origin, summary);
+      }
+      entry = new KeyOrigin(stringHash(key), summary);
       origins.set(origin, entry);
-      this.knownOrigins.add(origin);
     }
     return entry;
   }
+}
+
+/** One key's buckets of one origin, as a repair carries them. */
+export interface KeyChange {
+  readonly key: string;
+  readonly buckets: readonly (readonly [Tier, number, number])[];
+}
+
+/** FNV-1a over the UTF-16 units of a string: computed once per (key, origin). */
+function stringHash(text: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
+  return h >>> 0;
+}
+
+/** A well-mixed 32-bit hash of (key, lifetime count); 0 for a count of 0, so an absent key adds nothing. */
+function lifetimeHash(keyHash: number, count: number): number {
+  if (count === 0) return 0;
+  let h = Math.imul(keyHash ^ (count >>> 0), 0x9e3779b1);
+  h = Math.imul(h ^ Math.floor(count / 4_294_967_296), 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  return (h ^ (h >>> 16)) >>> 0;
 }
 
 /** The slots one hit at instant `t` raises: its bucket in every tier. */

@@ -11,12 +11,14 @@ export interface GossipConfig {
   /** Reconnect backoff: first delay and cap (exponential, with jitter). */
   readonly reconnectMinMs: number;
   readonly reconnectMaxMs: number;
-  /** A repair already sent is not resent for this long while the peer may still be applying it. */
+  /** A repair just finished is not resent for this long while the peer may still be applying it; nor is a peer that gets an origin first-hand repaired before it has stood still this long. */
   readonly repairGraceMs: number;
   /** A received delta is relayed after this long, to peers that have not acknowledged it by then. */
   readonly relayDelayMs: number;
   /** Dial only the seed peers; learn no other addresses. */
   readonly static: boolean;
+  /** A member without a connection this long is forgotten: no longer dialed, not counted. */
+  readonly forgetAfterMs: number;
   /** Most connections this node dials or keeps dialing (inbound ones are always taken). Large clusters gossip over a partial mesh; relays and anti-entropy carry the rest. */
   readonly maxPeers: number;
 }
@@ -31,5 +33,6 @@ export const DEFAULT_GOSSIP: GossipConfig = {
   repairGraceMs: 2_000,
   relayDelayMs: 60,
   static: false,
+  forgetAfterMs: 24 * 3_600_000,
   maxPeers: Number.POSITIVE_INFINITY,
 };

@@ -1,41 +1,45 @@
-import { keyProblem } from '../crdt/key.ts';
-import { TIER_SIZE_MS, Tier, floorTo, isTier } from '../crdt/tiers.ts';
-import { ProtocolError, type Delta, type VersionEntry } from './messages.ts';
+import { TIER_SIZE_MS, Tier, floorTo } from '../crdt/tiers.ts';
+import { ProtocolError, type Delta, type TimeBounds, type VersionEntry } from './messages.ts';
 import type { Changes, HitRow, SlotRow } from './replica-view.ts';
 
 /**
  * Changes ↔ the rows of a delta frame. Times are offsets from `base` (the
  * oldest second in the frame) in units of each tier's bucket, so a fresh
  * push spends one byte on time per row. A hit row carries all five tiers of
- * one (key, second), the common case, without naming tiers at all.
+ * one (key, second), the common case, without naming tiers at all; slot rows
+ * come in groups per key, so a repair names each key once.
  */
 export function encodeDelta(origin: string, changes: Changes, to: VersionEntry, from: number | null): Delta {
   let base = Number.POSITIVE_INFINITY;
   for (const row of changes.hits) base = Math.min(base, row.second);
-  for (const row of changes.slots) if (row.tier !== Tier.lifetime) base = Math.min(base, row.start);
-  if (base === Number.POSITIVE_INFINITY) base = 0;
+  for (const row of changes.slots) if (row.tier !== Tier.lifetime) base = Math.min(base, floorTo(row.start, 1000));
+  if (base === Number.POSITIVE_INFINITY) base = floorTo(to[1], 1000);
   const hits: (string | number)[] = [];
   for (const row of changes.hits) hits.push(row.key, (row.second - base) / 1000, ...row.counts);
   const slots: (string | number)[] = [];
+  let groupAt = -1;
   for (const row of changes.slots) {
+    // A run of rows of one key is one group: [key, n, …].
+    if (groupAt < 0 || slots[groupAt] !== row.key) {
+      groupAt = slots.length;
+      slots.push(row.key, 0);
+    }
+    slots[groupAt + 1] = (slots[groupAt + 1] as number) + 1;
     const offset = row.tier === Tier.lifetime ? 0 : (row.start - floorTo(base, TIER_SIZE_MS[row.tier])) / TIER_SIZE_MS[row.tier];
-    slots.push(row.key, row.tier, offset, row.count);
+    slots.push(row.tier, offset, row.count);
   }
   return { type: 'delta', origin, from, to: to[0], at: to[1], base, hits, slots };
 }
 
-/** The changes of a parsed delta frame; a ProtocolError if any row is not a valid slot (keys included). */
-export function decodeDelta(delta: Delta): Changes {
-  if (delta.base % 1000 !== 0) throw new ProtocolError('delta base is not a whole second');
-  for (const rows of [delta.hits, delta.slots]) {
-    for (let i = 0; i < rows.length; i += rows === delta.hits ? 7 : 4) {
-      const problem = keyProblem(rows[i] as string);
-      if (problem !== undefined) throw new ProtocolError(`delta row: ${problem}`);
-    }
-  }
+/**
+ * The changes of a delta frame `parseMessage` accepted; a ProtocolError if a
+ * slot lies outside `bounds` (its tier's offset from base is checked here,
+ * where the start is known).
+ */
+export function decodeDelta(delta: Delta, bounds: TimeBounds): Changes {
   const hits: HitRow[] = [];
-  for (let i = 0; i < delta.hits.length; i += 7) {
-    const r = delta.hits;
+  const r = delta.hits;
+  for (let i = 0; i < r.length; i += 7) {
     hits.push({
       key: r[i] as string,
       second: delta.base + (r[i + 1] as number) * 1000,
@@ -43,14 +47,30 @@ export function decodeDelta(delta: Delta): Changes {
     });
   }
   const slots: SlotRow[] = [];
-  for (let i = 0; i < delta.slots.length; i += 4) {
-    const r = delta.slots;
-    const tier = r[i + 1];
-    if (!isTier(tier)) throw new ProtocolError(`delta slot has an unknown tier ${String(tier)}`);
-    const offset = r[i + 2] as number;
-    const start = tier === Tier.lifetime ? 0 : floorTo(delta.base, TIER_SIZE_MS[tier]) + offset * TIER_SIZE_MS[tier];
-    if (!Number.isSafeInteger(start)) throw new ProtocolError('delta slot start out of range');
-    slots.push({ key: r[i] as string, tier, start, count: r[i + 3] as number });
+  const g = delta.slots;
+  for (let i = 0; i < g.length; ) {
+    const key = g[i] as string;
+    const n = g[i + 1] as number;
+    for (let j = i + 2; j < i + 2 + 3 * n; j += 3) {
+      const tier = g[j] as Tier;
+      const offset = g[j + 1] as number;
+      let start = 0;
+      if (tier !== Tier.lifetime) {
+        start = floorTo(delta.base, TIER_SIZE_MS[tier]) + offset * TIER_SIZE_MS[tier];
+        if (!Number.isSafeInteger(start) || start < floorTo(bounds.earliest, TIER_SIZE_MS[tier]) || start > bounds.latest) throw new ProtocolError('delta slot start out of range');
+      } else if (offset !== 0) throw new ProtocolError('a lifetime slot has no offset');
+      slots.push({ key, tier, start, count: g[j + 2] as number });
+    }
+    i += 2 + 3 * n;
   }
   return { hits, slots };
+}
+
+/** About how many bytes a row takes in a frame: what chunking goes by (keys counted at 3 bytes a unit, the worst case). */
+export function estimateHitRowBytes(row: HitRow): number {
+  return 3 * row.key.length + 64;
+}
+
+export function estimateSlotGroupBytes(key: string, buckets: number): number {
+  return 3 * key.length + 8 + 16 * buckets;
 }

@@ -1,13 +1,24 @@
 /**
  * The gossip wire grammar: a union keyed on `type`, one guard per message.
  * Frames are msgpack; decode yields `unknown` and nothing is trusted until
- * `parseMessage` accepts it. See PROTOCOL.md.
+ * `parseMessage` accepts it: every name against its grammar, every number a
+ * safe integer in range, every time near the receiver's clock, every list
+ * within its limit. Code past it never meets a value it cannot store, send
+ * on or reopen. See PROTOCOL.md.
  */
-export const PROTOCOL_VERSION = 1;
+import { keyProblem } from '../crdt/key.ts';
+import { isAddress, isNodeId, isOrigin, nodeIdOf } from '../crdt/names.ts';
+import { EARLIEST_MS } from '../crdt/replica-state.ts';
+import { LIMITS } from './limits.ts';
+
+export const PROTOCOL_VERSION = 2;
 
 /** Per origin: the highest seq held completely and the time of that origin's last hit up to it. */
-export type VersionVector = Record<string, VersionEntry>;
 export type VersionEntry = readonly [seq: number, at: number];
+export type VersionVector = Readonly<Record<string, VersionEntry>>;
+
+/** What a sync says of one origin: its complete entry, the digest of what is held of it and the highest seq held. */
+export type SyncEntry = readonly [seq: number, at: number, digest: number, high: number];
 
 /** First frame each way: who I am, and a fresh nonce the peer must sign. */
 export interface Hello {
@@ -26,12 +37,12 @@ export interface Auth {
   readonly proof: Uint8Array;
 }
 
-/** Periodic: my version vector, the members I know, and a clock sample. Also the heartbeat. */
+/** Periodic: what I hold of every origin, the members I know, and a clock sample. Also the heartbeat. */
 export interface Sync {
   readonly type: 'sync';
-  readonly vv: VersionVector;
-  /** id → address of every member I know (myself included). */
-  readonly members: Record<string, string>;
+  readonly vv: Readonly<Record<string, SyncEntry>>;
+  /** id → address of every member I know (myself included); empty when unchanged since the last one sent. */
+  readonly members: Readonly<Record<string, string>>;
   /** Ids of the peers I have an open connection with: they get their deltas from the origin, not by relay. */
   readonly links: readonly string[];
   /** My clock when sending, and the `sent` of the last sync I got from you with how long I held it. */
@@ -43,8 +54,8 @@ export interface Sync {
 /**
  * Slots of one origin. Complete (`from` set) means: every change of batches
  * (from, to] is in here, so a receiver that holds `from` now holds `to`.
- * Rows are flat: hit rows [key, second, s, m, h, d, lifetime] give all five
- * tiers of one (key, second); slot rows [key, tier, start, count] one slot.
+ * `hits` rows: [key, second, s, m, h, d, lifetime] (all five tiers of one
+ * key's second); `slots`: [key, n, then n × (tier, offset, count)].
  */
 export interface Delta {
   readonly type: 'delta';
@@ -57,13 +68,7 @@ export interface Delta {
   readonly slots: readonly (string | number)[];
 }
 
-/** Optional: some of my vector entries ahead of the next sync (a node may send it; the core only listens). */
-export interface Ack {
-  readonly type: 'ack';
-  readonly vv: VersionVector;
-}
-
-export type Message = Hello | Auth | Sync | Delta | Ack;
+export type Message = Hello | Auth | Sync | Delta;
 
 export class ProtocolError extends Error {
   readonly code = 'HITMESH_PROTOCOL';
@@ -71,72 +76,122 @@ export class ProtocolError extends Error {
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array);
 const isInt = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
-const isString = (v: unknown, max = 512): v is string => typeof v === 'string' && v.length > 0 && v.length <= max;
-const isBytes = (v: unknown, max: number): v is Uint8Array => v instanceof Uint8Array && v.length <= max;
+const isBytes = (v: unknown, min: number, max: number): v is Uint8Array => v instanceof Uint8Array && v.length >= min && v.length <= max;
 
-function isVersionVector(v: unknown): v is VersionVector {
-  if (!isObject(v)) return false;
-  for (const entry of Object.values(v)) {
-    if (!Array.isArray(entry) || entry.length !== 2 || !isInt(entry[0]) || !isInt(entry[1])) return false;
-  }
-  return Object.keys(v).length <= 10_000;
+/** The window of times a frame may carry: from 2020 to a day past the receiver's clock. */
+export interface TimeBounds {
+  readonly earliest: number;
+  readonly latest: number;
 }
 
-function isFlatRows(v: unknown, width: number, numbersFrom: number): v is (string | number)[] {
-  if (!Array.isArray(v) || v.length % width !== 0) return false;
-  for (let i = 0; i < v.length; i += width) {
-    if (!isString(v[i], 1024)) return false;
-    for (let j = numbersFrom; j < width; j++) if (!isInt(v[i + j])) return false;
-  }
-  return true;
+export function timeBounds(now: number): TimeBounds {
+  return { earliest: EARLIEST_MS, latest: now + LIMITS.maxAheadMs };
 }
 
-/** The message, or a ProtocolError saying what is wrong with it. */
-export function parseMessage(value: unknown): Message {
+const inBounds = (t: number, b: TimeBounds): boolean => t >= b.earliest && t <= b.latest;
+
+function checkSyncVector(v: unknown, b: TimeBounds): string | undefined {
+  if (!isObject(v)) return 'vv is not a map';
+  const entries = Object.entries(v);
+  if (entries.length > LIMITS.maxOrigins) return `vv has more than ${LIMITS.maxOrigins} origins`;
+  for (const [origin, e] of entries) {
+    if (!isOrigin(origin)) return `vv names a bad origin ${JSON.stringify(String(origin).slice(0, 100))}`;
+    if (!Array.isArray(e) || e.length !== 4 || !e.every(isInt)) return `vv entry of ${origin} is not [seq, at, digest, high]`;
+    const [, at, digest] = e;
+    if (at !== 0 && !inBounds(at ?? 0, b)) return `vv entry of ${origin} has a time out of range`;
+    if ((digest as number) > 0xffff_ffff) return `vv entry of ${origin} has a digest over 32 bits`;
+  }
+  return undefined;
+}
+
+function checkSync(v: Record<string, unknown>, b: TimeBounds): string | undefined {
+  const vv = checkSyncVector(v.vv, b);
+  if (vv !== undefined) return vv;
+  if (!isObject(v.members)) return 'members is not a map';
+  const members = Object.entries(v.members);
+  if (members.length > LIMITS.maxMembers) return `more than ${LIMITS.maxMembers} members`;
+  for (const [id, address] of members) {
+    if (!isNodeId(id)) return `member id ${JSON.stringify(String(id).slice(0, 100))} is not a node id`;
+    if (!isAddress(address)) return `member ${id} has a bad address ${JSON.stringify(String(address).slice(0, 100))}`;
+  }
+  if (!Array.isArray(v.links) || v.links.length > LIMITS.maxMembers || !v.links.every(isNodeId)) return 'links is not a list of node ids';
+  // A skewed peer must still be measurable, so `sent` may be far off; it must be a sane time all the same.
+  if (!isInt(v.sent) || !isInt(v.echo) || !isInt(v.held)) return 'clock sample is not three non-negative integers';
+  if (v.sent < b.earliest || v.sent > b.latest + 365 * 86_400_000 || v.held > 3_600_000) return 'clock sample out of range';
+  return undefined;
+}
+
+/** Rows [key, …numbers] of a fixed width: every key valid, every number a safe non-negative integer. */
+function checkHitRows(rows: unknown, base: number, b: TimeBounds): string | undefined {
+  if (!Array.isArray(rows) || rows.length % 7 !== 0) return 'hits is not a list of 7-wide rows';
+  for (let i = 0; i < rows.length; i += 7) {
+    const problem = typeof rows[i] === 'string' ? keyProblem(rows[i] as string) : 'key is not a string';
+    if (problem !== undefined) return `hit row: ${problem}`;
+    for (let j = 1; j < 7; j++) if (!isInt(rows[i + j])) return 'hit row holds a number that is not a safe non-negative integer';
+    const second = base + (rows[i + 1] as number) * 1000;
+    if (!Number.isSafeInteger(second) || !inBounds(second, b)) return 'hit row second out of range';
+    // One origin's five counts of one second nest: second ≤ minute ≤ hour ≤ day ≤ lifetime.
+    for (let j = 2; j < 6; j++) if ((rows[i + j] as number) > (rows[i + j + 1] as number)) return 'hit row counts do not nest';
+  }
+  return undefined;
+}
+
+/** Slot groups [key, n, n × (tier, offset, count)]; their starts are checked where they are computed (decodeDelta). */
+function checkSlotGroups(value: unknown): string | undefined {
+  if (!Array.isArray(value)) return 'slots is not a list';
+  const groups: readonly unknown[] = value;
+  let i = 0;
+  let rows = 0;
+  while (i < groups.length) {
+    const problem = typeof groups[i] === 'string' ? keyProblem(groups[i] as string) : 'key is not a string';
+    if (problem !== undefined) return `slot group: ${problem}`;
+    const n = groups[i + 1];
+    if (!isInt(n) || n === 0 || i + 2 + 3 * n > groups.length) return 'slot group has a bad length';
+    for (let j = i + 2; j < i + 2 + 3 * n; j++) if (!isInt(groups[j])) return 'slot holds a number that is not a safe non-negative integer';
+    for (let j = i + 2; j < i + 2 + 3 * n; j += 3) if ((groups[j] as number) > 4) return `slot has an unknown tier ${String(groups[j])}`;
+    rows += n;
+    i += 2 + 3 * n;
+  }
+  return rows > LIMITS.maxDeltaRows ? `more than ${LIMITS.maxDeltaRows} rows` : undefined;
+}
+
+function checkDelta(v: Record<string, unknown>, b: TimeBounds): string | undefined {
+  if (!isOrigin(v.origin)) return 'origin is not id#incarnation';
+  if (!isInt(v.to) || !(v.from === null || (isInt(v.from) && v.from <= v.to))) return 'from/to are not seqs with from ≤ to';
+  if (!isInt(v.at) || (v.at !== 0 && !inBounds(v.at, b))) return 'at out of range';
+  if (!isInt(v.base) || v.base % 1000 !== 0 || v.base > b.latest) return 'base is not a whole second in range';
+  if (Array.isArray(v.hits) && v.hits.length / 7 > LIMITS.maxDeltaRows) return `more than ${LIMITS.maxDeltaRows} rows`;
+  return checkHitRows(v.hits, v.base, b) ?? checkSlotGroups(v.slots);
+}
+
+/** The message, or a ProtocolError saying what is wrong with it. `now` is the receiver's clock. */
+export function parseMessage(value: unknown, now: number): Message {
   if (!isObject(value)) throw new ProtocolError('frame is not a map');
+  const b = timeBounds(now);
+  let problem: string | undefined;
   switch (value.type) {
     case 'hello':
-      if (isInt(value.protocol) && isString(value.id, 64) && isString(value.origin, 128) && isString(value.address, 300) && isBytes(value.nonce, 64) && value.nonce.length >= 16) {
-        return value as unknown as Hello;
-      }
+      if (!isInt(value.protocol)) problem = 'protocol is not an integer';
+      else if (!isNodeId(value.id)) problem = 'id is not a node id';
+      else if (!isOrigin(value.origin) || nodeIdOf(value.origin) !== value.id) problem = 'origin is not <id>#<incarnation> of this id';
+      else if (!isAddress(value.address)) problem = 'address is not host:port';
+      else if (!isBytes(value.nonce, 16, 64)) problem = 'nonce is not 16-64 bytes';
+      if (problem === undefined) return value as unknown as Hello;
       break;
     case 'auth':
-      if (isBytes(value.proof, 64)) return value as unknown as Auth;
+      if (isBytes(value.proof, 0, 64)) return value as unknown as Auth;
+      problem = 'proof is not at most 64 bytes';
       break;
     case 'sync':
-      if (
-        isVersionVector(value.vv) &&
-        isObject(value.members) &&
-        Object.keys(value.members).length <= 10_000 &&
-        Object.entries(value.members).every(([id, a]) => isString(id, 64) && isString(a, 300)) &&
-        Array.isArray(value.links) &&
-        value.links.length <= 10_000 &&
-        value.links.every((id) => isString(id, 64)) &&
-        isInt(value.sent) &&
-        isInt(value.echo) &&
-        isInt(value.held)
-      ) {
-        return value as unknown as Sync;
-      }
+      problem = checkSync(value, b);
+      if (problem === undefined) return value as unknown as Sync;
       break;
     case 'delta':
-      if (
-        isString(value.origin, 128) &&
-        (value.from === null || isInt(value.from)) &&
-        isInt(value.to) &&
-        isInt(value.at) &&
-        isInt(value.base) &&
-        isFlatRows(value.hits, 7, 1) &&
-        isFlatRows(value.slots, 4, 1)
-      ) {
-        return value as unknown as Delta;
-      }
-      break;
-    case 'ack':
-      if (isVersionVector(value.vv)) return value as unknown as Ack;
+      problem = checkDelta(value, b);
+      if (problem === undefined) return value as unknown as Delta;
       break;
     default:
-      throw new ProtocolError(`unknown message type ${JSON.stringify(value.type)}`);
+      throw new ProtocolError(`unknown message type ${JSON.stringify(value.type)}`.slice(0, 120));
   }
-  throw new ProtocolError(`malformed ${String(value.type)} message`);
+  throw new ProtocolError(`malformed ${String(value.type)}: ${problem}`);
 }

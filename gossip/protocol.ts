@@ -1,10 +1,18 @@
 import { proveIdentity, verifyIdentity } from './auth.ts';
+import { RepairChunks, allChunks, HitChunks, type ChunkSource } from './chunks.ts';
+import type { ClockSample } from './clock-filter.ts';
 import type { GossipConfig } from './config.ts';
-import { decodeDelta, encodeDelta } from './delta-codec.ts';
-import { PROTOCOL_VERSION, ProtocolError, type Delta, type Message, type Sync, type VersionEntry, type VersionVector } from './messages.ts';
-import type { Changes, HitRow, LocalCommit, ReplicaView } from './replica-view.ts';
+import { decodeDelta } from './delta-codec.ts';
+import { LIMITS } from './limits.ts';
+import { Membership, type ConnId, type Member } from './membership.ts';
+import { PROTOCOL_VERSION, ProtocolError, timeBounds, type Delta, type Hello, type Message, type Sync, type SyncEntry, type VersionEntry } from './messages.ts';
+import { PeerLink, seqOf } from './peer-link.ts';
+import { RelayQueue, type Relay } from './relays.ts';
+import type { HitRow, LocalCommit, ReplicaView, SlotRow } from './replica-view.ts';
+import type { KeyChange } from '../crdt/replica-state.ts';
+import type { Tier } from '../crdt/tiers.ts';
 
-export type ConnId = number;
+export type { ConnId } from './membership.ts';
 
 /** What the core asks its transport to do. */
 export type Output =
@@ -20,11 +28,10 @@ export interface PeerView {
   readonly origin: string | undefined;
   readonly address: string;
   readonly state: PeerState;
-  /** Local time of the last frame from it; undefined if never heard. */
   readonly lastContact: number | undefined;
-  /** Its version vector as last reported. */
-  readonly vv: VersionVector;
-  /** Its clock minus ours, and the round trip, from the last sync sample. */
+  /** What it last said it holds: per origin [seq, at, digest, high]. */
+  readonly vv: Readonly<Record<string, SyncEntry>>;
+  /** Its clock minus ours, and the round trip, from the best recent sample. */
   readonly clockOffsetMs: number | undefined;
   readonly rttMs: number | undefined;
   /** Do we hold its own origin up to what it last reported? */
@@ -39,11 +46,21 @@ export interface Identity {
   readonly address: string;
 }
 
+export interface CoreOptions {
+  readonly seeds: readonly string[];
+  readonly secret: string | undefined;
+  readonly randomBytes: (n: number) => Uint8Array;
+  readonly random: () => number;
+  /** A peer holds more of this node's own origin than this node does (its store lost writes): see node/replica.ts. */
+  readonly onOwnOriginBehind?: (peer: string, theirs: SyncEntry) => void;
+}
+
 interface Conn {
   readonly id: ConnId;
   readonly outbound: boolean;
   readonly dialAddress: string | undefined;
   readonly nonce: Uint8Array;
+  readonly openedAt: number;
   phase: 'hello' | 'auth' | 'open';
   peerId: string | undefined;
   peerOrigin: string | undefined;
@@ -53,38 +70,9 @@ interface Conn {
   /** The last `sent` of the peer's syncs and when it arrived, for the clock sample we echo. */
   echo: number;
   echoReceivedAt: number;
-  /** Per origin: the newest entry sent here as a complete delta, and when (the repair guard). */
-  readonly sentTo: Map<string, { seq: number; at: number }>;
-  /** The membership version last sent here: the member list goes out again only when it changed. */
   membersSent: number;
-}
-
-interface Member {
-  readonly id: string;
-  address: string;
-  origin: string | undefined;
-  conn: ConnId | undefined;
-  lastContact: number | undefined;
-  vv: Map<string, VersionEntry>;
-  clockOffsetMs: number | undefined;
-  rttMs: number | undefined;
-  /** The peers it last said it is connected to. */
-  links: ReadonlySet<string>;
-}
-
-interface Relay {
-  readonly origin: string;
-  readonly from: number | null;
-  readonly to: VersionEntry;
-  readonly changes: Changes;
-  readonly source: string;
-  readonly readyAt: number;
-}
-
-interface DialState {
-  attempts: number;
-  nextAt: number;
-  pending: boolean;
+  gotSync: boolean;
+  link: PeerLink | undefined;
 }
 
 export interface GossipStats {
@@ -92,6 +80,9 @@ export interface GossipStats {
   rejectedFrames: number;
   deltasApplied: number;
   rowsApplied: number;
+  repairs: number;
+  /** Times a limit of LIMITS stopped something, by limit. */
+  limited: Record<'members' | 'origins' | 'held' | 'relays' | 'handshakes', number>;
 }
 
 /**
@@ -101,79 +92,74 @@ export interface GossipStats {
  * and addresses to dial. The same code runs over WebSockets, over an
  * in-memory network in tests, and in the simulator.
  *
- * Replication: local commits are pushed to every peer each push interval
- * (complete deltas: a peer holding `from` then holds `to`). Every sync
- * interval peers swap version vectors and each sends the other what it lacks
- * of every origin, its own and those it holds for others. A received delta's
- * new parts are relayed, after a short delay, to the peers that are not
- * linked to its origin and do not hold it yet, never back to where it came
- * from. Merging is max per slot, so duplicates and reordering are harmless.
+ * Local commits are pushed to peers in step with us (PeerLink); every sync
+ * interval peers swap what they hold per origin, and each repairs what the
+ * other lacks, in chunks paced by the socket: complete repairs where it is
+ * ahead, a partial exchange where both hold the same complete entry but
+ * their digests differ (data of an origin that is gone, held beyond it).
+ * Received deltas' new parts are relayed to peers not linked to their origin.
  */
 export class GossipCore {
-  readonly stats: GossipStats = { rejectedHandshakes: 0, rejectedFrames: 0, deltasApplied: 0, rowsApplied: 0 };
+  readonly stats: GossipStats = { rejectedHandshakes: 0, rejectedFrames: 0, deltasApplied: 0, rowsApplied: 0, repairs: 0, limited: { members: 0, origins: 0, held: 0, relays: 0, handshakes: 0 } };
   private readonly conns = new Map<ConnId, Conn>();
-  private readonly members = new Map<string, Member>();
-  private readonly dials = new Map<string, DialState>();
-  private readonly seeds: readonly string[];
+  private readonly membership: Membership;
   private readonly pushes: LocalCommit[] = [];
-  private relays: Relay[] = [];
+  private readonly relays = new RelayQueue();
   private lastPush = 0;
-  /** Bumped whenever a member is added or moves: syncs carry the list only after a change. */
-  private membershipVersion = 0;
+  private lastExpiry = 0;
+  private self: Identity;
+  /** Bytes the transport still holds for a connection; the simulator has none. */
+  backlog: (conn: ConnId) => number = () => 0;
 
   constructor(
-    private readonly self: Identity,
+    self: Identity,
     private readonly replica: ReplicaView,
     private readonly config: GossipConfig,
-    private readonly options: {
-      readonly seeds: readonly string[];
-      readonly secret: string | undefined;
-      readonly randomBytes: (n: number) => Uint8Array;
-      readonly random: () => number;
-    },
+    private readonly options: CoreOptions,
   ) {
-    this.seeds = options.seeds.filter((a) => a !== self.address);
+    this.self = self;
+    this.membership = new Membership(self, options.seeds.filter((a) => a !== self.address), config, options.random);
+  }
+
+  get identity(): Identity {
+    return this.self;
   }
 
   // ---- inputs ----
 
   /** A transport connection is up (we dialed `dialAddress`, or a peer dialed us). */
   connected(conn: ConnId, now: number, dialAddress?: string): Output[] {
-    const c: Conn = {
-      id: conn,
-      outbound: dialAddress !== undefined,
-      dialAddress,
-      nonce: this.options.randomBytes(16),
-      phase: 'hello',
-      peerId: undefined,
-      peerOrigin: undefined,
-      peerAddress: undefined,
-      lastHeard: now,
-      lastSyncSent: now,
-      echo: 0,
-      echoReceivedAt: 0,
-      sentTo: new Map(),
-      membersSent: -1,
-    };
+    const nonce = this.options.randomBytes(16);
+    const c: Conn = { id: conn, outbound: dialAddress !== undefined, dialAddress, nonce, openedAt: now, phase: 'hello', peerId: undefined, peerOrigin: undefined, peerAddress: undefined, lastHeard: now, lastSyncSent: now, echo: 0, echoReceivedAt: 0, membersSent: -1, gotSync: false, link: undefined };
     this.conns.set(conn, c);
-    if (dialAddress !== undefined) this.dialState(dialAddress).pending = false;
-    return [{ kind: 'send', conn, message: { type: 'hello', protocol: PROTOCOL_VERSION, id: this.self.id, origin: this.self.origin, address: this.self.address, nonce: c.nonce } }];
+    if (dialAddress !== undefined) this.membership.dialed(dialAddress);
+    const { id, origin, address } = this.self;
+    return [{ kind: 'send', conn, message: { type: 'hello', protocol: PROTOCOL_VERSION, id, origin, address, nonce } }];
   }
 
-  /** A dial failed before any connection existed. */
   dialFailed(address: string, now: number): void {
-    this.backOff(address, now);
+    this.membership.backOff(address, now);
   }
 
-  /** The transport connection is gone, for whatever reason. */
   disconnected(conn: ConnId, now: number): void {
     const c = this.conns.get(conn);
     if (c === undefined) return;
     this.conns.delete(conn);
-    if (c.dialAddress !== undefined && c.phase !== 'open') this.backOff(c.dialAddress, now);
-    if (c.dialAddress !== undefined && c.phase === 'open') this.dialState(c.dialAddress).nextAt = now + this.config.reconnectMinMs;
-    const member = c.peerId === undefined ? undefined : this.members.get(c.peerId);
-    if (member?.conn === conn) member.conn = undefined;
+    if (c.dialAddress !== undefined) {
+      if (c.phase === 'open') this.membership.redialSoon(c.dialAddress, now);
+      else this.membership.backOff(c.dialAddress, now);
+    }
+    const member = c.peerId === undefined ? undefined : this.membership.get(c.peerId);
+    if (member?.conn === conn) {
+      member.conn = undefined;
+      member.downSince = now;
+    }
+  }
+
+  /** Bytes arrived on a connection: a peer sending a big frame over a slow link is alive. */
+  heard(conn: ConnId, now: number): void {
+    const c = this.conns.get(conn);
+    if (c !== undefined) c.lastHeard = now;
   }
 
   /** A frame arrived, already parsed and validated by `parseMessage`. */
@@ -187,13 +173,15 @@ export class GossipCore {
           return this.onHello(c, message, now);
         case 'auth':
           return this.onAuth(c, message.proof, now);
-        default:
-          if (c.phase !== 'open') throw new ProtocolError(`${message.type} before the handshake finished`);
-          this.touch(c, now);
-          if (message.type === 'sync') return this.onSync(c, message, now);
-          if (message.type === 'delta') return this.onDelta(c, message, now);
-          this.learnVector(c, message.vv);
-          return [];
+        default: {
+          const link = c.phase === 'open' ? c.link : undefined;
+          if (link === undefined) throw new ProtocolError(`${message.type} before the handshake finished`);
+          const member = this.memberOf(c);
+          if (member !== undefined) member.lastContact = now;
+          const out = message.type === 'sync' ? this.onSync(c, link, message, now) : this.onDelta(c, message, now);
+          this.pump(now, out);
+          return out;
+        }
       }
     } catch (error) {
       if (!(error instanceof ProtocolError)) throw error;
@@ -209,24 +197,46 @@ export class GossipCore {
     this.pushes.push(commit);
   }
 
-  /** Timers: pushes, relays, acks, syncs, failure detection and dials. */
+  /** Timers: pushes, relays, chunked sends, syncs, failure detection, forgetting and dials. */
   tick(now: number): Output[] {
     const out: Output[] = [];
+    for (const c of this.conns.values()) if (c.link !== undefined) c.link.backlogBytes = this.backlog(c.id);
     if (now - this.lastPush >= this.config.pushIntervalMs) {
       this.lastPush = now;
-      this.flushPushes(now, out);
+      this.flushPushes(out);
       this.flushRelays(now, out);
     }
     for (const c of this.conns.values()) {
       const silent = now - c.lastHeard;
-      if (silent >= this.config.downAfterMs) {
-        out.push({ kind: 'close', conn: c.id, reason: `no frame for ${silent} ms` });
-        continue;
-      }
-      if (c.phase === 'open' && now - c.lastSyncSent >= this.config.syncIntervalMs) out.push(this.syncFrame(c, now));
+      if (c.phase !== 'open' && now - c.openedAt >= LIMITS.handshakeTimeoutMs) {
+        this.stats.rejectedHandshakes++;
+        out.push({ kind: 'close', conn: c.id, reason: 'handshake timed out', rejected: 'handshake' });
+      } else if (silent >= this.config.downAfterMs) out.push({ kind: 'close', conn: c.id, reason: `nothing heard for ${silent} ms` });
+      else if (c.phase === 'open' && now - c.lastSyncSent >= this.config.syncIntervalMs) out.push(this.syncFrame(c, now));
+    }
+    this.pump(now, out);
+    if (now - this.lastExpiry >= this.config.syncIntervalMs) {
+      this.lastExpiry = now;
+      this.membership.expire(now);
     }
     this.dialMissing(now, out);
     return out;
+  }
+
+  /** Forget a member now (DELETE /cluster/members/:id): its connection closes and others' syncs do not bring it back. */
+  forget(id: string, now: number): { found: boolean; outputs: Output[] } {
+    const member = this.membership.forget(id, now);
+    if (member === undefined) return { found: false, outputs: [] };
+    const outputs: Output[] = member.conn === undefined ? [] : [{ kind: 'close', conn: member.conn, reason: 'member forgotten' }];
+    return { found: true, outputs };
+  }
+
+  /** This node goes on as a new origin: every connection closes, and the next ones say the new name. */
+  rotate(self: Identity): Output[] {
+    this.self = self;
+    this.pushes.length = 0;
+    this.relays.clear();
+    return [...this.conns.keys()].map((conn): Output => ({ kind: 'close', conn, reason: 'node started a new incarnation' }));
   }
 
   // ---- queries ----
@@ -237,13 +247,33 @@ export class GossipCore {
     return c?.phase === 'open' ? c.peerId : undefined;
   }
 
+  /** Connections still in their handshake. */
+  get pendingHandshakes(): number {
+    let n = 0;
+    for (const c of this.conns.values()) if (c.phase !== 'open') n++;
+    return n;
+  }
+
+  get memberCount(): number {
+    return this.membership.members.size + 1;
+  }
+
+  /** Has every seed either answered a sync or failed a dial since start? (What start-up waits for before taking hits.) */
+  seedsSettled(): boolean {
+    return this.membership.seeds.every((address) => {
+      if (this.membership.failedLately(address)) return true;
+      for (const c of this.conns.values()) if ((c.dialAddress === address || c.peerAddress === address) && c.gotSync) return true;
+      return false;
+    });
+  }
+
   peers(now: number): PeerView[] {
-    const mine = this.replica.versionVector();
-    return [...this.members.values()].map((m) => {
+    return [...this.membership.members.values()].map((m) => {
       const theirs = m.origin === undefined ? undefined : m.vv.get(m.origin);
-      const synced = this.holdsAllOf(m, mine);
+      const synced = this.holdsAllOf(m);
       const c = m.conn === undefined ? undefined : this.conns.get(m.conn);
       const silent = c === undefined ? Number.POSITIVE_INFINITY : now - c.lastHeard;
+      const sample = m.clock.best();
       return {
         id: m.id,
         origin: m.origin,
@@ -251,42 +281,53 @@ export class GossipCore {
         state: c === undefined || c.phase !== 'open' ? 'down' : silent >= this.config.suspectAfterMs ? 'suspect' : 'up',
         lastContact: m.lastContact,
         vv: Object.fromEntries(m.vv),
-        clockOffsetMs: m.clockOffsetMs,
-        rttMs: m.rttMs,
+        clockOffsetMs: sample?.offsetMs,
+        rttMs: sample?.rttMs,
         synced,
         lagMs: synced || theirs === undefined ? 0 : Math.max(0, now - theirs[1]),
       };
     });
   }
 
+  /** The best recent clock sample of every peer that is up: what the skew guard judges by. */
+  clockSamples(now: number, maxAgeMs: number): ClockSample[] {
+    const out: ClockSample[] = [];
+    for (const m of this.membership.members.values()) {
+      const c = m.conn === undefined ? undefined : this.conns.get(m.conn);
+      if (c?.phase !== 'open' || now - c.lastHeard >= this.config.suspectAfterMs) continue;
+      const best = m.clock.best(now - maxAgeMs);
+      if (best !== undefined) out.push(best);
+    }
+    return out;
+  }
+
   /** How complete this node's answers are (SPEC section 3). On every count answer: no per-peer views are built. */
   freshness(now: number): { peers: number; synced: number; maxLagMs: number } {
-    const mine = this.replica.versionVector();
     let synced = 0;
     let oldest = now;
-    for (const m of this.members.values()) {
-      if (m.lastContact === undefined || !this.holdsAllOf(m, mine)) continue;
+    for (const m of this.membership.members.values()) {
+      if (m.lastContact === undefined || !this.holdsAllOf(m)) continue;
       synced++;
       oldest = Math.min(oldest, m.lastContact);
     }
-    return { peers: this.members.size, synced, maxLagMs: Math.max(0, now - oldest) };
+    return { peers: this.membership.members.size, synced, maxLagMs: Math.max(0, now - oldest) };
   }
 
-  /** Do we hold a member's own origin up to what it last reported? */
-  private holdsAllOf(m: Member, mine: VersionVector): boolean {
+  private holdsAllOf(m: Member): boolean {
     const theirs = m.origin === undefined ? undefined : m.vv.get(m.origin);
-    const held = m.origin === undefined ? undefined : mine[m.origin];
-    return theirs === undefined || (held !== undefined && held[0] >= theirs[0]);
+    const held = m.origin === undefined ? undefined : this.replica.entry(m.origin);
+    // Nothing to hold (a new incarnation before its first hit) is held.
+    return theirs === undefined || theirs[0] === 0 || (held !== undefined && held[0] >= theirs[0]);
   }
 
   // ---- handshake ----
 
-  private onHello(c: Conn, hello: Extract<Message, { type: 'hello' }>, now: number): Output[] {
+  private onHello(c: Conn, hello: Hello, now: number): Output[] {
     if (c.phase !== 'hello' || c.peerId !== undefined) throw new ProtocolError('second hello');
     if (hello.protocol !== PROTOCOL_VERSION) throw new ProtocolError(`protocol version ${hello.protocol} is not ${PROTOCOL_VERSION}`);
     if (hello.id === this.self.id) {
       // Dialed ourselves (an address of ours learned from others): never again.
-      if (c.dialAddress !== undefined) this.dialState(c.dialAddress).nextAt = Number.POSITIVE_INFINITY;
+      if (c.dialAddress !== undefined) this.membership.never(c.dialAddress);
       throw new ProtocolError('connected to itself');
     }
     c.peerId = hello.id;
@@ -303,148 +344,244 @@ export class GossipCore {
     if (!verifyIdentity(this.options.secret, c.nonce, c.peerOrigin, proof, c.outbound ? 'acceptor' : 'dialer')) {
       throw new ProtocolError('authentication failed: wrong cluster secret');
     }
+    const member = this.membership.admit(c.peerId, c.peerAddress ?? c.dialAddress ?? '', now);
+    if (member === undefined) {
+      this.stats.limited.members++;
+      return [{ kind: 'close', conn: c.id, reason: `member list full (${LIMITS.maxMembers})` }];
+    }
     c.phase = 'open';
     const out: Output[] = [];
-    const member = this.memberFor(c.peerId, c.peerAddress ?? c.dialAddress ?? '');
     const existing = member.conn === undefined ? undefined : this.conns.get(member.conn);
     if (existing !== undefined && existing.id !== c.id && existing.phase === 'open') {
       // Both sides dialed: keep the connection dialed by the smaller origin, on both ends alike.
       const keepNew = c.outbound === this.self.origin < c.peerOrigin;
-      const drop = keepNew ? existing : c;
-      out.push({ kind: 'close', conn: drop.id, reason: 'duplicate connection' });
+      out.push({ kind: 'close', conn: (keepNew ? existing : c).id, reason: 'duplicate connection' });
       if (!keepNew) return out;
     }
-    if (member.origin !== c.peerOrigin) member.vv = new Map(); // a new incarnation knows nothing yet
-    member.origin = c.peerOrigin;
-    if (c.peerAddress !== undefined && c.peerAddress !== member.address) {
-      member.address = c.peerAddress;
-      this.membershipVersion++;
+    if (member.origin !== c.peerOrigin) {
+      member.vv = new Map(); // a new incarnation knows nothing yet
+      member.clock.clear();
     }
+    member.origin = c.peerOrigin;
     member.conn = c.id;
-    this.touch(c, now);
-    if (c.dialAddress !== undefined) this.dialState(c.dialAddress).attempts = 0;
+    member.downSince = undefined;
+    member.lastContact = now;
+    c.link = new PeerLink(c.id, c.peerId);
+    if (c.dialAddress !== undefined) this.membership.dialSucceeded(c.dialAddress);
     out.push(this.syncFrame(c, now));
     return out;
   }
 
   // ---- replication ----
 
-  private onSync(c: Conn, sync: Sync, now: number): Output[] {
+  private onSync(c: Conn, link: PeerLink, sync: Sync, now: number): Output[] {
     const member = this.memberOf(c);
+    if (member === undefined) return [];
     // Clock sample: our echoed send time, minus how long they held it, is one round trip.
-    if (sync.echo > 0) {
+    if (sync.echo > 0 && sync.echo <= now) {
       const rtt = Math.max(0, now - sync.echo - sync.held);
-      member.rttMs = rtt;
-      member.clockOffsetMs = sync.sent - (now - rtt / 2);
+      member.clock.add({ offsetMs: sync.sent - (now - rtt / 2), rttMs: rtt, at: now });
     }
     c.echo = sync.sent;
     c.echoReceivedAt = now;
-    for (const [id, address] of Object.entries(sync.members)) {
-      if (id !== this.self.id && !this.members.has(id) && address !== this.self.address) this.memberFor(id, address);
-    }
+    c.gotSync = true;
+    if (!this.config.static) for (const [id, address] of Object.entries(sync.members)) this.membership.learn(id, address, now);
     // The peer's own report replaces what we believed of it (beliefs only ever rose in between).
     member.vv = new Map(Object.entries(sync.vv));
     member.links = new Set(sync.links);
-    // Anti-entropy: send what they lack of every origin we hold completely.
     const out: Output[] = [];
-    for (const [origin, mine] of Object.entries(this.replica.versionVector())) {
+    for (const [origin, mine] of Object.entries(this.replica.syncVector())) {
       const theirs = member.vv.get(origin);
-      if (theirs !== undefined && theirs[0] >= mine[0]) continue;
-      const sent = c.sentTo.get(origin);
-      if (sent !== undefined && sent.seq > (theirs?.[0] ?? 0) && now - sent.at < this.config.repairGraceMs) continue;
-      const changes = this.replica.changesSince(origin, theirs);
-      out.push({ kind: 'send', conn: c.id, message: encodeDelta(origin, changes, mine, theirs?.[0] ?? 0) });
-      c.sentTo.set(origin, { seq: mine[0], at: now });
+      if (origin === this.self.origin) this.syncOwnOrigin(link, mine, theirs, member, now);
+      else this.syncOrigin(link, origin, mine, theirs, member, now);
     }
     return out;
   }
 
+  /**
+   * Our own origin: a peer in step with what we sent needs nothing (the rest
+   * is in flight), unless it stops getting closer to it; any other gets a
+   * repair from what it holds.
+   */
+  private syncOwnOrigin(link: PeerLink, mine: SyncEntry, theirs: SyncEntry | undefined, peer: Member, now: number): void {
+    const held = seqOf(theirs);
+    if (theirs !== undefined && (held > mine[0] || theirs[3] > mine[0] || (held === mine[0] && theirs[2] !== mine[2]))) {
+      this.options.onOwnOriginBehind?.(peer.id, theirs);
+      return;
+    }
+    if (link.repairing(this.self.origin)) return;
+    if (held >= mine[0]) {
+      link.chain ??= { base: held, seq: held };
+      link.expect.delete(this.self.origin);
+      return;
+    }
+    if (link.chain !== undefined && held >= link.chain.base && !this.stalled(link, this.self.origin, held, link.chain.seq, peer, now)) return;
+    this.startRepair(link, this.self.origin, held, mine, theirs);
+    link.chain = undefined;
+    link.restartHold(mine[0], [mine[0], mine[1]]);
+  }
+
+  /**
+   * Has the peer stopped getting closer to what it should hold of `origin`?
+   * Each sync it has reached the last expectation, the expectation moves on
+   * to `target`; one not reached within the grace (longer on a slow link,
+   * where the round trip says how long frames queue) means something was lost.
+   */
+  private stalled(link: PeerLink, origin: string, held: number, target: number, peer: Member, now: number): boolean {
+    const expected = link.expect.get(origin);
+    if (expected === undefined || held >= expected.seq || link.backlogBytes > 0) {
+      link.expect.set(origin, { seq: target, at: now });
+      return false;
+    }
+    if (now - expected.at < Math.max(this.config.repairGraceMs, 3 * (peer.clock.best()?.rttMs ?? 0))) return false;
+    link.expect.delete(origin);
+    return true;
+  }
+
+  private syncOrigin(link: PeerLink, origin: string, mine: SyncEntry, theirs: SyncEntry | undefined, peer: Member, now: number): void {
+    const held = seqOf(theirs);
+    if (link.repairing(origin)) return;
+    const finished = link.finished.get(origin);
+    const landing = finished !== undefined && held < finished.seq && now - finished.at < this.config.repairGraceMs;
+    if (mine[0] > held) {
+      if (landing) return;
+      // A peer that hears from the origin itself is repaired only if it stops getting closer to what we hold.
+      if (this.getsFirstHand(peer, origin) && !this.stalled(link, origin, held, mine[0], peer, now)) return;
+      link.expect.delete(origin);
+      this.startRepair(link, origin, held, mine, theirs);
+      return;
+    }
+    link.expect.delete(origin);
+    // The same complete entry but other data beyond it: swap what each holds past it, once it has held still for two syncs.
+    if (mine[0] !== held || theirs === undefined || theirs[2] === mine[2]) {
+      link.mismatch.delete(origin);
+      return;
+    }
+    const seen = link.mismatch.get(origin);
+    const times = seen !== undefined && seen.seq === held && seen.theirs === theirs[2] && seen.mine === mine[2] ? seen.times + 1 : 1;
+    link.mismatch.set(origin, { seq: held, theirs: theirs[2], mine: mine[2], times });
+    if (times < 2 || landing || (finished !== undefined && now - finished.at < this.config.repairGraceMs)) return;
+    link.mismatch.delete(origin);
+    link.queue.push(new RepairChunks(origin, null, [mine[0], mine[1]], this.replica.changedKeys(origin, [theirs[0], theirs[1]])));
+    this.stats.repairs++;
+  }
+
+  private startRepair(link: PeerLink, origin: string, held: number, mine: SyncEntry, theirs: SyncEntry | undefined): void {
+    const since: VersionEntry | undefined = theirs === undefined ? undefined : [theirs[0], theirs[1]];
+    link.queue.push(new RepairChunks(origin, held, [mine[0], mine[1]], this.replica.changedKeys(origin, since)));
+    this.stats.repairs++;
+  }
+
+  /** Is the peer connected to the node whose current origin this is? Then that node pushes to it itself. */
+  private getsFirstHand(peer: Member, origin: string): boolean {
+    for (const id of peer.links) if (this.membership.get(id)?.origin === origin) return true;
+    return false;
+  }
+
   private onDelta(c: Conn, delta: Delta, now: number): Output[] {
-    const changes = decodeDelta(delta);
+    if (delta.origin === this.self.origin) return []; // nobody knows our own slots better than we do
+    if (!this.replica.accepts(delta.origin)) {
+      this.stats.limited.origins++;
+      return [];
+    }
+    const changes = decodeDelta(delta, timeBounds(now));
     const to: VersionEntry = [delta.to, delta.at];
     const raised = this.replica.apply(delta.origin, changes, delta.from === null ? undefined : { from: delta.from, to }, to);
     this.stats.deltasApplied++;
     this.stats.rowsApplied += raised.hits.length + raised.slots.length;
+    const member = this.memberOf(c);
     // An origin holds what it sends of itself; a relay says nothing of what the relayer holds in full.
-    if (delta.origin === c.peerOrigin) this.learnVector(c, { [delta.origin]: to });
-    if (raised.hits.length + raised.slots.length > 0 && delta.origin !== this.self.origin) {
+    if (member !== undefined && delta.origin === c.peerOrigin && delta.from !== null) {
+      const known = member.vv.get(delta.origin);
+      if (known === undefined || delta.to > known[0]) member.vv.set(delta.origin, [delta.to, delta.at, known?.[2] ?? 0, Math.max(known?.[3] ?? 0, delta.to)]);
+    }
+    if (raised.hits.length + raised.slots.length > 0) {
       // Relay only the new parts; complete only if nothing was dropped.
       const whole = raised.hits.length === changes.hits.length && raised.slots.length === changes.slots.length;
-      this.relays.push({ origin: delta.origin, from: whole ? delta.from : null, to, changes: raised, source: c.peerId ?? '', readyAt: now + this.config.relayDelayMs });
+      this.relays.add({ origin: delta.origin, from: whole ? delta.from : null, to, changes: raised, source: c.peerId ?? '', readyAt: now + this.config.relayDelayMs });
     }
     return [];
   }
 
-  private flushPushes(now: number, out: Output[]): void {
+  private flushPushes(out: Output[]): void {
     const first = this.pushes[0];
     const last = this.pushes[this.pushes.length - 1];
     if (first === undefined || last === undefined) return;
     // Merge the batches since the last push: one row per (key, second), the newest counts.
-    const rows = new Map<string, HitRow>();
-    for (const commit of this.pushes) for (const row of commit.hits) rows.set(`${row.second}\u0000${row.key}`, row);
+    const merged = new Map<string, HitRow>();
+    for (const commit of this.pushes) for (const row of commit.hits) merged.set(`${row.second}\u0000${row.key}`, row);
     this.pushes.length = 0;
+    const rows = [...merged.values()];
     const to: VersionEntry = [last.seq, last.at];
-    const delta = encodeDelta(this.self.origin, { hits: [...rows.values()], slots: [] }, to, first.seq - 1);
+    const from = first.seq - 1;
+    let frames: readonly Delta[] | undefined;
     for (const c of this.openConns()) {
-      out.push({ kind: 'send', conn: c.id, message: delta });
-      // In flight on an ordered connection: the next sync need not repair it.
-      c.sentTo.set(this.self.origin, { seq: last.seq, at: now });
+      const link = c.link as PeerLink;
+      if (link.inStep(this.self.origin) && link.chain !== undefined && link.chain.seq === from) {
+        frames ??= allChunks(new HitChunks(this.self.origin, from, to, rows));
+        for (const message of frames) out.push({ kind: 'send', conn: c.id, message });
+        link.chain.seq = last.seq;
+      } else if (!link.hold(rows, from, to)) this.stats.limited.held++;
     }
   }
 
   private flushRelays(now: number, out: Output[]): void {
-    const waiting: Relay[] = [];
-    for (const relay of this.relays) {
-      if (relay.readyAt > now) {
-        waiting.push(relay);
-        continue;
-      }
-      let delta: Delta | undefined;
+    for (const relay of this.relays.due(now)) {
+      let frames: Delta[] | undefined;
       const originNode = this.nodeOfOrigin(relay.origin);
       for (const c of this.openConns()) {
         if (c.peerId === relay.source || c.peerOrigin === relay.origin) continue;
-        const member = this.members.get(c.peerId ?? '');
+        const member = this.membership.get(c.peerId ?? '');
         // A peer linked to the origin gets it first-hand; one that already holds it needs nothing.
         if (originNode !== undefined && member?.links.has(originNode) === true) continue;
-        const theirs = member?.vv.get(relay.origin);
-        if (theirs !== undefined && theirs[0] >= relay.to[0]) continue;
-        delta ??= encodeDelta(relay.origin, relay.changes, relay.to, relay.from);
-        out.push({ kind: 'send', conn: c.id, message: delta });
+        if (seqOf(member?.vv.get(relay.origin)) >= relay.to[0]) continue;
+        frames ??= relayFrames(relay);
+        for (const message of frames) out.push({ kind: 'send', conn: c.id, message });
       }
     }
-    this.relays = waiting;
+    this.stats.limited.relays = this.relays.dropped;
+  }
+
+  /** Chunked frames for every link with room in its socket, at most LIMITS.chunksPerTick in all. */
+  private pump(now: number, out: Output[]): void {
+    let budget: number = LIMITS.chunksPerTick;
+    for (const c of this.openConns()) {
+      const link = c.link as PeerLink;
+      if (link.queue.length === 0 && link.chain !== undefined && !link.repairing(this.self.origin) && link.backlogBytes <= LIMITS.pushHighWaterBytes) {
+        const released = link.releaseHeld(this.self.origin);
+        if (released !== undefined) link.queue.push(released);
+      }
+      for (const { frame, source } of link.drain(budget)) {
+        budget--;
+        out.push({ kind: 'send', conn: c.id, message: frame });
+        if (source.done) this.finishedSource(link, source, now);
+      }
+      if (budget <= 0) return;
+    }
+  }
+
+  private finishedSource(link: PeerLink, source: ChunkSource, now: number): void {
+    if (source instanceof HitChunks) return;
+    link.finished.set(source.origin, { seq: source.to[0], at: now });
+    if (source.origin === this.self.origin && source.from !== null) link.chain = { base: source.from, seq: Math.max(link.chain?.seq ?? 0, source.to[0]) };
   }
 
   private syncFrame(c: Conn, now: number): Output {
     c.lastSyncSent = now;
     // The member list is O(cluster): send it on a new connection and after changes only.
     const members: Record<string, string> = {};
-    if (c.membersSent !== this.membershipVersion) {
+    if (c.membersSent !== this.membership.version) {
       members[this.self.id] = this.self.address;
-      for (const m of this.members.values()) members[m.id] = m.address;
-      c.membersSent = this.membershipVersion;
+      for (const m of this.membership.members.values()) members[m.id] = m.address;
+      c.membersSent = this.membership.version;
     }
+    const links: string[] = [];
+    for (const open of this.openConns()) links.push(open.peerId ?? '');
     return {
       kind: 'send',
       conn: c.id,
-      message: {
-        type: 'sync',
-        vv: this.replica.versionVector(),
-        members,
-        links: [...this.openConns()].map((open) => open.peerId ?? ''),
-        sent: Math.round(now),
-        echo: c.echo,
-        held: c.echo === 0 ? 0 : Math.round(now - c.echoReceivedAt),
-      },
+      message: { type: 'sync', vv: this.replica.syncVector(), members, links, sent: Math.round(now), echo: c.echo, held: c.echo === 0 ? 0 : Math.round(now - c.echoReceivedAt) },
     };
-  }
-
-  private learnVector(c: Conn, vv: VersionVector): void {
-    const member = this.memberOf(c);
-    for (const [origin, entry] of Object.entries(vv)) {
-      const known = member.vv.get(origin);
-      if (known === undefined || entry[0] > known[0]) member.vv.set(origin, entry);
-    }
   }
 
   // ---- membership ----
@@ -455,65 +592,41 @@ export class GossipCore {
       if (c.dialAddress !== undefined) connected.add(c.dialAddress);
       if (c.phase === 'open' && c.peerAddress !== undefined) connected.add(c.peerAddress);
     }
-    const targets = new Set(this.seeds);
-    if (!this.config.static) for (const m of this.members.values()) targets.add(m.address);
-    let budget = this.config.maxPeers - this.conns.size - [...this.dials.values()].filter((d) => d.pending).length;
-    for (const address of targets) {
-      if (budget <= 0) return;
-      if (address === this.self.address || address === '' || connected.has(address)) continue;
-      const state = this.dialState(address);
-      if (state.pending || now < state.nextAt) continue;
-      state.pending = true;
-      budget--;
-      out.push({ kind: 'dial', address });
-    }
-  }
-
-  private backOff(address: string, now: number): void {
-    const state = this.dialState(address);
-    state.pending = false;
-    state.attempts++;
-    const cap = Math.min(this.config.reconnectMaxMs, this.config.reconnectMinMs * 2 ** Math.min(state.attempts, 20));
-    // Jitter spreads the redials of many nodes after a shared failure.
-    state.nextAt = now + cap * (0.5 + this.options.random() / 2);
-  }
-
-  private dialState(address: string): DialState {
-    let state = this.dials.get(address);
-    if (state === undefined) {
-      state = { attempts: 0, nextAt: 0, pending: false };
-      this.dials.set(address, state);
-    }
-    return state;
-  }
-
-  private memberFor(id: string, address: string): Member {
-    let member = this.members.get(id);
-    if (member === undefined) {
-      member = { id, address, origin: undefined, conn: undefined, lastContact: undefined, vv: new Map(), clockOffsetMs: undefined, rttMs: undefined, links: new Set() };
-      this.members.set(id, member);
-      this.membershipVersion++;
-    }
-    return member;
+    for (const address of this.membership.toDial(now, connected, this.conns.size)) out.push({ kind: 'dial', address });
   }
 
   private nodeOfOrigin(origin: string): string | undefined {
-    for (const m of this.members.values()) if (m.origin === origin) return m.id;
+    for (const m of this.membership.members.values()) if (m.origin === origin) return m.id;
     return undefined;
   }
 
-  private memberOf(c: Conn): Member {
-    return this.memberFor(c.peerId ?? '', c.peerAddress ?? '');
-  }
-
-  private touch(c: Conn, now: number): void {
-    const member = this.memberOf(c);
-    member.lastContact = now;
+  private memberOf(c: Conn): Member | undefined {
+    const member = c.peerId === undefined ? undefined : this.membership.get(c.peerId);
+    return member?.conn === c.id ? member : undefined;
   }
 
   private *openConns(): IterableIterator<Conn> {
     for (const c of this.conns.values()) {
-      if (c.phase === 'open' && c.peerId !== undefined && this.members.get(c.peerId)?.conn === c.id) yield c;
+      if (c.phase === 'open' && c.link !== undefined && c.peerId !== undefined && this.membership.get(c.peerId)?.conn === c.id) yield c;
     }
   }
+}
+
+/** The frames of a relay: its hit rows, then its slot groups; only the last frame may say complete. */
+function relayFrames(relay: Relay): Delta[] {
+  const frames: Delta[] = [];
+  if (relay.changes.hits.length > 0) frames.push(...allChunks(new HitChunks(relay.origin, 0, relay.to, relay.changes.hits)));
+  if (relay.changes.slots.length > 0) frames.push(...allChunks(new RepairChunks(relay.origin, null, relay.to, groupsOf(relay.changes.slots))));
+  return frames.map((frame, i) => ({ ...frame, from: i === frames.length - 1 ? relay.from : null }));
+}
+
+/** Slot rows (runs of one key) as the per-key groups a chunk source reads. */
+function groupsOf(slots: readonly SlotRow[]): Iterator<KeyChange> {
+  const groups: { key: string; buckets: [Tier, number, number][] }[] = [];
+  for (const s of slots) {
+    const last = groups[groups.length - 1];
+    if (last?.key === s.key) last.buckets.push([s.tier, s.start, s.count]);
+    else groups.push({ key: s.key, buckets: [[s.tier, s.start, s.count]] });
+  }
+  return groups[Symbol.iterator]();
 }

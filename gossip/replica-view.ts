@@ -1,5 +1,6 @@
+import type { KeyChange } from '../crdt/replica-state.ts';
 import type { Tier } from '../crdt/tiers.ts';
-import type { VersionEntry, VersionVector } from './messages.ts';
+import type { SyncEntry, VersionEntry, VersionVector } from './messages.ts';
 
 /** The five absolute counts (second, minute, hour, day, lifetime) of one key's hits in one second. */
 export interface HitRow {
@@ -28,21 +29,31 @@ export interface LocalCommit {
   readonly hits: readonly HitRow[];
 }
 
+/** Called for every slot a remote delta changed (its count, or the seq it is known at): what must be made durable. */
+export type TouchedSlot = (origin: string, key: string, tier: Tier, start: number, seq: number) => void;
+
 /**
  * What gossip needs of a replica. node/ implements it over the real state and
  * store; the simulator and the in-memory tests over a bare ReplicaState.
  */
 export interface ReplicaView {
+  /** This replica's own origin (it changes when the replica starts a new incarnation). */
   readonly origin: string;
+  /** The highest seq held completely of `origin`, and the time of its last hit up to it. */
+  entry(origin: string): VersionEntry | undefined;
   /** Per origin, the highest seq held completely (own origin included). */
   versionVector(): VersionVector;
-  /** Everything of `origin` that changed after `since` (all of it when undefined). */
-  changesSince(origin: string, since: VersionEntry | undefined): Changes;
+  /** Per origin held, its entry, the digest of what is held of it and the highest seq held: what a sync carries. */
+  syncVector(): Record<string, SyncEntry>;
+  /** Everything of `origin` that changed after `since` (all of it when undefined), one key at a time, lazily. */
+  changedKeys(origin: string, since: VersionEntry | undefined): Iterator<KeyChange>;
+  /** False for an origin this replica does not hold and has no room for (the origin limit). */
+  accepts(origin: string): boolean;
   /**
    * Join `changes` of `origin` (max per slot); when `complete` covers what is
    * held, the entry for `origin` moves to `complete.to`. `to` is the sender's
-   * entry when the changes are not complete. Returns the rows that raised
-   * the state (what is worth relaying).
+   * entry. Returns what is worth relaying: every row of each key that any row
+   * raised.
    */
-  apply(origin: string, changes: Changes, complete: { from: number; to: VersionEntry } | undefined, to?: VersionEntry): Changes;
+  apply(origin: string, changes: Changes, complete: { from: number; to: VersionEntry } | undefined, to: VersionEntry): Changes;
 }

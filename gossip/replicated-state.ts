@@ -1,7 +1,8 @@
-import type { ReplicaState } from '../crdt/replica-state.ts';
+import { COUNT_RAISED, type KeyChange, type ReplicaState } from '../crdt/replica-state.ts';
 import { ALL_TIERS, bucketStart } from '../crdt/tiers.ts';
-import type { VersionEntry, VersionVector } from './messages.ts';
-import type { Changes, HitRow, ReplicaView, SlotRow } from './replica-view.ts';
+import { LIMITS } from './limits.ts';
+import type { SyncEntry, VersionEntry, VersionVector } from './messages.ts';
+import type { Changes, HitRow, ReplicaView, SlotRow, TouchedSlot } from './replica-view.ts';
 
 /**
  * A ReplicaState with the version vector gossip keeps beside it: per origin,
@@ -12,13 +13,23 @@ export class ReplicatedState implements ReplicaView {
   private readonly vv = new Map<string, VersionEntry>();
 
   constructor(
-    readonly origin: string,
+    private origin_: string,
     readonly state: ReplicaState,
+    private readonly onTouched?: TouchedSlot,
   ) {}
+
+  get origin(): string {
+    return this.origin_;
+  }
+
+  /** This replica goes on as a new origin; the old one becomes one origin among the others, held up to where it stopped. */
+  rotate(origin: string): void {
+    this.origin_ = origin;
+  }
 
   /** Record this replica's own batch `seq` whose last hit was at `at`. */
   noteLocal(seq: number, at: number): void {
-    this.raise(this.origin, [seq, at]);
+    this.raise(this.origin_, [seq, at]);
   }
 
   entry(origin: string): VersionEntry | undefined {
@@ -34,30 +45,65 @@ export class ReplicatedState implements ReplicaView {
     return Object.fromEntries(this.vv);
   }
 
-  changesSince(origin: string, since: VersionEntry | undefined): Changes {
-    const slots: SlotRow[] = [];
-    for (const slot of this.state.changedSince(origin, since?.[0] ?? 0, since?.[1] ?? Number.NEGATIVE_INFINITY)) {
-      slots.push({ key: slot.key, tier: slot.tier, start: slot.start, count: slot.count });
+  syncVector(): Record<string, SyncEntry> {
+    const out: Record<string, SyncEntry> = {};
+    for (const [origin, [seq, at]] of this.vv) {
+      const summary = this.state.summary(origin);
+      out[origin] = [seq, at, summary?.digest ?? 0, summary?.high ?? 0];
     }
-    return { hits: [], slots };
+    // Origins held only in part (never completely from any seq) are compared by digest all the same.
+    for (const origin of this.state.origins()) {
+      if (this.vv.has(origin)) continue;
+      const summary = this.state.summary(origin);
+      out[origin] = [0, 0, summary?.digest ?? 0, summary?.high ?? 0];
+    }
+    return out;
   }
 
-  apply(origin: string, changes: Changes, complete: { from: number; to: VersionEntry } | undefined, to?: VersionEntry): Changes {
-    const seq = (complete?.to ?? to)?.[0] ?? 0;
+  changedKeys(origin: string, since: VersionEntry | undefined): Iterator<KeyChange> {
+    return this.state.changedKeys(origin, since?.[0] ?? 0, since?.[1] ?? Number.NEGATIVE_INFINITY);
+  }
+
+  accepts(origin: string): boolean {
+    return this.vv.has(origin) || this.state.summary(origin) !== undefined || this.knownOriginCount() < LIMITS.maxOrigins;
+  }
+
+  apply(origin: string, changes: Changes, complete: { from: number; to: VersionEntry } | undefined, to: VersionEntry): Changes {
+    const seq = to[0];
     const hits: HitRow[] = [];
     for (const row of changes.hits) {
       let raised = false;
       for (const tier of ALL_TIERS) {
-        if (this.state.join({ origin, key: row.key, tier, start: bucketStart(tier, row.second), count: row.counts[tier] }, seq)) raised = true;
+        const start = bucketStart(tier, row.second);
+        const changed = this.state.merge({ origin, key: row.key, tier, start, count: row.counts[tier] }, seq);
+        if (changed !== 0) this.onTouched?.(origin, row.key, tier, start, seq);
+        if ((changed & COUNT_RAISED) !== 0) raised = true;
       }
       if (raised) hits.push(row);
     }
+    // Slot rows come grouped by key; a key any row of which was raised is relayed whole.
     const slots: SlotRow[] = [];
-    for (const row of changes.slots) {
-      if (this.state.join({ origin, ...row }, seq)) slots.push(row);
+    for (let i = 0; i < changes.slots.length; ) {
+      const key = (changes.slots[i] as SlotRow).key;
+      let end = i;
+      let raised = false;
+      for (; end < changes.slots.length && (changes.slots[end] as SlotRow).key === key; end++) {
+        const row = changes.slots[end] as SlotRow;
+        const changed = this.state.merge({ origin, ...row }, seq);
+        if (changed !== 0) this.onTouched?.(origin, row.key, row.tier, row.start, seq);
+        if ((changed & COUNT_RAISED) !== 0) raised = true;
+      }
+      if (raised) for (let j = i; j < end; j++) slots.push(changes.slots[j] as SlotRow);
+      i = end;
     }
     if (complete !== undefined && (this.vv.get(origin)?.[0] ?? 0) >= complete.from) this.raise(origin, complete.to);
     return { hits, slots };
+  }
+
+  private knownOriginCount(): number {
+    let extra = 0;
+    for (const origin of this.vv.keys()) if (this.state.summary(origin) === undefined) extra++;
+    return this.state.originCount + extra;
   }
 
   private raise(origin: string, entry: VersionEntry): void {

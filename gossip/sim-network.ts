@@ -83,14 +83,14 @@ export class SimNetwork {
       const origin = `${id}#sim`;
       const state = new ReplicaState();
       const replicated = new ReplicatedState(origin, state);
-      const seeds = (options.seeds?.(i, n) ?? (i === 0 ? [] : [0])).map((j) => `sim:${j}`);
-      const core = new GossipCore({ id, origin, address: `sim:${i}` }, replicated, config, {
+      const seeds = (options.seeds?.(i, n) ?? (i === 0 ? [] : [0])).map(simAddress);
+      const core = new GossipCore({ id, origin, address: simAddress(i) }, replicated, config, {
         seeds,
         secret: undefined,
         randomBytes: (k) => Uint8Array.from({ length: k }, () => Math.floor(this.random() * 256)),
         random: this.random,
       });
-      this.nodes.push({ index: i, id, origin, address: `sim:${i}`, core, replicated, state, seq: 0, taken: 0 });
+      this.nodes.push({ index: i, id, origin, address: simAddress(i), core, replicated, state, seq: 0, taken: 0 });
     }
   }
 
@@ -170,7 +170,7 @@ export class SimNetwork {
   }
 
   private dial(from: number, address: string): void {
-    const to = Number(address.slice(4));
+    const to = Number(/^sim-([0-9]+):/.exec(address)?.[1] ?? -1);
     const at = this.now + this.faults.latencyMs;
     if (!this.canTalk(from, to) || this.nodes[to] === undefined) {
       this.schedule(at, () => this.node(from).core.dialFailed(address, this.now));
@@ -210,7 +210,7 @@ export class SimNetwork {
         if (link.closed) return;
         let decoded;
         try {
-          decoded = parseMessage(packr.unpack(frame));
+          decoded = parseMessage(packr.unpack(frame), this.now);
         } catch (error) {
           // As the WebSocket transport does: a bad frame closes its connection.
           if (!(error instanceof ProtocolError)) throw error;
@@ -269,6 +269,11 @@ export class SimNetwork {
       i = m;
     }
   }
+}
+
+/** Node i's address: a host:port like any other (port 0 is not one). */
+export function simAddress(index: number): string {
+  return `sim-${index}:7000`;
 }
 
 function before(x: Event, y: Event): boolean {

@@ -2,6 +2,8 @@ import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { Packr } from 'msgpackr';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
+import { isAddress } from '../crdt/names.ts';
+import { LIMITS } from './limits.ts';
 import { ProtocolError, parseMessage, type Message } from './messages.ts';
 import type { ConnId, GossipCore, Output } from './protocol.ts';
 
@@ -12,10 +14,12 @@ export interface TransportEvents {
   rejected?(kind: 'handshake' | 'frame', reason: string, peer: string): void;
   connected?(peer: string, outbound: boolean): void;
   disconnected?(peer: string, reason: string): void;
+  /** Something threw where nothing should: logged and counted; the connection involved (if any) is closed. */
+  fault?(where: string, error: unknown): void;
 }
 
 export interface TransportOptions {
-  /** Largest frame accepted; a larger one closes the connection. */
+  /** Largest frame accepted after the handshake; a larger one closes the connection. */
   readonly maxPayloadBytes: number;
   /** How often the core's timers run. */
   readonly tickMs: number;
@@ -37,7 +41,8 @@ interface Socket {
  * HTTP server for peers that dial us, ws clients for the peers we dial,
  * msgpack frames both ways. It owns the sockets and the timer; every decision
  * is the core's. A frame that is not binary msgpack of a valid message closes
- * its connection, is reported, and the node goes on.
+ * its connection, is reported, and the node goes on; so does anything thrown
+ * on the way: no error in a socket or timer callback escapes.
  */
 export class WsTransport {
   private readonly wss: WebSocketServer;
@@ -52,13 +57,19 @@ export class WsTransport {
     private readonly options: TransportOptions,
   ) {
     this.wss = new WebSocketServer({ noServer: true, maxPayload: options.maxPayloadBytes });
+    core.backlog = (conn) => this.sockets.get(conn)?.ws.bufferedAmount ?? 0;
   }
 
   start(): void {
     this.server.on('upgrade', this.onUpgrade);
-    this.timer = setInterval(() => this.perform(this.core.tick(this.options.now())), this.options.tickMs);
+    this.timer = setInterval(() => this.guard('tick', undefined, () => this.perform(this.core.tick(this.options.now()))), this.options.tickMs);
     this.timer.unref();
-    this.perform(this.core.tick(this.options.now()));
+    this.guard('tick', undefined, () => this.perform(this.core.tick(this.options.now())));
+  }
+
+  /** Carry out outputs the core produced outside a frame or tick (forgetting a member, a new incarnation). */
+  apply(outputs: readonly Output[]): void {
+    this.guard('apply', undefined, () => this.perform(outputs));
   }
 
   /** Close every connection and stop the timer. */
@@ -88,21 +99,43 @@ export class WsTransport {
       socket.destroy();
       return;
     }
-    this.wss.handleUpgrade(request, socket, head, (ws) => this.adopt(ws, undefined));
+    if (this.core.pendingHandshakes >= LIMITS.maxPendingHandshakes) {
+      // Strangers cannot hold more than this many half-open connections.
+      this.core.stats.limited.handshakes++;
+      this.options.events.rejected?.('handshake', 'too many handshakes in progress', 'unauthenticated');
+      socket.destroy();
+      return;
+    }
+    socket.on('error', () => undefined);
+    this.guard('upgrade', undefined, () => this.wss.handleUpgrade(request, socket, head, (ws) => this.adopt(ws, undefined, socket)));
   };
 
   private dial(address: string): void {
-    const ws = new WebSocket(`ws://${address}${GOSSIP_PATH}`, { maxPayload: this.options.maxPayloadBytes, handshakeTimeout: 2_000 });
+    if (!isAddress(address)) {
+      // The core only dials validated addresses; a bad one must still not throw inside the tick.
+      this.core.dialFailed(address, this.options.now());
+      return;
+    }
+    let ws: WebSocket;
+    try {
+      ws = new WebSocket(`ws://${address}${GOSSIP_PATH}`, { maxPayload: this.options.maxPayloadBytes, handshakeTimeout: 2_000 });
+    } catch (error) {
+      this.options.events.fault?.(`dial ${address}`, error);
+      this.core.dialFailed(address, this.options.now());
+      return;
+    }
     let settled = false;
+    let raw: Duplex | undefined;
+    ws.once('upgrade', (response: IncomingMessage) => (raw = response.socket));
     ws.once('open', () => {
       settled = true;
-      this.adopt(ws, address);
+      this.guard('open', undefined, () => this.adopt(ws, address, raw));
     });
     // 'error' and then 'close' both come for one failed dial: report it once.
     const failed = (): void => {
       if (settled) return;
       settled = true;
-      this.core.dialFailed(address, this.options.now());
+      this.guard('dial', undefined, () => this.core.dialFailed(address, this.options.now()));
     };
     ws.once('error', failed);
     ws.once('close', failed);
@@ -110,12 +143,14 @@ export class WsTransport {
     ws.on('error', () => undefined);
   }
 
-  private adopt(ws: WebSocket, dialAddress: string | undefined): void {
+  private adopt(ws: WebSocket, dialAddress: string | undefined, raw: Duplex | undefined): void {
     const conn = this.nextConn++;
     // Labelled by address until the peer proves who it is: a stranger must not pick metric labels.
     const socket: Socket = { ws, peer: dialAddress ?? 'unauthenticated' };
     this.sockets.set(conn, socket);
-    ws.on('message', (data: RawData, isBinary: boolean) => this.onFrame(conn, socket, data, isBinary));
+    // Any bytes count as life: a big frame crawling over a slow link is not silence.
+    raw?.on('data', () => this.core.heard(conn, this.options.now()));
+    ws.on('message', (data: RawData, isBinary: boolean) => this.guard('frame', conn, () => this.onFrame(conn, socket, data, isBinary)));
     ws.on('error', (error: Error & { code?: string }) => {
       // ws reports oversized and malformed WebSocket frames here, then closes.
       this.options.events.rejected?.('frame', error.code ?? error.message, socket.peer);
@@ -123,7 +158,7 @@ export class WsTransport {
     ws.on('close', (code: number, reason: Buffer) => {
       this.sockets.delete(conn);
       this.options.events.disconnected?.(socket.peer, `${code} ${reason.toString()}`);
-      this.core.disconnected(conn, this.options.now());
+      this.guard('close', undefined, () => this.core.disconnected(conn, this.options.now()));
     });
     this.options.events.connected?.(socket.peer, dialAddress !== undefined);
     this.perform(this.core.connected(conn, this.options.now(), dialAddress));
@@ -134,11 +169,12 @@ export class WsTransport {
     let message: Message;
     try {
       if (!isBinary) throw new ProtocolError('text frame');
+      if (this.core.peerOf(conn) === undefined && bytes > LIMITS.maxHandshakeFrameBytes) throw new ProtocolError(`handshake frame of ${bytes} bytes (at most ${LIMITS.maxHandshakeFrameBytes})`);
       const buffer = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer);
-      message = parseMessage(packr.unpack(buffer));
+      message = parseMessage(packr.unpack(buffer), this.options.now());
     } catch (error) {
       const reason = error instanceof ProtocolError ? error.message : `undecodable frame: ${error instanceof Error ? error.message : String(error)}`;
-      this.options.events.rejected?.('frame', reason, socket.peer);
+      this.options.events.rejected?.(this.core.peerOf(conn) === undefined ? 'handshake' : 'frame', reason, socket.peer);
       closeSoon(socket.ws, 1008, reason);
       return;
     }
@@ -169,8 +205,24 @@ export class WsTransport {
         frame = packr.pack(out.message);
         packed.set(out.message, frame);
       }
+      if (frame.length > this.options.maxPayloadBytes) {
+        // Chunking keeps frames far below the limit; one that is not would be refused by the peer, so it is not sent.
+        this.options.events.fault?.('send', new Error(`a ${out.message.type} frame of ${frame.length} bytes is over the frame limit`));
+        continue;
+      }
       this.options.events.frameOut?.(socket.peer, out.message.type, frame.length);
       socket.ws.send(frame);
+    }
+  }
+
+  /** Run `work`; whatever it throws is reported, and closes connection `conn` if one is involved. */
+  private guard(where: string, conn: ConnId | undefined, work: () => void): void {
+    try {
+      work();
+    } catch (error) {
+      this.options.events.fault?.(where, error);
+      const socket = conn === undefined ? undefined : this.sockets.get(conn);
+      if (socket !== undefined) closeSoon(socket.ws, 1011, 'internal error');
     }
   }
 }
@@ -184,6 +236,13 @@ export class WsTransport {
 const CLOSE_GRACE_MS = 1_000;
 
 function closeSoon(ws: WebSocket, code: number, reason: string): void {
-  ws.close(code, reason.slice(0, 120));
+  // A close reason is at most 123 bytes of UTF-8, or ws throws.
+  let text = reason.slice(0, 120);
+  while (Buffer.byteLength(text) > 120) text = text.slice(0, -1);
+  try {
+    ws.close(code, text);
+  } catch {
+    ws.terminate();
+  }
   setTimeout(() => ws.terminate(), CLOSE_GRACE_MS).unref();
 }

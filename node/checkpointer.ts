@@ -1,7 +1,7 @@
 import type { ReplicaState } from '../crdt/replica-state.ts';
 import type { Slot } from '../crdt/slot.ts';
 import type { Tier } from '../crdt/tiers.ts';
-import { dirtySlotsOf, type DirtySlots } from './dirty-slots.ts';
+import { dirtySlotsOf, type DirtySet, type DirtySlots } from './dirty-slots.ts';
 import type { Logger } from './logger.ts';
 import type { NodeMetrics } from './metrics.ts';
 import { PeriodicTask } from './periodic-task.ts';
@@ -24,13 +24,16 @@ export const VV_META = 'vv';
  */
 export class Checkpointer {
   private readonly task: PeriodicTask;
+  /** Did the last run fail (its changes are marked again, for the next run)? */
+  failed = false;
 
   constructor(
     private readonly deps: {
       readonly state: ReplicaState;
       readonly store: Store;
       readonly dirty: DirtySlots;
-      readonly origin: string;
+      /** This replica's own origin (it changes when the replica starts a new incarnation). */
+      readonly origin: () => string;
       /** The seq every applied batch is at or below, and the last hit stamp. */
       readonly seq: () => number;
       readonly lastAt: () => number;
@@ -58,8 +61,12 @@ export class Checkpointer {
   }
 
   private async checkpoint(): Promise<void> {
-    const { state, store, dirty, origin, logger, metrics } = this.deps;
-    if (dirty.size === 0) return;
+    const { state, store, dirty, logger, metrics } = this.deps;
+    const origin = this.deps.origin();
+    if (dirty.size === 0) {
+      this.failed = false;
+      return;
+    }
     const through = this.deps.seq();
     const meta = new Map([
       [SEQ_META, String(through)],
@@ -67,7 +74,7 @@ export class Checkpointer {
       [VV_META, JSON.stringify(this.deps.remoteVector())],
     ]);
     const taken = dirty.take();
-    // Read the counts now, synchronously: they are exactly the state of batches up to `through`.
+    // Own slots are read now, synchronously: they are exactly the state of batches up to `through` (replay relies on it).
     const slots: Slot[] = [];
     for (const [key, indexes] of dirtySlotsOf(taken)) {
       for (const [index, seq] of indexes) {
@@ -78,29 +85,48 @@ export class Checkpointer {
         if (count > 0) slots.push({ origin, key, tier, start, count, seq });
       }
     }
-    for (const [other, keys] of taken.remote) {
-      for (const [key, indexes] of keys) {
-        for (const [index, seq] of indexes) {
-          const tier = (index % 1000) as Tier;
-          const start = index - tier;
-          const count = state.get(other, key, tier, start);
-          if (count > 0) slots.push({ origin: other, key, tier, start, count, seq });
-        }
-      }
-    }
+    // Other origins' slots are read a chunk at a time, between writes: a big repair leaves millions, and a later
+    // (higher) count than the one marked is as good, the vector written with the last chunk only vouches for less.
+    const remote = remoteSlots(state, taken);
     const stopTimer = metrics?.checkpointSeconds.startTimer();
+    let written = 0;
     try {
-      for (let i = 0; i === 0 || i < slots.length; i += CHUNK_SLOTS) {
-        const last = i + CHUNK_SLOTS >= slots.length;
-        await store.commit({ slots: slots.slice(i, i + CHUNK_SLOTS), meta: last ? meta : new Map() });
+      let chunk = slots.splice(0, CHUNK_SLOTS);
+      for (;;) {
+        while (chunk.length < CHUNK_SLOTS) {
+          const next = remote.next(); // own slots are all taken first: `slots` is empty once a chunk is short
+          if (next.done === true) break;
+          chunk.push(next.value);
+        }
+        const last = chunk.length < CHUNK_SLOTS;
+        await store.commit({ slots: chunk, meta: last ? meta : new Map() });
+        written += chunk.length;
+        if (last) break;
+        chunk = slots.splice(0, CHUNK_SLOTS);
       }
       await store.truncateLog(through);
-      metrics?.checkpointSlots.observe(slots.length);
+      metrics?.checkpointSlots.observe(written);
+      this.failed = false;
     } catch (error) {
       dirty.restore(taken);
-      logger.error({ err: error, slots: slots.length }, 'checkpoint failed; will retry');
+      this.failed = true;
+      logger.error({ err: error, slots: written }, 'checkpoint failed; will retry');
     } finally {
       stopTimer?.();
+    }
+  }
+}
+
+/** The remote slots a dirty set marked, with their current counts (0: expired since, skipped). */
+function* remoteSlots(state: ReplicaState, taken: DirtySet): Generator<Slot> {
+  for (const [other, keys] of taken.remote) {
+    for (const [key, indexes] of keys) {
+      for (const [index, seq] of indexes) {
+        const tier = (index % 1000) as Tier;
+        const start = index - tier;
+        const count = state.get(other, key, tier, start);
+        if (count > 0) yield { origin: other, key, tier, start, count, seq };
+      }
     }
   }
 }

@@ -1,5 +1,6 @@
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
+import { isAddress, isNodeId } from '../crdt/names.ts';
 import { retentionProblem } from '../crdt/retention.ts';
 import { Tier } from '../crdt/tiers.ts';
 import { DEFAULTS, type NodeConfig } from './config.ts';
@@ -27,6 +28,8 @@ const FLAGS: readonly FlagSpec[] = [
   { flag: 'advertise', value: 'HOST:PORT', help: 'address other nodes should dial for this node', fallback: 'host:port' },
   { flag: 'static', value: undefined, help: 'dial only --peers and learn no other addresses', fallback: 'off' },
   { flag: 'max-clock-skew', value: 'DUR', help: 'largest clock offset from peers before the node stops taking hits', fallback: formatDuration(DEFAULTS.maxClockSkewMs) },
+  { flag: 'forget-after', value: 'DUR', help: 'a member down this long is forgotten (no longer dialed, not counted)', fallback: formatDuration(DEFAULTS.forgetAfterMs) },
+  { flag: 'fsync', value: undefined, help: 'acknowledge a hit only once its batch is fsynced (survives power loss; slower)', fallback: 'off' },
   { flag: 'insecure', value: undefined, help: 'allow a non-loopback --host without --secret', fallback: 'off' },
   { flag: 'retention-1s', value: 'DUR', help: 'how long the 1 s tier keeps its buckets', fallback: formatDuration(DEFAULTS.retention[Tier.second]) },
   { flag: 'retention-1m', value: 'DUR', help: 'how long the 1 min tier keeps its buckets', fallback: formatDuration(DEFAULTS.retention[Tier.minute]) },
@@ -41,7 +44,6 @@ const FLAGS: readonly FlagSpec[] = [
 ];
 
 const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
-const ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
 export function envName(flag: string): string {
   return `HITMESH_${flag.toUpperCase().replaceAll('-', '_')}`;
@@ -101,7 +103,7 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv): CliRe
   };
 
   const id = text('id') ?? defaultId();
-  if (!ID.test(id)) throw new CliError(`--id must be 1-64 characters of letters, digits, '.', '_' or '-', starting with a letter or digit; got ${JSON.stringify(id)}`);
+  if (!isNodeId(id)) throw new CliError(`--id must be 1-64 characters of letters, digits, '.', '_' or '-', starting with a letter or digit; got ${JSON.stringify(id)}`);
 
   const host = text('host') ?? DEFAULTS.host;
   const port = parsePort(text('port') ?? String(DEFAULTS.port));
@@ -143,6 +145,8 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv): CliRe
       advertise,
       static: on('static'),
       maxClockSkewMs: duration('max-clock-skew', DEFAULTS.maxClockSkewMs, 1),
+      forgetAfterMs: duration('forget-after', DEFAULTS.forgetAfterMs, 1_000),
+      fsync: on('fsync'),
       insecure,
       retention,
       bodyLimitBytes: parseBytes(text('body-limit')),
@@ -174,10 +178,8 @@ function parseBytes(raw: string | undefined): number {
   return bytes;
 }
 
-export function isHostPort(text: string): boolean {
-  const match = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):([0-9]{1,5})$/.exec(text);
-  return match !== null && Number(match[2]) >= 1 && Number(match[2]) <= 65_535;
-}
+/** host:port as peers dial it: the grammar gossip checks addresses against (crdt/names.ts). */
+export const isHostPort = isAddress;
 
 export function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || host === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);

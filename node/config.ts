@@ -18,6 +18,10 @@ export interface NodeConfig {
   readonly static: boolean;
   /** Largest clock offset from peers before the node stops taking hits. */
   readonly maxClockSkewMs: number;
+  /** A member without a connection this long is forgotten (not dialed, not counted). */
+  readonly forgetAfterMs: number;
+  /** Acknowledge a hit only once its batch is fsynced (survives power loss). */
+  readonly fsync: boolean;
   /** Allow a non-loopback host without a secret. */
   readonly insecure: boolean;
   readonly retention: Retention;
@@ -38,6 +42,7 @@ export const DEFAULTS = {
   host: '127.0.0.1',
   port: 7001,
   maxClockSkewMs: 500,
+  forgetAfterMs: 24 * 3_600_000,
   retention: DEFAULT_RETENTION,
   bodyLimitBytes: 1024 * 1024,
   gcIntervalMs: 60_000,

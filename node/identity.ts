@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { isNodeId, isOrigin } from '../crdt/names.ts';
 import type { Store } from './store.ts';
 
 /**
@@ -34,17 +35,22 @@ export async function loadOrCreateIdentity(store: Store, id: string, now: number
     }
     return { identity, created: false };
   }
-  const incarnation = randomBytes(6).toString('hex');
-  const identity: Identity = { id, incarnation, origin: originOf(id, incarnation), createdAt: now };
+  const identity = newIncarnation(id, now);
   await store.commit({ slots: [], meta: new Map([[IDENTITY_META, JSON.stringify(identity)]]) });
   return { identity, created: true };
+}
+
+/** A fresh identity under `id`: a new random incarnation, never one whose counts exist anywhere. */
+export function newIncarnation(id: string, now: number): Identity {
+  const incarnation = randomBytes(6).toString('hex');
+  return { id, incarnation, origin: originOf(id, incarnation), createdAt: now };
 }
 
 function parseIdentity(text: string): Identity {
   const value: unknown = JSON.parse(text);
   if (typeof value === 'object' && value !== null) {
     const { id, incarnation, createdAt } = value as Record<string, unknown>;
-    if (typeof id === 'string' && typeof incarnation === 'string' && typeof createdAt === 'number') {
+    if (isNodeId(id) && typeof incarnation === 'string' && isOrigin(originOf(id, incarnation)) && typeof createdAt === 'number') {
       return { id, incarnation, origin: originOf(id, incarnation), createdAt };
     }
   }

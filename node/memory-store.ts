@@ -1,13 +1,24 @@
 import type { Slot } from '../crdt/slot.ts';
 import type { TimedTier } from '../crdt/tiers.ts';
-import { slotKey } from './slot-codec.ts';
-import type { CommitBatch, LogRecord, Store } from './store.ts';
+import { decodeLogEntry } from './log-record.ts';
+import { LOG_RANGE, META_PREFIX, SLOT_RANGE, decodeSlot, logKey, padStart, slotKey, slotValue, tierPrefix } from './slot-codec.ts';
+import { decodeOrReport, type CommitBatch, type CorruptRecord, type LogRecord, type OnCorrupt, type Store } from './store.ts';
 
-/** A Store in memory, for unit tests of the layers above the store. `failNext` makes the next commit fail. */
+type Range = { readonly gte: string; readonly lt?: string; readonly lte?: string };
+
+function inRange(key: string, range: Range): boolean {
+  return key >= range.gte && (range.lt === undefined || key < range.lt) && (range.lte === undefined || key <= range.lte);
+}
+
+/**
+ * A Store in memory, for unit tests of the layers above the store. It keeps
+ * the same raw keys and values as LevelDB and decodes them with the same
+ * codec, so a scan skips and reports a bad record exactly as LevelStore does.
+ * `failNext` makes the next commit fail; `plantRaw` plants a record as if a
+ * disk or a peer had put it there.
+ */
 export class MemoryStore implements Store {
-  private readonly slots = new Map<string, Slot>();
-  private readonly meta = new Map<string, string>();
-  private readonly log = new Map<number, string>();
+  private readonly raw = new Map<string, string>();
   private open_ = false;
   failNext: Error | undefined;
 
@@ -27,7 +38,7 @@ export class MemoryStore implements Store {
 
   getMeta(name: string): Promise<string | undefined> {
     this.assertOpen();
-    return Promise.resolve(this.meta.get(name));
+    return Promise.resolve(this.raw.get(META_PREFIX + name));
   }
 
   async commit(batch: CommitBatch): Promise<void> {
@@ -38,40 +49,59 @@ export class MemoryStore implements Store {
       this.failNext = undefined;
       throw failure;
     }
-    for (const s of batch.slots) this.slots.set(slotKey(s.origin, s.tier, s.start, s.key), { ...s });
-    for (const [name, value] of batch.meta) this.meta.set(name, value);
-    if (batch.log !== undefined) this.log.set(batch.log.seq, batch.log.record);
+    for (const s of batch.slots) this.raw.set(slotKey(s.origin, s.tier, s.start, s.key), slotValue(s.count, s.seq));
+    for (const [name, value] of batch.meta) this.raw.set(META_PREFIX + name, value);
+    if (batch.log !== undefined) this.raw.set(logKey(batch.log.seq), batch.log.record);
   }
 
-  async *scanLog(): AsyncIterable<LogRecord> {
+  /** Put a raw db key and value in the slot or log range, open or not (tests only: it bypasses the codec). */
+  plantRaw(kind: CorruptRecord['kind'], key: string, value: string): void {
+    if (!inRange(key, kind === 'slot' ? SLOT_RANGE : LOG_RANGE)) throw new Error(`${JSON.stringify(key)} is not a ${kind} db key`);
+    this.raw.set(key, value);
+  }
+
+  async *scanLog(onCorrupt?: OnCorrupt): AsyncIterable<LogRecord> {
     this.assertOpen();
-    const seqs = [...this.log.keys()].sort((a, b) => a - b);
-    for (const seq of seqs) yield { seq, record: this.log.get(seq) ?? '' };
+    for (const [key, value] of this.entries(LOG_RANGE)) {
+      const record = decodeOrReport('log', key, value, decodeLogEntry, onCorrupt);
+      if (record !== undefined) yield record;
+    }
     await Promise.resolve();
   }
 
   truncateLog(throughSeq: number): Promise<void> {
     this.assertOpen();
-    for (const seq of this.log.keys()) if (seq <= throughSeq) this.log.delete(seq);
+    this.deleteRange({ gte: LOG_RANGE.gte, lte: logKey(throughSeq) });
     return Promise.resolve();
   }
 
-  async *scanSlots(): AsyncIterable<Slot> {
+  async *scanSlots(onCorrupt?: OnCorrupt): AsyncIterable<Slot> {
     this.assertOpen();
-    const keys = [...this.slots.keys()].sort();
-    for (const key of keys) {
-      const slot = this.slots.get(key);
-      if (slot !== undefined) yield { ...slot };
+    for (const [key, value] of this.entries(SLOT_RANGE)) {
+      const slot = decodeOrReport('slot', key, value, decodeSlot, onCorrupt);
+      if (slot !== undefined) yield slot;
     }
     await Promise.resolve();
   }
 
   deleteBefore(origin: string, tier: TimedTier, start: number): Promise<void> {
     this.assertOpen();
-    for (const [key, slot] of this.slots) {
-      if (slot.origin === origin && slot.tier === tier && slot.start < start) this.slots.delete(key);
-    }
+    const prefix = tierPrefix(origin, tier);
+    this.deleteRange({ gte: prefix, lt: prefix + padStart(start) });
     return Promise.resolve();
+  }
+
+  /**
+   * A snapshot of a range in key order. UTF-16 order differs from LevelDB's
+   * byte order only between hit keys with characters above U+FFFF and ones in
+   * U+E000-U+FFFF; nothing relies on the order of slots.
+   */
+  private entries(range: Range): [string, string][] {
+    return [...this.raw].filter(([key]) => inRange(key, range)).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  }
+
+  private deleteRange(range: Range): void {
+    for (const key of this.raw.keys()) if (inRange(key, range)) this.raw.delete(key);
   }
 
   private assertOpen(): void {

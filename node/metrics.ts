@@ -129,6 +129,63 @@ export class NodeMetrics {
     registers: [this.registry],
   });
 
+  readonly storeCorruptRecords = new Counter({
+    name: 'hitmesh_store_corrupt_records_total',
+    help: 'Stored records skipped at start-up because they did not decode (slot, log or meta).',
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+  });
+
+  readonly incarnations = new Counter({
+    name: 'hitmesh_incarnations_started_total',
+    help: 'Times this node went on as a new incarnation while running (its clock went back, or peers held more of it than its store).',
+    registers: [this.registry],
+  });
+
+  readonly clockSkewed = new Gauge({
+    name: 'hitmesh_clock_skewed',
+    help: '1 while most reachable peers find this node\'s clock off by more than --max-clock-skew (hits are refused), else 0.',
+    registers: [this.registry],
+  });
+
+  readonly gossipLimited = new Counter({
+    name: 'hitmesh_gossip_limited_total',
+    help: 'Times a gossip limit stopped something, by limit (members, origins, held, relays, handshakes).',
+    labelNames: ['limit'] as const,
+    registers: [this.registry],
+  });
+
+  readonly gossipLimit = new Gauge({
+    name: 'hitmesh_gossip_limit',
+    help: 'The gossip limits this node runs with (see README, Limits).',
+    labelNames: ['limit'] as const,
+    registers: [this.registry],
+  });
+
+  readonly gossipMembers = new Gauge({
+    name: 'hitmesh_gossip_members',
+    help: 'Members this node knows, itself included.',
+    registers: [this.registry],
+  });
+
+  readonly gossipOrigins = new Gauge({
+    name: 'hitmesh_gossip_origins',
+    help: 'Origins (replica incarnations) this node holds counts of.',
+    registers: [this.registry],
+  });
+
+  readonly gossipRepairs = new Counter({
+    name: 'hitmesh_gossip_repairs_total',
+    help: 'Repairs (anti-entropy transfers, sent in chunks) started towards peers.',
+    registers: [this.registry],
+  });
+
+  readonly gossipFaults = new Counter({
+    name: 'hitmesh_gossip_internal_errors_total',
+    help: 'Errors thrown inside the gossip transport (caught: the connection involved was closed, the node went on).',
+    registers: [this.registry],
+  });
+
   private readonly requestSeries = new Map<string, { observe(seconds: number): void }>();
 
   /** Record one HTTP answer. Label children are cached: prom-client hashes labels on every lookup otherwise. */

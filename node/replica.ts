@@ -1,18 +1,20 @@
-import { ReplicaState } from '../crdt/replica-state.ts';
+import type { ReplicaState } from '../crdt/replica-state.ts';
 import type { Retention } from '../crdt/retention.ts';
-import { ALL_TIERS, bucketStart } from '../crdt/tiers.ts';
+import { bucketStart } from '../crdt/tiers.ts';
 import { LIFETIME_PLAN, planWindow, type WindowPlan } from '../crdt/window-plan.ts';
-import { ReplicatedState } from '../gossip/replicated-state.ts';
-import type { Changes, HitRow, LocalCommit, ReplicaView } from '../gossip/replica-view.ts';
 import type { VersionEntry, VersionVector } from '../gossip/messages.ts';
+import type { HitRow, LocalCommit, ReplicaView } from '../gossip/replica-view.ts';
+import { ReplicatedState } from '../gossip/replicated-state.ts';
 import { AT_META, Checkpointer, SEQ_META, VV_META } from './checkpointer.ts';
 import type { Clock } from './clock.ts';
-import { DirtySlots } from './dirty-slots.ts';
+import type { DirtySlots } from './dirty-slots.ts';
 import { GroupCommit, type PendingHits } from './group-commit.ts';
-import { loadOrCreateIdentity, type Identity } from './identity.ts';
-import { decodeLogRecord, encodeLogRecord } from './log-record.ts';
+import { IDENTITY_META, newIncarnation, type Identity } from './identity.ts';
+import { encodeLogRecord } from './log-record.ts';
 import type { Logger } from './logger.ts';
 import type { NodeMetrics } from './metrics.ts';
+import { loadReplica } from './replica-load.ts';
+import { RetentionClock } from './retention-clock.ts';
 import { RetentionGc } from './retention-gc.ts';
 import type { Store } from './store.ts';
 
@@ -38,11 +40,18 @@ export interface ReplicaOptions {
   readonly gcIntervalMs?: number;
   /** How often the write-ahead log is turned into slots. */
   readonly checkpointIntervalMs?: number;
+  /** A clock that goes back further than this makes the replica a new incarnation instead of stamping hits in the past's future. */
+  readonly maxBackwardJumpMs?: number;
 }
 
 /** The replica is shutting down and takes no more hits. */
 export class ShuttingDownError extends Error {
   readonly code = 'HITMESH_SHUTTING_DOWN';
+}
+
+/** The replica takes no hits for now (clock skew, a new incarnation that failed); the message says why. */
+export class HitsRefusedError extends Error {
+  readonly code = 'HITMESH_HITS_REFUSED';
 }
 
 /**
@@ -51,49 +60,64 @@ export class ShuttingDownError extends Error {
  *
  * Every batch of local hits gets the next sequence number of this origin and
  * is written as one small write-ahead log record; it is then applied to the
- * state and acknowledged. A checkpoint every second writes the changed slots
- * (absolute counts, each with the seq of its last change, so gossip can ask
- * "everything of origin O after seq s") and drops the records they cover.
+ * state and acknowledged. A checkpoint every few seconds writes the changed
+ * slots (absolute counts, each with the seq of its last change) and drops the
+ * records they cover.
+ *
+ * A replica can become a new incarnation while it runs: when its clock went
+ * back (its stamps must follow its seqs), and when a peer holds more of its
+ * origin than its store does (a power loss or a restored backup). The old
+ * origin is then one origin among others, held up to where it stopped.
  */
 export class Replica {
   private readonly commits: GroupCommit;
   private readonly gc: RetentionGc;
   private readonly checkpointer: Checkpointer;
   private readonly windowPlans = new Map<number, { second: number; plan: WindowPlan }>();
+  readonly retentionClock: RetentionClock;
   private accepting = true;
-  private lastStamp = 0;
+  private identity_: Identity;
+  private lastStamp: number;
   private seq_: number;
   private lastAt: number;
   private readonly commitListeners: ((commit: LocalCommit) => void)[] = [];
+  private readonly rotationListeners: ((identity: Identity, reason: string) => void)[] = [];
+  private hold: Promise<void> | undefined;
+  private rotating: Promise<void> | undefined;
+  /** Why hits are refused right now (set by replication's clock guard), or undefined. */
+  private refusal: (() => string | undefined) | undefined;
+  private broken: string | undefined;
   /** The state with its version vector: what gossip reads and writes through `view`. */
   readonly replicated: ReplicatedState;
 
   private constructor(
     private readonly options: ReplicaOptions,
-    readonly identity: Identity,
+    identity: Identity,
     readonly state: ReplicaState,
     private readonly dirty: DirtySlots,
     seq: number,
     lastAt: number,
     vv: VersionVector,
   ) {
+    this.identity_ = identity;
     this.seq_ = seq;
     this.lastAt = lastAt;
-    this.replicated = new ReplicatedState(identity.origin, state);
+    this.lastStamp = lastAt;
+    // Every remote change that raised a count or a key's seq is made durable at the next checkpoint.
+    this.replicated = new ReplicatedState(identity.origin, state, (origin, key, tier, start, changedSeq) => {
+      if (origin !== this.identity_.origin) dirty.markRemote(origin, key, start + tier, changedSeq);
+    });
     this.replicated.restore(vv);
     this.replicated.noteLocal(seq, lastAt);
+    this.retentionClock = new RetentionClock(options.clock);
     this.checkpointer = new Checkpointer({
       state,
       store: options.store,
       dirty,
-      origin: identity.origin,
+      origin: () => this.identity_.origin,
       seq: () => this.seq_,
       lastAt: () => this.lastAt,
-      remoteVector: () => {
-        const vv: Record<string, VersionEntry> = { ...this.replicated.versionVector() };
-        delete vv[identity.origin];
-        return vv;
-      },
+      remoteVector: () => this.remoteVector(),
       intervalMs: options.checkpointIntervalMs ?? 5_000,
       logger: options.logger,
       metrics: options.metrics,
@@ -103,7 +127,7 @@ export class Replica {
       state,
       store: options.store,
       retention: options.retention,
-      clock: options.clock,
+      clock: this.retentionClock,
       intervalMs: options.gcIntervalMs ?? 60_000,
       logger: options.logger,
       metrics: options.metrics,
@@ -112,19 +136,23 @@ export class Replica {
 
   /** Open the store, load or create the identity and rebuild the counts from disk. */
   static async open(options: ReplicaOptions): Promise<Replica> {
-    const { store, clock, logger } = options;
+    const { store, clock, logger, metrics } = options;
     if (!store.isOpen) await store.open();
-    let loaded: Awaited<ReturnType<typeof Replica.load>>;
+    let loaded: Awaited<ReturnType<typeof loadReplica>>;
     try {
-      loaded = await Replica.load(store, options.id, clock.now());
+      loaded = await loadReplica(store, options.id, clock.now());
     } catch (error) {
       await store.close(); // leave the directory unlocked for whoever comes next
       throw error;
     }
-    const { identity, created, state, dirty, slots, replayed, seq, lastAt, vv } = loaded;
+    const { identity, created, state, dirty, slots, replayed, seq, lastAt, vv, corrupt } = loaded;
+    for (const record of corrupt) {
+      metrics?.storeCorruptRecords.labels(record.kind).inc();
+      logger.warn({ corrupt: record }, 'skipped a corrupt record in the store');
+    }
     const replica = new Replica(options, identity, state, dirty, seq, lastAt, vv);
-    options.metrics?.keys.set(state.keyCount);
-    logger.info({ origin: identity.origin, created, slots, replayed, keys: state.keyCount, seq }, created ? 'new replica created' : 'replica reopened');
+    metrics?.keys.set(state.keyCount);
+    logger.info({ origin: identity.origin, created, slots, replayed, corrupt: corrupt.length, keys: state.keyCount, seq }, created ? 'new replica created' : 'replica reopened');
     await replica.checkpointer.run();
     await replica.gc.runOnce();
     replica.checkpointer.start();
@@ -132,51 +160,8 @@ export class Replica {
     return replica;
   }
 
-  /**
-   * Rebuild from the store: every slot, then the log records not yet
-   * checkpointed. A record is applied to a slot only if the slot's stored seq
-   * is older than the record, so nothing is counted twice whatever point a
-   * crash interrupted a checkpoint at.
-   */
-  private static async load(store: Store, id: string, now: number) {
-    const { identity, created } = await loadOrCreateIdentity(store, id, now);
-    const origin = identity.origin;
-    const records: { seq: number; record: string }[] = [];
-    for await (const record of store.scanLog()) records.push(record);
-    // The stored seq of each own slot the log touches (0: not stored).
-    const storedSeq = new Map<string, Map<number, number>>();
-    for (const { record } of records) {
-      for (const [key, second] of decodeLogRecord(record)) {
-        const slots = storedSeq.get(key) ?? new Map<number, number>();
-        for (const tier of ALL_TIERS) slots.set(bucketStart(tier, second) + tier, 0);
-        storedSeq.set(key, slots);
-      }
-    }
-    const state = new ReplicaState();
-    let slots = 0;
-    for await (const slot of store.scanSlots()) {
-      state.join(slot, slot.seq);
-      slots++;
-      const touched = slot.origin === origin ? storedSeq.get(slot.key) : undefined;
-      if (touched?.has(slot.start + slot.tier) === true) touched.set(slot.start + slot.tier, slot.seq);
-    }
-    const dirty = new DirtySlots();
-    let seq = Number((await store.getMeta(SEQ_META)) ?? '0');
-    let lastAt = Number((await store.getMeta(AT_META)) ?? '0');
-    const vv = JSON.parse((await store.getMeta(VV_META)) ?? '{}') as VersionVector;
-    for (const { seq: recordSeq, record } of records) {
-      for (const [key, second, n] of decodeLogRecord(record)) {
-        lastAt = Math.max(lastAt, second);
-        for (const tier of ALL_TIERS) {
-          const start = bucketStart(tier, second);
-          if ((storedSeq.get(key)?.get(start + tier) ?? 0) >= recordSeq) continue;
-          state.add(origin, key, tier, start, n, recordSeq);
-          dirty.mark(key, second, recordSeq);
-        }
-      }
-      seq = Math.max(seq, recordSeq);
-    }
-    return { identity, created, state, dirty, slots, replayed: records.length, seq, lastAt, vv };
+  get identity(): Identity {
+    return this.identity_;
   }
 
   get seq(): number {
@@ -184,7 +169,15 @@ export class Replica {
   }
 
   get isAccepting(): boolean {
-    return this.accepting && this.options.store.isOpen;
+    return this.accepting && this.broken === undefined && this.options.store.isOpen;
+  }
+
+  /** Why hits are not taken right now (held for start-up, clock, a failed incarnation), or undefined. */
+  get notTakingHits(): string | undefined {
+    if (this.broken !== undefined) return this.broken;
+    if (this.hold !== undefined) return 'waiting to hear from peers what they hold of this node';
+    if (this.rotating !== undefined) return 'starting a new incarnation';
+    return this.refusal?.();
   }
 
   get retention(): Retention {
@@ -195,34 +188,47 @@ export class Replica {
     return this.options.clock.now();
   }
 
-  /** Count `n` hits of `key` now; resolves with the timestamp once they are durable. */
-  async hit(key: string, n: number): Promise<number> {
-    this.assertAccepting();
-    const at = this.stamp();
-    const second = bucketStart(0, at);
-    await this.commits.add((pending) => {
-      pending.add(key, second, n);
-      pending.maxAt = at;
+  /** Hits wait (they are not refused) until `until` settles: start-up learns from peers what they hold of this origin first. */
+  holdHitsUntil(until: Promise<unknown>): void {
+    const hold: Promise<void> = until.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.hold = hold;
+    void hold.then(() => {
+      if (this.hold === hold) this.hold = undefined;
     });
-    return at;
+  }
+
+  /** Refuse hits (503) while `reason()` says why; the clock guard. */
+  refuseHitsWhile(reason: () => string | undefined): void {
+    this.refusal = reason;
+  }
+
+  /** Count `n` hits of `key` now; resolves with the timestamp once they are durable. */
+  hit(key: string, n: number): Promise<number> {
+    return this.admit((pending, at) => {
+      pending.add(key, bucketStart(0, at), n);
+      return at;
+    });
   }
 
   /** Count a batch of hits, all in one commit; resolves with their sum once durable. */
   async hits(items: readonly HitItem[]): Promise<number> {
-    this.assertAccepting();
-    if (items.length === 0) return 0;
-    const at = this.stamp();
-    const second = bucketStart(0, at);
-    let total = 0;
-    await this.commits.add((pending) => {
-      pending.maxAt = at;
+    if (items.length === 0) {
+      this.assertAccepting();
+      return 0;
+    }
+    return this.admit((pending, at) => {
+      let total = 0;
+      const second = bucketStart(0, at);
       for (const item of items) {
         const n = item.n ?? 1;
         pending.add(item.key, second, n);
         total += n;
       }
+      return total;
     });
-    return total;
   }
 
   plan(range: CountRange): WindowPlan {
@@ -248,6 +254,7 @@ export class Replica {
   /** Stop taking hits, write what is pending and a last checkpoint, stop the background work and close the store. */
   async close(): Promise<void> {
     this.accepting = false;
+    await this.rotating?.catch(() => undefined);
     await this.commits.drain();
     await this.gc.stop();
     await this.checkpointer.stop();
@@ -262,49 +269,111 @@ export class Replica {
     return this.checkpointer.run();
   }
 
-  /**
-   * The time a hit is counted at: the clock, but never behind an earlier
-   * stamp, so this origin's stamps follow its seqs (anti-entropy relies on it).
-   */
-  private stamp(): number {
-    this.lastStamp = Math.max(this.options.clock.now(), this.lastStamp, this.lastAt);
-    return this.lastStamp;
-  }
-
   /** Called after every durable local batch with its new counts (gossip pushes them). */
   onLocalCommit(listener: (commit: LocalCommit) => void): void {
     this.commitListeners.push(listener);
   }
 
-  /** The replica as gossip sees it: remote changes go through here to be made durable. */
-  get view(): ReplicaView {
-    return {
-      origin: this.identity.origin,
-      versionVector: () => this.replicated.versionVector(),
-      changesSince: (origin, since) => this.replicated.changesSince(origin, since),
-      apply: (origin, changes, complete, to) => this.applyRemote(origin, changes, complete, to),
-    };
+  /** Called once the replica goes on as a new incarnation. */
+  onRotate(listener: (identity: Identity, reason: string) => void): void {
+    this.rotationListeners.push(listener);
   }
 
-  private applyRemote(origin: string, changes: Changes, complete: { from: number; to: VersionEntry } | undefined, to?: VersionEntry): Changes {
-    if (origin === this.identity.origin) return { hits: [], slots: [] }; // nobody knows our own slots better than we do
-    const raised = this.replicated.apply(origin, changes, complete, to);
-    const seq = (complete?.to ?? to)?.[0] ?? 0;
-    for (const row of raised.hits) {
-      for (const tier of ALL_TIERS) this.dirty.markRemote(origin, row.key, bucketStart(tier, row.second) + tier, seq);
+  /**
+   * Go on as a new incarnation (same id, new random origin, seq 0): used when
+   * the clock went back, and when peers hold more of this origin than the
+   * store does. Hits wait meanwhile. If it cannot be written, the replica
+   * takes no hits at all rather than reuse the old origin's seqs.
+   */
+  startNewIncarnation(reason: string): Promise<void> {
+    this.rotating ??= this.rotate(reason).finally(() => (this.rotating = undefined));
+    return this.rotating;
+  }
+
+  /** The replica as gossip sees it: remote changes go through here to be made durable. */
+  get view(): ReplicaView {
+    return this.replicated;
+  }
+
+  private async rotate(reason: string): Promise<void> {
+    const { store, logger, clock } = this.options;
+    const old = this.identity_;
+    try {
+      await this.commits.drain();
+      await this.checkpointer.run();
+      if (this.checkpointer.failed) throw new Error('the last checkpoint of the old incarnation failed');
+      const identity = newIncarnation(old.id, clock.now());
+      const vv = { ...this.remoteVector(), [old.origin]: [this.seq_, this.lastAt] };
+      await store.commit({
+        slots: [],
+        meta: new Map([
+          [IDENTITY_META, JSON.stringify(identity)],
+          [SEQ_META, '0'],
+          [AT_META, '0'],
+          [VV_META, JSON.stringify(vv)],
+        ]),
+      });
+      this.identity_ = identity;
+      this.seq_ = 0;
+      this.lastAt = 0;
+      this.lastStamp = 0;
+      this.replicated.rotate(identity.origin);
+      this.replicated.noteLocal(0, 0);
+      logger.warn({ reason, was: old.origin, origin: identity.origin }, 'started a new incarnation');
+      this.options.metrics?.incarnations.inc();
+      for (const listener of this.rotationListeners) listener(identity, reason);
+    } catch (error) {
+      this.broken = `could not start a new incarnation (${reason}): ${error instanceof Error ? error.message : String(error)}`;
+      logger.error({ err: error, reason }, 'could not start a new incarnation; refusing hits');
     }
-    for (const row of raised.slots) this.dirty.markRemote(origin, row.key, row.start + row.tier, seq);
-    return raised;
+  }
+
+  /**
+   * Wait for start-up and for a new incarnation under way, stamp the hits and
+   * add them to the next batch, all in one synchronous step after the last
+   * wait, so a batch never straddles two incarnations. Resolves with what
+   * `fill` returned once the batch is durable.
+   */
+  private async admit<T>(fill: (pending: PendingHits, at: number) => T): Promise<T> {
+    this.assertAccepting();
+    for (let tries = 0; ; tries++) {
+      while (this.hold !== undefined || this.rotating !== undefined) await (this.hold ?? this.rotating);
+      this.assertAccepting();
+      const refused = this.refusal?.();
+      if (refused !== undefined) throw new HitsRefusedError(refused);
+      const now = this.options.clock.now();
+      // Stamps follow seqs (anti-entropy relies on it): never behind an earlier one. A clock far behind them gets a
+      // new incarnation, whose stamps start over, instead of every later hit pinned to that past future instant.
+      if (tries === 0 && now < this.lastStamp - (this.options.maxBackwardJumpMs ?? 1_000)) {
+        void this.startNewIncarnation(`the clock went back ${this.lastStamp - now} ms`);
+        continue;
+      }
+      const at = (this.lastStamp = Math.max(now, this.lastStamp, this.lastAt));
+      let result!: T;
+      const durable = this.commits.add((pending) => {
+        result = fill(pending, at);
+        pending.maxAt = Math.max(pending.maxAt, at);
+      });
+      await durable;
+      return result;
+    }
   }
 
   private assertAccepting(): void {
-    if (!this.isAccepting) throw new ShuttingDownError('this node is shutting down and takes no hits');
+    if (!this.accepting || !this.options.store.isOpen) throw new ShuttingDownError('this node is shutting down and takes no hits');
+    if (this.broken !== undefined) throw new HitsRefusedError(this.broken);
+  }
+
+  private remoteVector(): Record<string, VersionEntry> {
+    const vv: Record<string, VersionEntry> = { ...this.replicated.versionVector() };
+    delete vv[this.identity_.origin];
+    return vv;
   }
 
   /** Write the batch as one log record, then make it visible: the callers are acknowledged after this. */
   private async writeBatch(pending: PendingHits): Promise<void> {
     const { store, metrics } = this.options;
-    const origin = this.identity.origin;
+    const origin = this.identity_.origin;
     const seq = this.seq_ + 1;
     const stopTimer = metrics?.storeWriteSeconds.startTimer();
     try {

@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import type { Server } from 'node:http';
+import { clockVerdict } from '../gossip/clock-filter.ts';
 import { DEFAULT_GOSSIP, type GossipConfig } from '../gossip/config.ts';
+import { LIMITS } from '../gossip/limits.ts';
 import { GossipCore, type PeerView } from '../gossip/protocol.ts';
 import { WsTransport } from '../gossip/ws-transport.ts';
 import type { Clock } from './clock.ts';
@@ -15,6 +17,10 @@ export interface Replication {
   readonly core: GossipCore;
   peers(): PeerView[];
   freshness(): { peers: number; synced: number; maxLagMs: number };
+  /** Forget a member now (DELETE /cluster/members/:id); false if it is not known. */
+  forget(id: string): boolean;
+  /** Resolves once start-up has heard from every seed peer (or given up waiting): hits are held until then. */
+  readonly settled: Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -29,9 +35,16 @@ export interface ReplicationOptions {
   readonly logger: Logger;
   readonly metrics: NodeMetrics;
   readonly gossip?: Partial<GossipConfig>;
-  /** Largest gossip frame; a repair of a large state is split below it. */
+  /** Largest clock offset from most peers before hits are refused (--max-clock-skew). */
+  readonly maxClockSkewMs: number;
+  /** Largest gossip frame accepted. */
   readonly maxFrameBytes?: number;
+  /** Longest start-up waits to hear from its seeds before taking hits anyway. */
+  readonly settleTimeoutMs?: number;
 }
+
+/** Clock samples older than this are not judged by. */
+const CLOCK_SAMPLE_MAX_AGE_MS = 30_000;
 
 /** Wire the gossip core to the replica, the WebSocket transport, metrics and logs. */
 export function startReplication(options: ReplicationOptions): Replication {
@@ -42,11 +55,16 @@ export function startReplication(options: ReplicationOptions): Replication {
     secret: options.secret,
     randomBytes: (n) => randomBytes(n),
     random: Math.random,
+    onOwnOriginBehind: (peer, theirs) => {
+      // Peers only ever get what this node wrote: one that holds more of its origin than its store means lost writes
+      // (power loss without --fsync, a restored backup). Going on would reuse seqs they hold; a new origin cannot.
+      void replica.startNewIncarnation(`peer ${peer} holds this node's origin up to seq ${Math.max(theirs[0], theirs[3])}, beyond its store's ${replica.seq}`);
+    },
   });
   replica.onLocalCommit((commit) => core.localCommit(commit));
   let applied = { deltas: 0, rows: 0 };
   const transport = new WsTransport(core, options.server, {
-    maxPayloadBytes: options.maxFrameBytes ?? 64 * 1024 * 1024,
+    maxPayloadBytes: options.maxFrameBytes ?? LIMITS.maxFrameBytes,
     tickMs: Math.max(5, Math.floor(config.pushIntervalMs / 2)),
     now: () => clock.now(),
     events: {
@@ -65,14 +83,52 @@ export function startReplication(options: ReplicationOptions): Replication {
         metrics.gossipRejected.labels(kind).inc();
         logger.warn({ peer, kind, reason }, kind === 'handshake' ? 'gossip handshake refused' : 'bad gossip frame; connection closed');
       },
+      fault: (where, error) => {
+        metrics.gossipFaults.inc();
+        logger.error({ err: error, where }, 'gossip error caught; the connection involved was closed');
+      },
       connected: (peer, outbound) => logger.debug({ peer, outbound }, 'gossip connection'),
       disconnected: (peer, reason) => logger.debug({ peer, reason }, 'gossip connection closed'),
     },
   });
+  replica.onRotate((identity) => transport.apply(core.rotate({ id: identity.id, origin: identity.origin, address: options.address })));
   transport.start();
 
+  // Start-up: hold hits until every seed has answered (and so said what it holds of this origin) or cannot be reached.
+  const settled = new Promise<void>((resolve) => {
+    const deadline = clock.now() + (options.settleTimeoutMs ?? 3 * config.syncIntervalMs + 2_000);
+    const check = (): void => {
+      if (core.seedsSettled() || clock.now() >= deadline) {
+        resolve();
+        return;
+      }
+      setTimeout(check, 20).unref();
+    };
+    check();
+  });
+  replica.holdHitsUntil(settled);
+
+  // The clock guard (SPEC section 4): hits are refused while most reachable peers find this clock off.
+  let skew: string | undefined;
+  replica.refuseHitsWhile(() => skew);
+  const judgeClock = (): void => {
+    const verdict = clockVerdict(core.clockSamples(clock.now(), CLOCK_SAMPLE_MAX_AGE_MS), options.maxClockSkewMs);
+    const was = skew;
+    skew = verdict.skewed ? `this node's clock is off by more than ${options.maxClockSkewMs} ms from ${verdict.off} of ${verdict.judged} reachable peers` : undefined;
+    if (skew !== undefined) replica.retentionClock.distrust();
+    else if (verdict.judged > 0) replica.retentionClock.trust();
+    metrics.clockSkewed.set(skew === undefined ? 0 : 1);
+    if (skew !== was) {
+      if (skew !== undefined) logger.error({ off: verdict.off, judged: verdict.judged }, `${skew}: refusing hits`);
+      else logger.info('clock back within bounds of the peers; taking hits again');
+    }
+  };
+
   const peers = (): PeerView[] => core.peers(clock.now());
+  for (const [name, value] of Object.entries(LIMITS)) metrics.gossipLimit.labels(name).set(value);
   // Per-peer gauges are computed when scraped.
+  let limited = { ...core.stats.limited };
+  let repairs = 0;
   const collect = (): void => {
     metrics.gossipLag.reset();
     metrics.gossipPeerState.reset();
@@ -82,16 +138,29 @@ export function startReplication(options: ReplicationOptions): Replication {
       metrics.gossipPeerState.labels(p.id).set(p.state === 'up' ? 1 : p.state === 'suspect' ? 0.5 : 0);
       if (p.clockOffsetMs !== undefined) metrics.gossipClockOffset.labels(p.id).set(p.clockOffsetMs / 1000);
     }
+    for (const [limit, count] of Object.entries(core.stats.limited)) {
+      metrics.gossipLimited.labels(limit).inc(count - limited[limit as keyof typeof limited]);
+    }
+    limited = { ...core.stats.limited };
+    metrics.gossipRepairs.inc(core.stats.repairs - repairs);
+    repairs = core.stats.repairs;
+    metrics.gossipMembers.set(core.memberCount);
+    metrics.gossipOrigins.set(replica.state.originCount);
   };
   metrics.beforeScrape(collect);
 
   // One log line per change of a peer's state, so a cluster's logs show partitions, crashes and heals.
   const stateChanges = new PeerStateChanges();
   const watchPeers = new PeriodicTask(async () => {
-    for (const change of stateChanges.next(peers())) {
-      const fields = { peer: change.id, address: change.address, was: change.from ?? 'unknown' };
-      if (change.to === 'up') logger.info(fields, `peer ${change.id} up`);
-      else logger.warn(fields, `peer ${change.id} ${change.to}`);
+    try {
+      judgeClock();
+      for (const change of stateChanges.next(peers())) {
+        const fields = { peer: change.id, address: change.address, was: change.from ?? 'unknown' };
+        if (change.to === 'up') logger.info(fields, `peer ${change.id} up`);
+        else logger.warn(fields, `peer ${change.id} ${change.to}`);
+      }
+    } catch (error) {
+      logger.error({ err: error }, 'peer watch failed');
     }
   }, Math.max(50, Math.floor(config.syncIntervalMs / 2)));
   watchPeers.start();
@@ -100,6 +169,13 @@ export function startReplication(options: ReplicationOptions): Replication {
     core,
     peers,
     freshness: () => core.freshness(clock.now()),
+    forget: (id) => {
+      const { found, outputs } = core.forget(id, clock.now());
+      transport.apply(outputs);
+      if (found) logger.warn({ peer: id }, `member ${id} forgotten`);
+      return found;
+    },
+    settled,
     stop: async () => {
       await watchPeers.stop();
       await transport.stop();

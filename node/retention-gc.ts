@@ -20,7 +20,8 @@ export class RetentionGc {
       readonly state: ReplicaState;
       readonly store: Store;
       readonly retention: Retention;
-      readonly clock: Clock;
+      /** The time to expire by; while `paused`, nothing is expired (see RetentionClock). */
+      readonly clock: Clock & { readonly paused?: boolean };
       readonly intervalMs: number;
       readonly logger: Logger;
       readonly metrics: NodeMetrics | undefined;
@@ -42,6 +43,7 @@ export class RetentionGc {
   /** One pass; returns the number of in-memory buckets dropped. Errors are logged, never thrown. */
   async runOnce(): Promise<number> {
     const { state, store, retention, clock, logger, metrics } = this.deps;
+    if (clock.paused === true) return 0;
     const now = clock.now();
     try {
       const dropped = state.dropExpired(now, retention);

@@ -1,11 +1,15 @@
+import { keyProblem } from '../crdt/key.ts';
+import { isOrigin } from '../crdt/names.ts';
 import type { Slot } from '../crdt/slot.ts';
-import { isTier, type Tier } from '../crdt/tiers.ts';
+import { TIER_NAMES, TIER_SIZE_MS, Tier, isTier } from '../crdt/tiers.ts';
+import { CorruptRecordError, shorten } from './store.ts';
 
 /**
  * How slots are laid out as LevelDB keys and values. Keys sort by origin, tier
  * and bucket start, so expiring a tier's old buckets is one range delete.
  * Keys and origins never hold control characters (they are validated on the
- * way in), so NUL is a safe separator.
+ * way in), so NUL is a safe separator. The readers check everything again:
+ * a store may hold anything, and a bad record must be skipped, not trusted.
  *
  *   key   = "s" NUL origin NUL tier NUL start(13 digits) NUL hit-key
  *   value = count ":" seq
@@ -39,9 +43,12 @@ export function logKey(seq: number): string {
   return LOG_PREFIX + String(seq).padStart(SEQ_DIGITS, '0');
 }
 
+/** The seq of a raw log key; throws CorruptRecordError unless it is exactly what `logKey` writes. */
 export function logSeq(dbKey: string): number {
-  const seq = Number(dbKey.slice(LOG_PREFIX.length));
-  if (!dbKey.startsWith(LOG_PREFIX) || !Number.isSafeInteger(seq)) throw new Error(`corrupt log key ${JSON.stringify(dbKey)}`);
+  const digits = dbKey.slice(LOG_PREFIX.length);
+  if (!dbKey.startsWith(LOG_PREFIX) || !/^[0-9]{16}$/.test(digits)) throw new CorruptRecordError(`log key ${quote(dbKey)} is not "l", NUL, a 16-digit seq`);
+  const seq = Number(digits);
+  if (!Number.isSafeInteger(seq)) throw new CorruptRecordError(`log seq ${digits} is past 2^53`);
   return seq;
 }
 
@@ -49,18 +56,42 @@ export const LOG_RANGE = { gte: LOG_PREFIX, lt: `l${String.fromCharCode(1)}` } a
 
 export const SLOT_RANGE = { gte: SLOT_PREFIX, lt: `s${String.fromCharCode(1)}` } as const;
 
-/** Decode a stored slot; throws on anything that is not one (a corrupt store must not be half-read). */
+/** Bucket starts are epoch ms below 10^13 (year 2286): 13 digits, so keys sort by start. */
+export const MAX_START = 10 ** START_DIGITS;
+
+// Canonical digits: a leading zero would decode to a number that encodes to another value.
+const COUNT_SEQ = /^(0|[1-9][0-9]*):(0|[1-9][0-9]*)$/;
+
+/**
+ * Decode a stored slot. Strict: it returns only what `slotKey`/`slotValue`
+ * would write back byte for byte, and throws CorruptRecordError saying what
+ * is wrong with anything else (the scans skip such a record).
+ */
 export function decodeSlot(dbKey: string, dbValue: string): Slot {
   const parts = dbKey.split(SEP);
-  const [tag, origin, tierText, startText] = parts;
+  if (parts.length < 5 || parts[0] !== 's') throw new CorruptRecordError(`slot key ${quote(dbKey)} is not "s", origin, tier, start, key separated by NUL`);
+  const [, origin = '', tierText = '', startText = ''] = parts;
+  // A NUL inside the hit key splits it: join it back so keyProblem names it.
   const key = parts.slice(4).join(SEP);
+  if (!isOrigin(origin)) throw new CorruptRecordError(`slot origin ${quote(origin)} is not id#incarnation`);
   const tier = Number(tierText);
+  if (!/^[0-4]$/.test(tierText) || !isTier(tier)) throw new CorruptRecordError(`slot tier ${quote(tierText)} is not one of 0-4`);
+  if (!/^[0-9]{13}$/.test(startText)) throw new CorruptRecordError(`slot start ${quote(startText)} is not 13 digits (an integer in [0, 10^13))`);
   const start = Number(startText);
-  const [countText, seqText] = dbValue.split(':');
-  const count = Number(countText);
-  const seq = Number(seqText);
-  if (tag !== 's' || origin === undefined || origin === '' || !isTier(tier) || !Number.isSafeInteger(start) || key === '' || !Number.isSafeInteger(count) || !Number.isSafeInteger(seq)) {
-    throw new Error(`corrupt slot record ${JSON.stringify(dbKey)} = ${JSON.stringify(dbValue)}`);
-  }
+  const aligned = tier === Tier.lifetime ? start === 0 : start % TIER_SIZE_MS[tier] === 0;
+  if (!aligned) throw new CorruptRecordError(`slot start ${start} is not the start of a ${TIER_NAMES[tier]} bucket`);
+  const problem = keyProblem(key);
+  if (problem !== undefined) throw new CorruptRecordError(`slot key ${quote(key)}: ${problem}`);
+  const value = COUNT_SEQ.exec(dbValue);
+  if (value === null) throw new CorruptRecordError(`slot value ${quote(dbValue)} is not <count>:<seq> in canonical digits`);
+  const count = Number(value[1]);
+  const seq = Number(value[2]);
+  if (!Number.isSafeInteger(count)) throw new CorruptRecordError(`slot count ${quote(value[1] ?? '')} is past 2^53`);
+  if (!Number.isSafeInteger(seq)) throw new CorruptRecordError(`slot seq ${quote(value[2] ?? '')} is past 2^53`);
   return { origin, key, tier, start, count, seq };
+}
+
+/** A piece of a bad record for a message: JSON-quoted (control characters escaped) and short. */
+export function quote(text: string): string {
+  return JSON.stringify(shorten(text, 60));
 }

@@ -33,7 +33,7 @@ export async function startNode(config: NodeConfig, options: StartOptions = {}):
   const logger = options.logger ?? createLogger(config.id, config.logLevel);
   const metrics = new NodeMetrics({ node: config.id });
   const replica = await Replica.open({
-    store: options.store ?? new LevelStore(config.dataDir),
+    store: options.store ?? new LevelStore(config.dataDir, { fsync: config.fsync }),
     id: config.id,
     retention: config.retention,
     clock: options.clock ?? systemClock,
@@ -41,6 +41,8 @@ export async function startNode(config: NodeConfig, options: StartOptions = {}):
     metrics,
     gcIntervalMs: config.gcIntervalMs,
     checkpointIntervalMs: config.checkpointIntervalMs,
+    // Small steps back are absorbed (stamps wait for the clock); a bigger one starts a new incarnation.
+    maxBackwardJumpMs: Math.max(1_000, config.maxClockSkewMs),
   });
   let advertise = config.advertise;
   // Gossip starts once the port (and so the advertised address) is known; the app asks it through this.
@@ -53,6 +55,7 @@ export async function startNode(config: NodeConfig, options: StartOptions = {}):
     advertise: () => advertise,
     freshness: () => gossip.current?.freshness() ?? { peers: 0, synced: 0, maxLagMs: 0 },
     peers: () => gossip.current?.peers() ?? [],
+    forgetMember: (id) => gossip.current?.forget(id) ?? false,
   });
   try {
     await app.listen({ host: config.host, port: config.port });
@@ -75,7 +78,9 @@ export async function startNode(config: NodeConfig, options: StartOptions = {}):
     clock: options.clock ?? systemClock,
     logger,
     metrics,
+    maxClockSkewMs: config.maxClockSkewMs,
     gossip: {
+      forgetAfterMs: config.forgetAfterMs,
       pushIntervalMs: config.pushIntervalMs,
       syncIntervalMs: config.syncIntervalMs,
       // Failure detection scales with the heartbeat.

@@ -1,24 +1,47 @@
 import type { Slot } from '../crdt/slot.ts';
 import type { TimedTier } from '../crdt/tiers.ts';
 
-/** One entry of the write-ahead log: the increments of the local batch numbered `seq`, encoded. */
-export interface LogRecord {
+/** One increment of a log record: `n` hits of `key` in the second bucket starting at `second`. */
+export type LogIncrement = readonly [key: string, second: number, n: number];
+
+/** What a commit writes to the write-ahead log: the increments of the local batch numbered `seq`, encoded. */
+export interface LogEntry {
   readonly seq: number;
   readonly record: string;
+}
+
+/** One write-ahead log record as read back, decoded (a record that does not decode is never yielded). */
+export interface LogRecord {
+  readonly seq: number;
+  readonly increments: readonly LogIncrement[];
 }
 
 /** One atomic write: slots with their new absolute counts, metadata, and at most one log record. */
 export interface CommitBatch {
   readonly slots: readonly Slot[];
   readonly meta: ReadonlyMap<string, string>;
-  readonly log?: LogRecord;
+  readonly log?: LogEntry;
 }
+
+/** A stored record that does not decode, skipped by a scan. `key` is the raw db key, at most 200 characters. */
+export interface CorruptRecord {
+  readonly kind: 'slot' | 'log' | 'meta';
+  readonly key: string;
+  readonly reason: string;
+}
+
+export type OnCorrupt = (record: CorruptRecord) => void;
 
 /**
  * Where a replica's slots live durably. A commit is atomic: after it resolves
  * every slot and meta entry in it survives a crash of the process; after it
  * rejects, none is visible. LevelDB is the real one; the in-memory one serves
  * unit tests of the layers above.
+ *
+ * Scans never throw on a bad record: whatever a peer sent or a disk mangled,
+ * the store still opens. A record that does not decode is skipped and passed
+ * to `onCorrupt` (once per scan); a caller that does not pass one skips it
+ * silently, so Replica.load must pass one to log and count it.
  */
 export interface Store {
   open(): Promise<void>;
@@ -27,9 +50,9 @@ export interface Store {
   getMeta(name: string): Promise<string | undefined>;
   commit(batch: CommitBatch): Promise<void>;
   /** Every slot, for rebuilding the in-memory state at start-up. */
-  scanSlots(): AsyncIterable<Slot>;
+  scanSlots(onCorrupt?: OnCorrupt): AsyncIterable<Slot>;
   /** The log records, in seq order. */
-  scanLog(): AsyncIterable<LogRecord>;
+  scanLog(onCorrupt?: OnCorrupt): AsyncIterable<LogRecord>;
   /** Delete the log records up to and including `seq` (they are checkpointed). */
   truncateLog(throughSeq: number): Promise<void>;
   /** Delete `origin`'s buckets of `tier` that start before `start`. */
@@ -39,4 +62,34 @@ export interface Store {
 /** The store broke a promise it cannot keep (disk error, corruption). */
 export class StoreError extends Error {
   readonly code = 'HITMESH_STORE';
+}
+
+/** A stored record is not one the store could have written; the message says what is wrong with it. */
+export class CorruptRecordError extends Error {
+  readonly code = 'HITMESH_CORRUPT_RECORD';
+}
+
+const MAX_REPORTED_KEY = 200;
+
+/** `text` cut to at most `max` characters (an ellipsis marks the cut), never splitting a surrogate pair. */
+export function shorten(text: string, max: number): string {
+  if (text.length <= max) return text;
+  let cut = text.slice(0, max - 1);
+  if (/[\ud800-\udbff]$/.test(cut)) cut = cut.slice(0, -1);
+  return `${cut}…`;
+}
+
+/**
+ * Decode one raw entry for a scan: the decoded record, or undefined after
+ * reporting it. Only CorruptRecordError is a bad record; anything else is a
+ * bug and propagates.
+ */
+export function decodeOrReport<T>(kind: CorruptRecord['kind'], dbKey: string, dbValue: string, decode: (dbKey: string, dbValue: string) => T, onCorrupt: OnCorrupt | undefined): T | undefined {
+  try {
+    return decode(dbKey, dbValue);
+  } catch (error) {
+    if (!(error instanceof CorruptRecordError)) throw error;
+    onCorrupt?.({ kind, key: shorten(dbKey, MAX_REPORTED_KEY), reason: error.message });
+    return undefined;
+  }
 }

@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { Packr } from 'msgpackr';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { WebSocket, type RawData } from 'ws';
+import { PROTOCOL_VERSION } from '../../gossip/messages.ts';
 import { parseCli } from '../../node/cli.ts';
 import { startNode, type RunningNode } from '../../node/start-node.ts';
 import { FaultProxy } from '../../scripts/lib/fault-proxy.ts';
@@ -365,11 +366,13 @@ describe('three nodes over loopback WebSockets', () => {
     await peersUp(n1, [n2]);
     await peersUp(n2, [n1]);
 
-    const delta = { type: 'delta', origin: 'raw#1', from: 0, to: 1, at: Date.now(), base: 0, hits: [], slots: ['k', 4, 0, 5] };
+    const delta = { type: 'delta', origin: 'raw#1', from: 0, to: 1, at: Date.now(), base: 0, hits: [], slots: ['k', 1, 4, 0, 5] };
+    // Whatever arrives before the handshake is done is a refused handshake; after it, a refused frame.
     const cases: { name: string; kind: 'frame' | 'handshake'; script: Parameters<typeof rawGossip>[1] }[] = [
-      { name: 'text frame', kind: 'frame', script: async (ws) => ws.send('{"type":"hello"}') },
-      { name: 'random bytes', kind: 'frame', script: async (ws) => ws.send(noise(256, 0x5eed)) },
-      { name: 'msgpack map of an unknown type', kind: 'frame', script: async (ws) => ws.send(packr.pack({ type: 'gimme', all: true })) },
+      { name: 'text frame', kind: 'handshake', script: async (ws) => ws.send('{"type":"hello"}') },
+      { name: 'random bytes', kind: 'handshake', script: async (ws) => ws.send(noise(256, 0x5eed)) },
+      { name: 'msgpack map of an unknown type', kind: 'handshake', script: async (ws) => ws.send(packr.pack({ type: 'gimme', all: true })) },
+      { name: 'a hello of 5 KB', kind: 'handshake', script: async (ws) => ws.send(packr.pack({ type: 'hello', protocol: PROTOCOL_VERSION, id: 'raw', origin: 'raw#1', address: n1.address, nonce: new Uint8Array(16), pad: 'x'.repeat(5_000) })) },
       // Well-formed, but before the handshake: the core refuses it as a handshake failure (gossip/protocol.ts received()).
       { name: 'delta before hello', kind: 'handshake', script: async (ws) => ws.send(packr.pack(delta)) },
       // After a completed handshake (no secret: empty proof), a malformed delta is a bad frame.
@@ -377,7 +380,7 @@ describe('three nodes over loopback WebSockets', () => {
         name: 'malformed delta after the handshake',
         kind: 'frame',
         script: async (ws, next) => {
-          ws.send(packr.pack({ type: 'hello', protocol: 1, id: 'raw', origin: 'raw#1', address: n1.address, nonce: new Uint8Array(16) }));
+          ws.send(packr.pack({ type: 'hello', protocol: PROTOCOL_VERSION, id: 'raw', origin: 'raw#1', address: n1.address, nonce: new Uint8Array(16) }));
           ws.send(packr.pack({ type: 'auth', proof: new Uint8Array(0) }));
           await next('sync'); // the node opened the connection
           ws.send(packr.pack({ ...delta, hits: ['k', 0, 1] }));
@@ -387,10 +390,10 @@ describe('three nodes over loopback WebSockets', () => {
         name: 'second hello after the handshake',
         kind: 'frame',
         script: async (ws, next) => {
-          ws.send(packr.pack({ type: 'hello', protocol: 1, id: 'raw2', origin: 'raw2#1', address: n1.address, nonce: new Uint8Array(16) }));
+          ws.send(packr.pack({ type: 'hello', protocol: PROTOCOL_VERSION, id: 'raw2', origin: 'raw2#1', address: n1.address, nonce: new Uint8Array(16) }));
           ws.send(packr.pack({ type: 'auth', proof: new Uint8Array(0) }));
           await next('sync');
-          ws.send(packr.pack({ type: 'hello', protocol: 1, id: 'raw2', origin: 'raw2#1', address: n1.address, nonce: new Uint8Array(16) }));
+          ws.send(packr.pack({ type: 'hello', protocol: PROTOCOL_VERSION, id: 'raw2', origin: 'raw2#1', address: n1.address, nonce: new Uint8Array(16) }));
         },
       },
     ];

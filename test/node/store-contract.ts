@@ -1,11 +1,44 @@
 import { describe, expect, it } from 'vitest';
 import type { Slot } from '../../crdt/slot.ts';
 import { Tier } from '../../crdt/tiers.ts';
-import type { Store } from '../../node/store.ts';
+import { logKey, slotKey } from '../../node/slot-codec.ts';
+import { shorten, type CorruptRecord, type LogRecord, type Store } from '../../node/store.ts';
 
-/** One contract, run against every Store: `make` gives a fresh store; `reopen` the same data in a new instance. */
-export function storeContract(name: string, make: () => Promise<{ store: Store; reopen: () => Store; cleanup: () => Promise<void> }>): void {
-  const slot = (over: Partial<Slot>): Slot => ({ origin: 'n1#aa', key: 'home', tier: Tier.second, start: 1_000, count: 1, seq: 1, ...over });
+export interface ContractStore {
+  readonly store: Store;
+  /** The same data in a new instance. */
+  readonly reopen: () => Store;
+  readonly cleanup: () => Promise<void>;
+  /** Put a raw db key and value in the data, bypassing the codec; only while the store is closed. */
+  readonly plantRaw: (kind: CorruptRecord['kind'], key: string, value: string) => Promise<void>;
+}
+
+/** A bad record, and what the reason for skipping it must mention. */
+interface Planted {
+  readonly what: string;
+  readonly kind: CorruptRecord['kind'];
+  readonly key: string;
+  readonly value: string;
+  readonly reason: RegExp;
+}
+
+const ORIGIN = 'n1#aa';
+const PLANTED: readonly Planted[] = [
+  { what: 'an origin with a NUL byte', kind: 'slot', key: slotKey('n1\u0000#aa', Tier.second, 1_000, 'home'), value: '1:1', reason: /origin/ },
+  { what: 'a start of 2^53', kind: 'slot', key: slotKey(ORIGIN, Tier.second, 2 ** 53, 'home'), value: '1:1', reason: /start/ },
+  { what: 'a count past 2^53', kind: 'slot', key: slotKey(ORIGIN, Tier.second, 2_000, 'home'), value: '9007199254740993:1', reason: /count.*2\^53/ },
+  { what: 'a count with a fraction', kind: 'slot', key: slotKey(ORIGIN, Tier.second, 3_000, 'home'), value: '1.5:1', reason: /<count>:<seq>/ },
+  { what: 'a key with a control character', kind: 'slot', key: slotKey(ORIGIN, Tier.second, 4_000, 'a\u0007b'), value: '1:1', reason: /control characters/ },
+  { what: 'a misaligned minute start', kind: 'slot', key: slotKey(ORIGIN, Tier.minute, 90_000, 'home'), value: '1:1', reason: /minute bucket/ },
+  { what: 'a key over 256 bytes (reported shortened)', kind: 'slot', key: slotKey(ORIGIN, Tier.second, 5_000, 'k'.repeat(300)), value: '1:1', reason: /256 bytes/ },
+  { what: 'a log record that is not JSON', kind: 'log', key: logKey(7), value: 'not json', reason: /not JSON/ },
+  { what: 'a log record with a bad key', kind: 'log', key: logKey(8), value: JSON.stringify(['a\u0001', 1_000, 1]), reason: /control characters/ },
+  { what: 'a log key that is not a number', kind: 'log', key: 'l\u0000seven', value: '[]', reason: /log key/ },
+];
+
+/** One contract, run against every Store: `make` gives a fresh store and its data's other handles. */
+export function storeContract(name: string, make: () => Promise<ContractStore>): void {
+  const slot = (over: Partial<Slot>): Slot => ({ origin: ORIGIN, key: 'home', tier: Tier.second, start: 1_000, count: 1, seq: 1, ...over });
 
   async function collect(store: Store): Promise<Slot[]> {
     const out: Slot[] = [];
@@ -50,16 +83,17 @@ export function storeContract(name: string, make: () => Promise<{ store: Store; 
       const { store, reopen, cleanup } = await make();
       try {
         await store.open();
-        for (const seq of [2, 10, 1, 100]) await store.commit({ slots: [], meta: new Map(), log: { seq, record: `r${seq}` } });
+        const record = (seq: number): string => JSON.stringify(['k', seq * 1_000, seq, 'ünï', 0, 1]);
+        for (const seq of [2, 10, 1, 100]) await store.commit({ slots: [], meta: new Map(), log: { seq, record: record(seq) } });
         await store.truncateLog(2);
         await store.close();
         const again = reopen();
         await again.open();
-        const records: { seq: number; record: string }[] = [];
+        const records: LogRecord[] = [];
         for await (const r of again.scanLog()) records.push(r);
         expect(records).toEqual([
-          { seq: 10, record: 'r10' },
-          { seq: 100, record: 'r100' },
+          { seq: 10, increments: [['k', 10_000, 10], ['ünï', 0, 1]] },
+          { seq: 100, increments: [['k', 100_000, 100], ['ünï', 0, 1]] },
         ]);
         await again.close();
       } finally {
@@ -85,6 +119,45 @@ export function storeContract(name: string, make: () => Promise<{ store: Store; 
         expect(left).toHaveLength(keep.length);
         for (const s of keep) expect(left).toContainEqual(s);
         await store.close();
+      } finally {
+        await cleanup();
+      }
+    });
+
+    it('a store holding corrupt slot and log records opens, yields every good record and reports each bad one once per scan', async () => {
+      const { store, reopen, cleanup, plantRaw } = await make();
+      try {
+        const good = [slot({}), slot({ tier: Tier.lifetime, start: 0, count: 9 }), slot({ origin: 'n2#bb', key: 'z', start: 6_000 })];
+        const log = { seq: 9, record: JSON.stringify(['home', 7_000, 2]) };
+        await store.open();
+        await store.commit({ slots: good, meta: new Map([['seq', '9']]), log });
+        await store.close();
+        for (const p of PLANTED) await plantRaw(p.kind, p.key, p.value);
+        const again = reopen();
+        await again.open();
+        for (let scan = 0; scan < 2; scan++) {
+          const reports: CorruptRecord[] = [];
+          const slots: Slot[] = [];
+          for await (const s of again.scanSlots((r) => reports.push(r))) slots.push(s);
+          const records: LogRecord[] = [];
+          for await (const r of again.scanLog((c) => reports.push(c))) records.push(r);
+          expect(slots).toHaveLength(good.length);
+          for (const s of good) expect(slots).toContainEqual(s);
+          expect(records).toEqual([{ seq: 9, increments: [['home', 7_000, 2]] }]);
+          expect(reports).toHaveLength(PLANTED.length);
+          for (const p of PLANTED) {
+            const key = shorten(p.key, 200);
+            expect(key.length).toBeLessThanOrEqual(200);
+            expect(reports.filter((r) => r.key === key), p.what).toEqual([{ kind: p.kind, key, reason: expect.stringMatching(p.reason) as string }]);
+          }
+        }
+        // Without a callback the bad records are skipped all the same.
+        expect(await collect(again)).toHaveLength(good.length);
+        const records: LogRecord[] = [];
+        for await (const r of again.scanLog()) records.push(r);
+        expect(records).toHaveLength(1);
+        expect(await again.getMeta('seq')).toBe('9');
+        await again.close();
       } finally {
         await cleanup();
       }

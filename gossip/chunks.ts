@@ -1,0 +1,109 @@
+import type { KeyChange } from '../crdt/replica-state.ts';
+import { encodeDelta, estimateHitRowBytes, estimateSlotGroupBytes } from './delta-codec.ts';
+import { LIMITS } from './limits.ts';
+import type { Delta, VersionEntry } from './messages.ts';
+import type { HitRow, SlotRow } from './replica-view.ts';
+
+/**
+ * A delta too big for one frame, sent as a run of frames of about
+ * LIMITS.chunkBytes each, produced one at a time as the socket drains. All
+ * but the last are partial (`from: null`: applied, vector unchanged); the
+ * last carries `from`, so a receiver that got the whole run in order holds
+ * `to`, and one whose connection broke half-way claims nothing it lacks.
+ */
+export interface ChunkSource {
+  readonly origin: string;
+  /** `from` of the last chunk: complete from that seq, or null for a partial exchange. */
+  readonly from: number | null;
+  readonly to: VersionEntry;
+  readonly done: boolean;
+  next(): Delta;
+}
+
+/** A repair (or a partial exchange): every changed key of an origin, read lazily from the state. */
+export class RepairChunks implements ChunkSource {
+  done = false;
+  private pending: { key: string; buckets: readonly (readonly [number, number, number])[]; offset: number } | undefined;
+
+  constructor(
+    readonly origin: string,
+    readonly from: number | null,
+    readonly to: VersionEntry,
+    private readonly keys: Iterator<KeyChange>,
+  ) {}
+
+  next(): Delta {
+    const slots: SlotRow[] = [];
+    let bytes = 0;
+    for (;;) {
+      if (this.pending === undefined) {
+        const step = this.keys.next();
+        if (step.done === true) {
+          this.done = true;
+          return encodeDelta(this.origin, { hits: [], slots }, this.to, this.from);
+        }
+        this.pending = { ...step.value, offset: 0 };
+      }
+      const { key, buckets, offset } = this.pending;
+      // A key whose buckets do not fit whole is split (only possible with very long retentions); its lifetime comes last.
+      const fit = Math.max(1, Math.floor((LIMITS.chunkBytes - bytes - estimateSlotGroupBytes(key, 0)) / estimateSlotGroupBytes('', 1)));
+      const take = Math.min(buckets.length - offset, fit, LIMITS.maxDeltaRows / 2 - slots.length);
+      if (slots.length > 0 && (take < buckets.length - offset || take <= 0)) return this.partial(slots);
+      for (let i = offset; i < offset + take; i++) {
+        const [tier, start, count] = buckets[i] as readonly [number, number, number];
+        slots.push({ key, tier: tier as SlotRow['tier'], start, count });
+      }
+      bytes += estimateSlotGroupBytes(key, take);
+      if (offset + take < buckets.length) {
+        this.pending.offset += take;
+        return this.partial(slots);
+      }
+      this.pending = undefined;
+      if (bytes >= LIMITS.chunkBytes) return this.partial(slots);
+    }
+  }
+
+  private partial(slots: SlotRow[]): Delta {
+    return encodeDelta(this.origin, { hits: [], slots }, this.to, null);
+  }
+}
+
+/** Local commits as hit rows (a coalesced push, or one too big for a frame), in chunks. */
+export class HitChunks implements ChunkSource {
+  private index = 0;
+  private started = false;
+
+  constructor(
+    readonly origin: string,
+    readonly from: number,
+    readonly to: VersionEntry,
+    private readonly rows: readonly HitRow[],
+  ) {}
+
+  get done(): boolean {
+    return this.started && this.index >= this.rows.length;
+  }
+
+  next(): Delta {
+    this.started = true;
+    const start = this.index;
+    let end = start;
+    let bytes = 0;
+    while (end < this.rows.length && end - start < LIMITS.maxDeltaRows / 2) {
+      const size = estimateHitRowBytes(this.rows[end] as HitRow);
+      if (end > start && bytes + size > LIMITS.chunkBytes) break;
+      bytes += size;
+      end++;
+    }
+    this.index = end;
+    return encodeDelta(this.origin, { hits: this.rows.slice(start, end), slots: [] }, this.to, this.done ? this.from : null);
+  }
+}
+
+/** Every frame of a source at once (small deltas: a push that fits one frame is the common case). */
+export function allChunks(source: ChunkSource): Delta[] {
+  const frames: Delta[] = [];
+  do frames.push(source.next());
+  while (!source.done);
+  return frames;
+}

@@ -1,0 +1,191 @@
+import { ClockFilter } from './clock-filter.ts';
+import { LIMITS } from './limits.ts';
+import type { SyncEntry } from './messages.ts';
+
+export type ConnId = number;
+
+/** One member as this node knows it. */
+export interface Member {
+  readonly id: string;
+  address: string;
+  origin: string | undefined;
+  conn: ConnId | undefined;
+  /** Local time of the last frame from it; undefined if never heard. */
+  lastContact: number | undefined;
+  /** Since when it has had no open connection (what --forget-after counts); undefined while connected. */
+  downSince: number | undefined;
+  /** What it last said it holds, per origin. */
+  vv: Map<string, SyncEntry>;
+  readonly clock: ClockFilter;
+  /** The peers it last said it is connected to. */
+  links: ReadonlySet<string>;
+}
+
+interface DialState {
+  attempts: number;
+  nextAt: number;
+  pending: boolean;
+}
+
+export interface MembershipConfig {
+  readonly static: boolean;
+  readonly maxPeers: number;
+  readonly reconnectMinMs: number;
+  readonly reconnectMaxMs: number;
+  readonly forgetAfterMs: number;
+}
+
+/**
+ * The members this node knows, and whom to dial when. Members are learned
+ * from syncs (unless --static), at most LIMITS.maxMembers of them (this node
+ * included), so the list a sync carries is always one peers accept. A member
+ * without a connection for `forgetAfterMs` is forgotten, and so is one the
+ * operator removes; a forgotten id is not relearned from others' syncs for
+ * that long, only by connecting itself.
+ */
+export class Membership {
+  readonly members = new Map<string, Member>();
+  /** Bumped whenever a member is added, moves or goes: syncs carry the list only after a change. */
+  version = 0;
+  /** Times a limit stopped something: member list full. */
+  limited = 0;
+  private readonly dials = new Map<string, DialState>();
+  private readonly forgotten = new Map<string, number>();
+
+  constructor(
+    private readonly self: { readonly id: string; readonly address: string },
+    readonly seeds: readonly string[],
+    private readonly config: MembershipConfig,
+    private readonly random: () => number,
+  ) {}
+
+  get(id: string): Member | undefined {
+    return this.members.get(id);
+  }
+
+  /** Is there room for one more member (this node counts as one)? */
+  get full(): boolean {
+    return this.members.size + 1 >= LIMITS.maxMembers;
+  }
+
+  /** A member named in a peer's sync: added unless known, forgotten lately, or the list is full. */
+  learn(id: string, address: string, now: number): void {
+    if (id === this.self.id || address === this.self.address || this.members.has(id)) return;
+    const until = this.forgotten.get(id);
+    if (until !== undefined && now < until) return;
+    this.forgotten.delete(id);
+    if (this.full) {
+      this.limited++;
+      return;
+    }
+    this.add(id, address, now);
+  }
+
+  /** A peer that proved who it is: its member entry, or undefined when the list is full. */
+  admit(id: string, address: string, now: number): Member | undefined {
+    this.forgotten.delete(id);
+    const known = this.members.get(id);
+    if (known !== undefined) {
+      if (address !== '' && address !== known.address) {
+        known.address = address;
+        this.version++;
+      }
+      return known;
+    }
+    if (this.full) {
+      this.limited++;
+      return undefined;
+    }
+    return this.add(id, address, now);
+  }
+
+  /** Forget a member now; it stays forgotten (not relearned from syncs) for forget-after. Returns it, or undefined if unknown. */
+  forget(id: string, now: number): Member | undefined {
+    const member = this.members.get(id);
+    if (member === undefined) return undefined;
+    this.members.delete(id);
+    this.forgotten.set(id, now + this.config.forgetAfterMs);
+    if (!this.seeds.includes(member.address)) this.dials.delete(member.address);
+    this.version++;
+    return member;
+  }
+
+  /** Forget every member without a connection for longer than forget-after; returns their ids. */
+  expire(now: number): string[] {
+    const gone: string[] = [];
+    for (const m of this.members.values()) {
+      if (m.conn === undefined && m.downSince !== undefined && now - m.downSince > this.config.forgetAfterMs) gone.push(m.id);
+    }
+    for (const id of gone) this.forget(id, now);
+    for (const [id, until] of this.forgotten) if (now >= until) this.forgotten.delete(id);
+    return gone;
+  }
+
+  /** The addresses to dial now: seeds and (unless static) members without a connection, within maxPeers. */
+  toDial(now: number, connected: ReadonlySet<string>, open: number): string[] {
+    const targets = new Set(this.seeds);
+    if (!this.config.static) for (const m of this.members.values()) targets.add(m.address);
+    let budget = this.config.maxPeers - open - [...this.dials.values()].filter((d) => d.pending).length;
+    const out: string[] = [];
+    for (const address of targets) {
+      if (budget <= 0) break;
+      if (address === this.self.address || address === '' || connected.has(address)) continue;
+      const state = this.dialState(address);
+      if (state.pending || now < state.nextAt) continue;
+      state.pending = true;
+      budget--;
+      out.push(address);
+    }
+    return out;
+  }
+
+  /** A dial got a connection. */
+  dialed(address: string): void {
+    this.dialState(address).pending = false;
+  }
+
+  /** A dial reached a peer that proved who it is: back-off starts over. */
+  dialSucceeded(address: string): void {
+    this.dialState(address).attempts = 0;
+  }
+
+  /** An address is ours (we dialed ourselves): never again. */
+  never(address: string): void {
+    this.dialState(address).nextAt = Number.POSITIVE_INFINITY;
+  }
+
+  /** An open connection we dialed went away: redial soon. */
+  redialSoon(address: string, now: number): void {
+    this.dialState(address).nextAt = now + this.config.reconnectMinMs;
+  }
+
+  /** Has a dial of `address` failed since the last success? */
+  failedLately(address: string): boolean {
+    return (this.dials.get(address)?.attempts ?? 0) > 0;
+  }
+
+  backOff(address: string, now: number): void {
+    const state = this.dialState(address);
+    state.pending = false;
+    state.attempts++;
+    const cap = Math.min(this.config.reconnectMaxMs, this.config.reconnectMinMs * 2 ** Math.min(state.attempts, 20));
+    // Jitter spreads the redials of many nodes after a shared failure.
+    state.nextAt = now + cap * (0.5 + this.random() / 2);
+  }
+
+  private dialState(address: string): DialState {
+    let state = this.dials.get(address);
+    if (state === undefined) {
+      state = { attempts: 0, nextAt: 0, pending: false };
+      this.dials.set(address, state);
+    }
+    return state;
+  }
+
+  private add(id: string, address: string, now: number): Member {
+    const member: Member = { id, address, origin: undefined, conn: undefined, lastContact: undefined, downSince: now, vv: new Map(), clock: new ClockFilter(), links: new Set() };
+    this.members.set(id, member);
+    this.version++;
+    return member;
+  }
+}

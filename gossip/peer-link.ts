@@ -1,0 +1,98 @@
+import { HitChunks, type ChunkSource } from './chunks.ts';
+import { LIMITS } from './limits.ts';
+import type { Delta, SyncEntry, VersionEntry } from './messages.ts';
+import type { ConnId } from './membership.ts';
+import type { HitRow } from './replica-view.ts';
+
+/** Own commits not yet sent to one peer, merged per (key, second): the newest counts win, they are absolute. */
+interface HeldPush {
+  readonly from: number;
+  to: VersionEntry;
+  readonly rows: Map<string, HitRow>;
+}
+
+/**
+ * What one open connection is sending, and what the peer is known to hold
+ * of this node's own origin. Frames go out in order, so:
+ *
+ * - `chain`: the peer held `base` of our origin when we started sending it a
+ *   contiguous run (a repair, then pushes); once everything sent arrives it
+ *   holds `seq`. A peer whose reports lie within the chain is in step and
+ *   needs no repair, however far behind its reports are (the pushes are in
+ *   flight); one whose report falls below `base` has lost something.
+ * - Pushes go straight out only while the peer is in step, nothing is queued
+ *   and the socket is draining; otherwise they are held, merged per (key,
+ *   second), and sent as one delta when the way is clear. A slow link thus
+ *   carries each hot key once per drain, not once per push interval.
+ * - `queue`: chunked frames (repairs, held pushes) waiting for the socket.
+ */
+export class PeerLink {
+  chain: { base: number; seq: number } | undefined;
+  private held: HeldPush | undefined;
+  readonly queue: ChunkSource[] = [];
+  /** Per origin: the last repair finished here, and when (a repair may still be landing). */
+  readonly finished = new Map<string, { seq: number; at: number }>();
+  /** Per origin the peer gets first-hand: what we expected it to reach by now, and since when. */
+  readonly expect = new Map<string, { seq: number; at: number }>();
+  /** Per origin: the peer's (seq, digest) and ours at the last sync where only the digests differed, and how many syncs in a row. */
+  readonly mismatch = new Map<string, { seq: number; theirs: number; mine: number; times: number }>();
+  /** Bytes the transport has not yet handed to the network. */
+  backlogBytes = 0;
+
+  constructor(
+    readonly conn: ConnId,
+    readonly peerId: string,
+  ) {}
+
+  repairing(origin: string): boolean {
+    return this.queue.some((source) => source.origin === origin && source instanceof HitChunks === false);
+  }
+
+  /** Can a push go out now as the shared frame? */
+  inStep(selfOrigin: string): boolean {
+    return this.chain !== undefined && this.held === undefined && this.queue.length === 0 && this.backlogBytes <= LIMITS.pushHighWaterBytes && !this.repairing(selfOrigin);
+  }
+
+  /** Hold own commits (from, to] for later; false when the held push grew past its limit and was dropped. */
+  hold(rows: readonly HitRow[], from: number, to: VersionEntry): boolean {
+    this.held ??= { from, to, rows: new Map() };
+    this.held.to = to;
+    for (const row of rows) this.held.rows.set(`${row.second}\u0000${row.key}`, row);
+    if (this.held.rows.size <= LIMITS.maxHeldRows) return true;
+    // Too much to hold: drop it; the peer's next sync shows what it lacks and a repair sends it.
+    this.held = undefined;
+    this.chain = undefined;
+    return false;
+  }
+
+  /** Start holding afresh from `from` (a repair covers everything before it). */
+  restartHold(from: number, to: VersionEntry): void {
+    this.held = { from, to, rows: new Map() };
+  }
+
+  /** The held push, as chunks, if it can follow what was sent: the peer will hold its `from`. */
+  releaseHeld(origin: string): ChunkSource | undefined {
+    const held = this.held;
+    if (held === undefined || this.chain === undefined || held.from > this.chain.seq) return undefined;
+    this.held = undefined;
+    this.chain.seq = Math.max(this.chain.seq, held.to[0]);
+    if (held.rows.size === 0) return undefined;
+    return new HitChunks(origin, held.from, held.to, [...held.rows.values()]);
+  }
+
+  /** The next queued frame, if the socket has room (`budget` frames at most per call). */
+  *drain(budget: number): IterableIterator<{ frame: Delta; source: ChunkSource }> {
+    while (budget-- > 0 && this.backlogBytes < LIMITS.repairHighWaterBytes) {
+      const source = this.queue[0];
+      if (source === undefined) return;
+      const frame = source.next();
+      if (source.done) this.queue.shift();
+      yield { frame, source };
+    }
+  }
+}
+
+/** The seq part of what a peer said it holds of `origin`. */
+export function seqOf(entry: SyncEntry | undefined): number {
+  return entry?.[0] ?? 0;
+}
