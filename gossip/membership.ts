@@ -93,8 +93,13 @@ export class Membership {
       return known;
     }
     if (this.full) {
-      this.limited++;
-      return undefined;
+      // A peer that proved who it is beats a name only heard of: make room by forgetting one never heard from.
+      const stranger = [...this.members.values()].find((m) => m.lastContact === undefined && m.conn === undefined);
+      if (stranger === undefined) {
+        this.limited++;
+        return undefined;
+      }
+      this.forget(stranger.id, now);
     }
     return this.add(id, address, now);
   }

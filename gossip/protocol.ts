@@ -453,16 +453,18 @@ export class GossipCore {
     }
     link.expect.delete(origin);
     // The same complete entry but other data beyond it: swap what each holds past it, once it has held still for two syncs.
-    if (mine[0] !== held || theirs === undefined || theirs[2] === mine[2]) {
+    // (A peer that names no entry holds nothing: digest 0.)
+    const theirDigest = theirs?.[2] ?? 0;
+    if (mine[0] !== held || theirDigest === mine[2]) {
       link.mismatch.delete(origin);
       return;
     }
     const seen = link.mismatch.get(origin);
-    const times = seen !== undefined && seen.seq === held && seen.theirs === theirs[2] && seen.mine === mine[2] ? seen.times + 1 : 1;
-    link.mismatch.set(origin, { seq: held, theirs: theirs[2], mine: mine[2], times });
+    const times = seen !== undefined && seen.seq === held && seen.theirs === theirDigest && seen.mine === mine[2] ? seen.times + 1 : 1;
+    link.mismatch.set(origin, { seq: held, theirs: theirDigest, mine: mine[2], times });
     if (times < 2 || landing || (finished !== undefined && now - finished.at < this.config.repairGraceMs)) return;
     link.mismatch.delete(origin);
-    link.queue.push(new RepairChunks(origin, null, [mine[0], mine[1]], this.replica.changedKeys(origin, [theirs[0], theirs[1]])));
+    link.queue.push(new RepairChunks(origin, null, [mine[0], mine[1]], this.replica.changedKeys(origin, theirs === undefined ? undefined : [theirs[0], theirs[1]])));
     this.stats.repairs++;
   }
 

@@ -16,6 +16,8 @@ export interface SimFaults {
   /** Chance a frame is lost, or delivered twice. */
   readonly dropRate: number;
   readonly duplicateRate: number;
+  /** Each direction of a link carries at most this many bytes a second (a slow link); unlimited when absent. */
+  readonly bytesPerSecond?: number;
 }
 
 export interface SimNode {
@@ -36,8 +38,9 @@ interface Link {
   readonly b: ConnId;
   readonly nodeA: number;
   readonly nodeB: number;
-  /** Latest delivery time so far in each direction when ordering is kept. */
   closed: boolean;
+  /** Per sending conn: when its direction's last queued byte is on the wire (bandwidth-limited links). */
+  readonly busyUntil: Map<ConnId, number>;
 }
 
 interface Event {
@@ -60,6 +63,9 @@ export class SimNetwork {
   framesSent = 0;
   /** Bytes of delta frames only (the payload of replication). */
   deltaBytes = 0;
+  /** The largest frame sent, and how many links broke (closed by a core or a partition). */
+  largestFrame = 0;
+  linksBroken = 0;
   private readonly events: Event[] = [];
   private eventSeq = 0;
   private nextConn = 1;
@@ -90,6 +96,8 @@ export class SimNetwork {
         randomBytes: (k) => Uint8Array.from({ length: k }, () => Math.floor(this.random() * 256)),
         random: this.random,
       });
+      // What a socket would still hold: the bytes of this direction not yet on the wire.
+      core.backlog = (conn) => this.backlogOf(conn);
       this.nodes.push({ index: i, id, origin, address: simAddress(i), core, replicated, state, seq: 0, taken: 0 });
     }
   }
@@ -178,7 +186,7 @@ export class SimNetwork {
     }
     const a = this.nextConn++;
     const b = this.nextConn++;
-    const link: Link = { a, b, nodeA: from, nodeB: to, closed: false };
+    const link: Link = { a, b, nodeA: from, nodeB: to, closed: false, busyUntil: new Map() };
     this.links.set(a, link);
     this.links.set(b, link);
     this.connNode.set(a, from);
@@ -195,6 +203,7 @@ export class SimNetwork {
     if (link === undefined || link.closed) return;
     const frame = packr.pack(message);
     this.bytesSent += frame.length;
+    this.largestFrame = Math.max(this.largestFrame, frame.length);
     this.framesSent++;
     const type = (message as { type?: string }).type;
     if (type === 'delta') this.deltaBytes += frame.length;
@@ -202,11 +211,21 @@ export class SimNetwork {
     const peer = this.connNode.get(peerConn) ?? -1;
     const handshake = type === 'hello' || type === 'auth';
     const copies = handshake ? 1 : this.random() < this.faults.dropRate ? 0 : this.random() < this.faults.duplicateRate ? 2 : 1;
+    // On a slow link a frame takes its size over the bandwidth to cross, behind the frames before it; the receiver
+    // hears its bytes arrive all along (as the WebSocket transport reports raw data), so it is not taken for dead.
+    let transmitted = this.now;
+    const bandwidth = this.faults.bytesPerSecond;
+    if (bandwidth !== undefined) {
+      const start = Math.max(this.now, link.busyUntil.get(conn) ?? 0);
+      transmitted = start + Math.ceil((frame.length / bandwidth) * 1000);
+      link.busyUntil.set(conn, transmitted);
+      for (let t = start + 500; t < transmitted; t += 500) this.schedule(t + this.faults.latencyMs, () => (link.closed ? undefined : this.node(peer).core.heard(peerConn, this.now)));
+    }
     for (let i = 0; i < copies; i++) {
       // Handshake frames keep their order; others may be reordered by jitter.
       // Whole milliseconds, as Date.now() gives the real transport.
       const jitter = handshake ? 0 : Math.floor(this.random() * (this.faults.jitterMs + 1));
-      this.schedule(this.now + this.faults.latencyMs + jitter, () => {
+      this.schedule(transmitted + this.faults.latencyMs + jitter, () => {
         if (link.closed) return;
         let decoded;
         try {
@@ -222,9 +241,17 @@ export class SimNetwork {
     }
   }
 
+  private backlogOf(conn: ConnId): number {
+    const link = this.links.get(conn);
+    const bandwidth = this.faults.bytesPerSecond;
+    if (link === undefined || bandwidth === undefined) return 0;
+    return Math.max(0, ((link.busyUntil.get(conn) ?? 0) - this.now) * bandwidth) / 1000;
+  }
+
   private breakLink(link: Link): void {
     if (link.closed) return;
     link.closed = true;
+    this.linksBroken++;
     this.links.delete(link.a);
     this.links.delete(link.b);
     this.node(link.nodeA).core.disconnected(link.a, this.now);

@@ -264,6 +264,11 @@ export class Replica {
     }
   }
 
+  /** Run retention now (tests; a timer does it otherwise). Returns the buckets dropped. */
+  expire(): Promise<number> {
+    return this.gc.runOnce();
+  }
+
   /** Write a checkpoint now (tests; shutdown does it itself). */
   checkpoint(): Promise<void> {
     return this.checkpointer.run();
