@@ -107,7 +107,7 @@ export class WsTransport {
       return;
     }
     socket.on('error', () => undefined);
-    this.guard('upgrade', undefined, () => this.wss.handleUpgrade(request, socket, head, (ws) => this.adopt(ws, undefined, socket)));
+    this.guard('upgrade', undefined, () => this.wss.handleUpgrade(request, socket, head, (ws) => this.guard('adopt', undefined, () => this.adopt(ws, undefined, socket))));
   };
 
   private dial(address: string): void {

@@ -10,25 +10,25 @@ function config(result: CliResult) {
 describe('cli', () => {
   it('takes every SPEC flag, with the documented defaults', () => {
     const c = config(parseCli(['--id', 'n1'], {}));
-    expect(c).toMatchObject({ id: 'n1', host: '127.0.0.1', port: 7001, peers: [], dataDir: './data/n1', advertise: '127.0.0.1:7001', static: false, maxClockSkewMs: 500, secret: undefined });
+    expect(c).toMatchObject({ id: 'n1', host: '127.0.0.1', port: 7001, peers: [], dataDir: './data/n1', advertise: '127.0.0.1:7001', static: false, maxClockSkewMs: 500, secret: undefined, forgetAfterMs: 86_400_000, fsync: false });
     expect(c.retention[Tier.second]).toBe(2 * 3_600_000);
     expect(c.retention[Tier.day]).toBe(5 * 365 * 86_400_000);
     expect(c.bodyLimitBytes).toBe(1024 * 1024);
 
     const d = config(
       parseCli(
-        ['--id', 'n2', '--port', '7002', '--peers', '127.0.0.1:7001, 127.0.0.1:7003', '--data', '/tmp/x', '--secret', 's3', '--advertise', 'n2.local:7002', '--static', '--max-clock-skew', '2s', '--retention-1s', '30m', '--retention-1d', '10y', '--body-limit', '64kb'],
+        ['--id', 'n2', '--port', '7002', '--peers', '127.0.0.1:7001, 127.0.0.1:7003', '--data', '/tmp/x', '--secret', 's3', '--advertise', 'n2.local:7002', '--static', '--max-clock-skew', '2s', '--retention-1s', '30m', '--retention-1d', '10y', '--body-limit', '64kb', '--fsync', '--forget-after', '1h'],
         {},
       ),
     );
-    expect(d).toMatchObject({ port: 7002, peers: ['127.0.0.1:7001', '127.0.0.1:7003'], dataDir: '/tmp/x', secret: 's3', advertise: 'n2.local:7002', static: true, maxClockSkewMs: 2000, bodyLimitBytes: 65_536 });
+    expect(d).toMatchObject({ port: 7002, peers: ['127.0.0.1:7001', '127.0.0.1:7003'], dataDir: '/tmp/x', secret: 's3', advertise: 'n2.local:7002', static: true, maxClockSkewMs: 2000, bodyLimitBytes: 65_536, fsync: true, forgetAfterMs: 3_600_000 });
     expect(d.retention[Tier.second]).toBe(30 * 60_000);
     expect(d.retention[Tier.day]).toBe(10 * 365 * 86_400_000);
   });
 
   it('reads environment variables, and a flag wins over its variable', () => {
-    const env = { HITMESH_ID: 'envnode', HITMESH_PORT: '7100', HITMESH_STATIC: 'true', HITMESH_PEERS: '127.0.0.1:1' };
-    expect(config(parseCli([], env))).toMatchObject({ id: 'envnode', port: 7100, static: true, peers: ['127.0.0.1:1'] });
+    const env = { HITMESH_ID: 'envnode', HITMESH_PORT: '7100', HITMESH_STATIC: 'true', HITMESH_PEERS: '127.0.0.1:1', HITMESH_FSYNC: '1' };
+    expect(config(parseCli([], env))).toMatchObject({ id: 'envnode', port: 7100, static: true, peers: ['127.0.0.1:1'], fsync: true });
     expect(config(parseCli(['--port', '7200'], env)).port).toBe(7200);
   });
 
@@ -37,6 +37,10 @@ describe('cli', () => {
     [['--port', 'abc'], /--port/],
     [['--id', 'bad id!'], /--id/],
     [['--peers', 'nocolon'], /--peers/],
+    [['--peers', 'host:99999'], /--peers/],
+    [['--peers', 'a b:7001'], /--peers/],
+    [['--advertise', 'host:0'], /--advertise/],
+    [['--forget-after', '10ms'], /--forget-after/],
     [['--max-clock-skew', 'fast'], /--max-clock-skew/],
     [['--retention-1s', '3d'], /at least as long/],
     [['--retention-1m', '10s'], /at least 1m/],
