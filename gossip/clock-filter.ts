@@ -11,6 +11,9 @@ export interface ClockSample {
  * The last few clock samples of one peer. The one with the shortest round
  * trip is believed (NTP's clock filter): a sample's error is at most half its
  * round trip, and a GC pause or a queue on the link only ever lengthens it.
+ * Among samples about as short (within 2 ms or a quarter), the newest wins:
+ * on a LAN round trips tie, and the oldest would hide a clock step for as
+ * long as it stays in the window.
  */
 export class ClockFilter {
   private readonly samples: ClockSample[] = [];
@@ -22,8 +25,10 @@ export class ClockFilter {
 
   /** The best recent sample, or undefined when none is newer than `since`. */
   best(since = Number.NEGATIVE_INFINITY): ClockSample | undefined {
+    let shortest = Number.POSITIVE_INFINITY;
+    for (const s of this.samples) if (s.at >= since) shortest = Math.min(shortest, s.rttMs);
     let best: ClockSample | undefined;
-    for (const s of this.samples) if (s.at >= since && (best === undefined || s.rttMs < best.rttMs)) best = s;
+    for (const s of this.samples) if (s.at >= since && s.rttMs <= shortest + Math.max(2, shortest / 4)) best = s;
     return best;
   }
 

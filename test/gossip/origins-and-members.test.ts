@@ -19,6 +19,7 @@ import { GossipCore, type Output } from '../../gossip/protocol.ts';
 import { mulberry32 } from '../../gossip/random.ts';
 import { ReplicatedState } from '../../gossip/replicated-state.ts';
 import { SimNetwork, fingerprint } from '../../gossip/sim-network.ts';
+import { ClockFilter, clockVerdict } from '../../gossip/clock-filter.ts';
 
 const packr = new Packr({ useRecords: false, mapsAsObjects: true });
 const NO_FAULTS = { latencyMs: 2, jitterMs: 0, dropRate: 0, duplicateRate: 0 };
@@ -127,5 +128,23 @@ describe('members', () => {
     expect(found).toBe(true);
     expect(outputs).toEqual([expect.objectContaining({ kind: 'close' })]);
     expect(net.node(0).core.forget('nobody', net.now).found).toBe(false);
+  });
+});
+
+describe('clock samples', () => {
+  it('believe the shortest round trip, and among about as short ones the newest (a step shows within one sync)', () => {
+    const filter = new ClockFilter();
+    filter.add({ offsetMs: 0, rttMs: 1, at: 1 });
+    filter.add({ offsetMs: 3, rttMs: 40, at: 2 });
+    expect(filter.best()?.offsetMs).toBe(0);
+    filter.add({ offsetMs: 5_000, rttMs: 0, at: 3 });
+    expect(filter.best()?.offsetMs, 'a clock step on a LAN is seen at once').toBe(5_000);
+    filter.add({ offsetMs: 10, rttMs: 2, at: 4 });
+    expect(filter.best()?.offsetMs).toBe(10);
+    expect(filter.best(5)).toBeUndefined();
+    expect(clockVerdict([{ offsetMs: 600, rttMs: 10, at: 0 }, { offsetMs: 700, rttMs: 0, at: 0 }, { offsetMs: 0, rttMs: 0, at: 0 }], 500)).toEqual({ judged: 3, off: 2, skewed: true });
+    // Off by 600 ms over a 400 ms round trip may be as little as 400 ms off: not judged skewed.
+    expect(clockVerdict([{ offsetMs: 600, rttMs: 400, at: 0 }], 500).skewed).toBe(false);
+    expect(clockVerdict([], 500).skewed).toBe(false);
   });
 });
