@@ -50,6 +50,8 @@ export class Membership {
   /** Times a limit stopped something: member list full. */
   limited = 0;
   private readonly dials = new Map<string, DialState>();
+  /** Addresses a dial of ours reached a member through (a proxy, a DNS name): covered while that member is connected. */
+  private readonly via = new Map<string, string>();
   private readonly forgotten = new Map<string, number>();
 
   constructor(
@@ -111,6 +113,7 @@ export class Membership {
     this.members.delete(id);
     this.forgotten.set(id, now + this.config.forgetAfterMs);
     if (!this.seeds.includes(member.address)) this.dials.delete(member.address);
+    for (const [address, through] of this.via) if (through === id) this.via.delete(address);
     this.version++;
     return member;
   }
@@ -135,6 +138,9 @@ export class Membership {
     for (const address of targets) {
       if (budget <= 0) break;
       if (address === this.self.address || address === '' || connected.has(address)) continue;
+      // Reached through this address before and connected now (maybe by its own dial): dialing again only makes a duplicate.
+      const through = this.via.get(address);
+      if (through !== undefined && this.members.get(through)?.conn !== undefined) continue;
       const state = this.dialState(address);
       if (state.pending || now < state.nextAt) continue;
       state.pending = true;
@@ -149,9 +155,10 @@ export class Membership {
     this.dialState(address).pending = false;
   }
 
-  /** A dial reached a peer that proved who it is: back-off starts over. */
-  dialSucceeded(address: string): void {
+  /** A dial reached a peer that proved who it is: back-off starts over, and the address leads to that member. */
+  dialSucceeded(address: string, id: string): void {
     this.dialState(address).attempts = 0;
+    this.via.set(address, id);
   }
 
   /** An address is ours (we dialed ourselves): never again. */

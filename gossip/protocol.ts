@@ -345,6 +345,7 @@ export class GossipCore {
       throw new ProtocolError('authentication failed: wrong cluster secret');
     }
     const member = this.membership.admit(c.peerId, c.peerAddress ?? c.dialAddress ?? '', now);
+    if (c.dialAddress !== undefined) this.membership.dialSucceeded(c.dialAddress, c.peerId);
     if (member === undefined) {
       this.stats.limited.members++;
       return [{ kind: 'close', conn: c.id, reason: `member list full (${LIMITS.maxMembers})` }];
@@ -367,7 +368,6 @@ export class GossipCore {
     member.downSince = undefined;
     member.lastContact = now;
     c.link = new PeerLink(c.id, c.peerId);
-    if (c.dialAddress !== undefined) this.membership.dialSucceeded(c.dialAddress);
     out.push(this.syncFrame(c, now));
     return out;
   }

@@ -56,7 +56,8 @@ export class WsTransport {
     private readonly server: Server,
     private readonly options: TransportOptions,
   ) {
-    this.wss = new WebSocketServer({ noServer: true, maxPayload: options.maxPayloadBytes });
+    // One message per turn of the event loop: a burst of big repair frames must not be applied back to back in one turn.
+    this.wss = new WebSocketServer({ noServer: true, maxPayload: options.maxPayloadBytes, allowSynchronousEvents: false });
     core.backlog = (conn) => this.sockets.get(conn)?.ws.bufferedAmount ?? 0;
   }
 
@@ -118,7 +119,7 @@ export class WsTransport {
     }
     let ws: WebSocket;
     try {
-      ws = new WebSocket(`ws://${address}${GOSSIP_PATH}`, { maxPayload: this.options.maxPayloadBytes, handshakeTimeout: 2_000 });
+      ws = new WebSocket(`ws://${address}${GOSSIP_PATH}`, { maxPayload: this.options.maxPayloadBytes, handshakeTimeout: 2_000, allowSynchronousEvents: false });
     } catch (error) {
       this.options.events.fault?.(`dial ${address}`, error);
       this.core.dialFailed(address, this.options.now());

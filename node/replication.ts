@@ -145,6 +145,8 @@ export function startReplication(options: ReplicationOptions): Replication {
     metrics.gossipRepairs.inc(core.stats.repairs - repairs);
     repairs = core.stats.repairs;
     metrics.gossipMembers.set(core.memberCount);
+    // Keys also arrive by gossip: count them when scraped, not only on local hits.
+    metrics.keys.set(replica.state.keyCount);
     metrics.gossipOrigins.set(replica.state.originCount);
   };
   metrics.beforeScrape(collect);

@@ -10,6 +10,7 @@
 import { describe, expect, it } from 'vitest';
 import { PROTOCOL_VERSION } from '../../gossip/messages.ts';
 import { FaultProxy } from '../../scripts/lib/fault-proxy.ts';
+import { freePort } from '../process/node-process.ts';
 import { POLL_MS, allCounts, clusterOf, converge, countOf, eventually, getJson, hit, hits, noise, packr, peersUp, proxies, rawGossip, rejected, sleep, start, useLiveNodes } from './live-nodes.ts';
 
 /** How long "nothing crosses" is watched for. */
@@ -263,5 +264,24 @@ describe('three nodes over loopback WebSockets', () => {
     await sleep(1_000);
     expect((await clusterOf(n1)).peers.map((p) => p.id)).toEqual(['n2']);
     expect((await clusterOf(n2)).peers.map((p) => p.id).sort()).toEqual(['n1', 'n3']);
+  });
+
+  it('two nodes that each dial the other through a proxy keep one connection, and stop redialing the address of the one they dropped', async () => {
+    const [portA, portB] = [await freePort(), await freePort()];
+    const toA = await FaultProxy.start({ target: { host: '127.0.0.1', port: portA } });
+    const toB = await FaultProxy.start({ target: { host: '127.0.0.1', port: portB } });
+    proxies.push(toA, toB);
+    // Each knows the other only by its proxy: both dial, one connection is dropped as a duplicate.
+    const a = await start('a', '--static', '--port', String(portA), '--peers', toB.address);
+    const b = await start('b', '--static', '--port', String(portB), '--peers', toA.address);
+    await peersUp(a, [b]);
+    await peersUp(b, [a]);
+    await sleep(1_000);
+    const before = toA.stats().accepted + toB.stats().accepted;
+    await sleep(3_000);
+    // Before, the side whose dial was dropped redialed its proxy every 50 ms or so: dozens of connections here.
+    expect(toA.stats().accepted + toB.stats().accepted - before).toBeLessThanOrEqual(1);
+    await hit(a, 'one-link', 2);
+    await converge([a, b], { 'one-link': 2 });
   });
 });
