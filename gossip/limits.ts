@@ -21,14 +21,24 @@ export const LIMITS = {
   handshakeTimeoutMs: 5_000,
   /** Rows in one delta frame (accepted and sent). */
   maxDeltaRows: 100_000,
-  /** What a node aims a delta frame at (estimated before packing): repairs and big pushes go in chunks of about this. */
-  chunkBytes: 256 * 1024,
-  /** Chunks one tick may encode over all peers: a big repair never holds the event loop for long. */
-  chunksPerTick: 4,
+  /** What a node aims a delta frame at (estimated before packing, generously: frames come out at about half): repairs and big pushes go in chunks of about this. */
+  chunkBytes: 128 * 1024,
+  /** Chunks one tick may encode over all peers: a big repair never holds the event loop for long (a chunk is about 15 ms of work here). */
+  chunksPerTick: 2,
   /** Bytes queued in a socket above which pushes to that peer are held and coalesced (merged per key and second). */
   pushHighWaterBytes: 64 * 1024,
   /** Bytes queued in a socket above which repair chunks to that peer wait. */
   repairHighWaterBytes: 256 * 1024,
+  /**
+   * Flow control: delta bytes sent but not yet reported received by the peer
+   * (its `flow` frames) may be at most about one second of what it has been
+   * receiving, and never less than this. Past it pushes are held and repair
+   * chunks wait: a queue hidden in kernels and proxies on a slow link stays
+   * about a second long instead of growing without bound.
+   */
+  minFlowWindowBytes: 8 * 1024,
+  /** A receiver reports what it received once this much arrived since its last report (or 200 ms passed). */
+  flowReportBytes: 16 * 1024,
   /** Rows a held (coalesced) push may grow to; past it the push is dropped and the peer repaired from its next sync. */
   maxHeldRows: 200_000,
   /** Rows waiting to be relayed, over all deltas; past it the oldest relays are dropped (anti-entropy carries them). */

@@ -68,7 +68,13 @@ export interface Delta {
   readonly slots: readonly (string | number)[];
 }
 
-export type Message = Hello | Auth | Sync | Delta;
+/** Flow control: how many bytes of delta frames I have received on this connection so far (sent every 16 KiB or 200 ms while they arrive). */
+export interface Flow {
+  readonly type: 'flow';
+  readonly received: number;
+}
+
+export type Message = Hello | Auth | Sync | Delta | Flow;
 
 export class ProtocolError extends Error {
   readonly code = 'HITMESH_PROTOCOL';
@@ -189,6 +195,10 @@ export function parseMessage(value: unknown, now: number): Message {
     case 'delta':
       problem = checkDelta(value, b);
       if (problem === undefined) return value as unknown as Delta;
+      break;
+    case 'flow':
+      if (isInt(value.received)) return value as unknown as Flow;
+      problem = 'received is not a byte count';
       break;
     default:
       throw new ProtocolError(`unknown message type ${JSON.stringify(value.type)}`.slice(0, 120));

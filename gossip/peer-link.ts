@@ -38,11 +38,48 @@ export class PeerLink {
   readonly mismatch = new Map<string, { seq: number; theirs: number; mine: number; times: number }>();
   /** Bytes the transport has not yet handed to the network. */
   backlogBytes = 0;
+  /** Delta bytes sent here, and how many of them the peer has reported received (flow control). */
+  deltaBytesOut = 0;
+  private peerReceived = 0;
+  private lastFlowAt: number | undefined;
+  /** What the peer has been receiving, bytes a second: the highest recent sample, decaying slowly. */
+  private rate = 0;
 
   constructor(
     readonly conn: ConnId,
     readonly peerId: string,
   ) {}
+
+  /** The peer reports `received` delta bytes so far. */
+  noteFlow(received: number, now: number): void {
+    if (received < this.peerReceived || received > this.deltaBytesOut) return; // never more than was sent
+    if (this.lastFlowAt !== undefined && now > this.lastFlowAt) {
+      const sample = ((received - this.peerReceived) / (now - this.lastFlowAt)) * 1000;
+      this.rate = Math.max(this.rate * 0.9, sample);
+    }
+    this.peerReceived = received;
+    this.lastFlowAt = now;
+  }
+
+  /** Sent but not yet known to have arrived: what sits in our socket, the kernels and any proxy between. */
+  get outstandingBytes(): number {
+    return this.deltaBytesOut - this.peerReceived;
+  }
+
+  /** About a second of what the peer has been receiving, at least LIMITS.minFlowWindowBytes. */
+  get windowBytes(): number {
+    return Math.max(LIMITS.minFlowWindowBytes, this.rate);
+  }
+
+  /** Is the way to the peer too full for another push (it is then held and merged)? */
+  get pushBlocked(): boolean {
+    return this.backlogBytes > LIMITS.pushHighWaterBytes || this.outstandingBytes > this.windowBytes;
+  }
+
+  /** Must the next repair chunk wait? */
+  get chunkBlocked(): boolean {
+    return this.backlogBytes >= LIMITS.repairHighWaterBytes || this.outstandingBytes > this.windowBytes;
+  }
 
   repairing(origin: string): boolean {
     return this.queue.some((source) => source.origin === origin && source instanceof HitChunks === false);
@@ -50,7 +87,7 @@ export class PeerLink {
 
   /** Can a push go out now as the shared frame? */
   inStep(selfOrigin: string): boolean {
-    return this.chain !== undefined && this.held === undefined && this.queue.length === 0 && this.backlogBytes <= LIMITS.pushHighWaterBytes && !this.repairing(selfOrigin);
+    return this.chain !== undefined && this.held === undefined && this.queue.length === 0 && !this.pushBlocked && !this.repairing(selfOrigin);
   }
 
   /** Hold own commits (from, to] for later; false when the held push grew past its limit and was dropped. */
@@ -82,7 +119,7 @@ export class PeerLink {
 
   /** The next queued frame, if the socket has room (`budget` frames at most per call). */
   *drain(budget: number): IterableIterator<{ frame: Delta; source: ChunkSource }> {
-    while (budget-- > 0 && this.backlogBytes < LIMITS.repairHighWaterBytes) {
+    while (budget-- > 0 && !this.chunkBlocked) {
       const source = this.queue[0];
       if (source === undefined) return;
       const frame = source.next();

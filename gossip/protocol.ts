@@ -14,6 +14,9 @@ import type { Tier } from '../crdt/tiers.ts';
 
 export type { ConnId } from './membership.ts';
 
+/** A receiver reports what arrived at least this often while delta bytes keep arriving. */
+const FLOW_REPORT_MS = 200;
+
 /** What the core asks its transport to do. */
 export type Output =
   | { readonly kind: 'send'; readonly conn: ConnId; readonly message: Message }
@@ -73,6 +76,10 @@ interface Conn {
   membersSent: number;
   gotSync: boolean;
   link: PeerLink | undefined;
+  /** Delta bytes received here, and how many of them the last `flow` frame reported, when. */
+  deltaBytesIn: number;
+  flowReported: number;
+  flowReportedAt: number;
 }
 
 export interface GossipStats {
@@ -130,7 +137,7 @@ export class GossipCore {
   /** A transport connection is up (we dialed `dialAddress`, or a peer dialed us). */
   connected(conn: ConnId, now: number, dialAddress?: string): Output[] {
     const nonce = this.options.randomBytes(16);
-    const c: Conn = { id: conn, outbound: dialAddress !== undefined, dialAddress, nonce, openedAt: now, phase: 'hello', peerId: undefined, peerOrigin: undefined, peerAddress: undefined, lastHeard: now, lastSyncSent: now, echo: 0, echoReceivedAt: 0, membersSent: -1, gotSync: false, link: undefined };
+    const c: Conn = { id: conn, outbound: dialAddress !== undefined, dialAddress, nonce, openedAt: now, phase: 'hello', peerId: undefined, peerOrigin: undefined, peerAddress: undefined, lastHeard: now, lastSyncSent: now, echo: 0, echoReceivedAt: 0, membersSent: -1, gotSync: false, link: undefined, deltaBytesIn: 0, flowReported: 0, flowReportedAt: now };
     this.conns.set(conn, c);
     if (dialAddress !== undefined) this.membership.dialed(dialAddress);
     const { id, origin, address } = this.self;
@@ -162,11 +169,18 @@ export class GossipCore {
     if (c !== undefined) c.lastHeard = now;
   }
 
-  /** A frame arrived, already parsed and validated by `parseMessage`. */
-  received(conn: ConnId, message: Message, now: number): Output[] {
+  /** The transport sent a frame of `bytes` on a connection (flow control counts delta bytes). */
+  wrote(conn: ConnId, type: Message['type'], bytes: number): void {
+    const link = this.conns.get(conn)?.link;
+    if (link !== undefined && type === 'delta') link.deltaBytesOut += bytes;
+  }
+
+  /** A frame of `bytes` arrived, already parsed and validated by `parseMessage`. */
+  received(conn: ConnId, message: Message, now: number, bytes = 0): Output[] {
     const c = this.conns.get(conn);
     if (c === undefined) return [];
     c.lastHeard = now;
+    if (message.type === 'delta') c.deltaBytesIn += bytes;
     try {
       switch (message.type) {
         case 'hello':
@@ -178,7 +192,14 @@ export class GossipCore {
           if (link === undefined) throw new ProtocolError(`${message.type} before the handshake finished`);
           const member = this.memberOf(c);
           if (member !== undefined) member.lastContact = now;
+          if (message.type === 'flow') {
+            link.noteFlow(message.received, now);
+            const out: Output[] = [];
+            this.pump(now, out);
+            return out;
+          }
           const out = message.type === 'sync' ? this.onSync(c, link, message, now) : this.onDelta(c, message, now);
+          this.reportFlow(c, now, out, LIMITS.flowReportBytes);
           this.pump(now, out);
           return out;
         }
@@ -213,6 +234,7 @@ export class GossipCore {
         out.push({ kind: 'close', conn: c.id, reason: 'handshake timed out', rejected: 'handshake' });
       } else if (silent >= this.config.downAfterMs) out.push({ kind: 'close', conn: c.id, reason: `nothing heard for ${silent} ms` });
       else if (c.phase === 'open' && now - c.lastSyncSent >= this.config.syncIntervalMs) out.push(this.syncFrame(c, now));
+      if (c.phase === 'open' && now - c.flowReportedAt >= FLOW_REPORT_MS) this.reportFlow(c, now, out, 1);
     }
     this.pump(now, out);
     if (now - this.lastExpiry >= this.config.syncIntervalMs) {
@@ -429,7 +451,7 @@ export class GossipCore {
    */
   private stalled(link: PeerLink, origin: string, held: number, target: number, peer: Member, now: number): boolean {
     const expected = link.expect.get(origin);
-    if (expected === undefined || held >= expected.seq || link.backlogBytes > 0) {
+    if (expected === undefined || held >= expected.seq || link.backlogBytes > 0 || link.pushBlocked) {
       link.expect.set(origin, { seq: target, at: now });
       return false;
     }
@@ -544,12 +566,20 @@ export class GossipCore {
     this.stats.limited.relays = this.relays.dropped;
   }
 
+  /** Tell the peer what arrived, once `atLeast` delta bytes have since the last report (and not more than every 10 ms). */
+  private reportFlow(c: Conn, now: number, out: Output[], atLeast: number): void {
+    if (c.deltaBytesIn - c.flowReported < atLeast || now - c.flowReportedAt < 10) return;
+    c.flowReported = c.deltaBytesIn;
+    c.flowReportedAt = now;
+    out.push({ kind: 'send', conn: c.id, message: { type: 'flow', received: c.deltaBytesIn } });
+  }
+
   /** Chunked frames for every link with room in its socket, at most LIMITS.chunksPerTick in all. */
   private pump(now: number, out: Output[]): void {
     let budget: number = LIMITS.chunksPerTick;
     for (const c of this.openConns()) {
       const link = c.link as PeerLink;
-      if (link.queue.length === 0 && link.chain !== undefined && !link.repairing(this.self.origin) && link.backlogBytes <= LIMITS.pushHighWaterBytes) {
+      if (link.queue.length === 0 && link.chain !== undefined && !link.repairing(this.self.origin) && !link.pushBlocked) {
         const released = link.releaseHeld(this.self.origin);
         if (released !== undefined) link.queue.push(released);
       }

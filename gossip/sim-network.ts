@@ -2,7 +2,7 @@ import { Packr } from 'msgpackr';
 import { ReplicaState } from '../crdt/replica-state.ts';
 import { ALL_TIERS, bucketStart } from '../crdt/tiers.ts';
 import type { GossipConfig } from './config.ts';
-import { ProtocolError, parseMessage } from './messages.ts';
+import { ProtocolError, parseMessage, type Message } from './messages.ts';
 import { GossipCore, type ConnId, type Output } from './protocol.ts';
 import type { HitRow } from './replica-view.ts';
 import { mulberry32 } from './random.ts';
@@ -208,6 +208,7 @@ export class SimNetwork {
     const type = (message as { type?: string }).type;
     if (type === 'delta') this.deltaBytes += frame.length;
     const peerConn = conn === link.a ? link.b : link.a;
+    this.node(this.connNode.get(conn) ?? -1).core.wrote(conn, (message as { type: Message['type'] }).type, frame.length);
     const peer = this.connNode.get(peerConn) ?? -1;
     const handshake = type === 'hello' || type === 'auth';
     const copies = handshake ? 1 : this.random() < this.faults.dropRate ? 0 : this.random() < this.faults.duplicateRate ? 2 : 1;
@@ -236,7 +237,7 @@ export class SimNetwork {
           this.breakLink(link);
           return;
         }
-        this.handle(peer, this.node(peer).core.received(peerConn, decoded, this.now));
+        this.handle(peer, this.node(peer).core.received(peerConn, decoded, this.now, frame.length));
       });
     }
   }

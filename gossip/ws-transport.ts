@@ -180,7 +180,7 @@ export class WsTransport {
       return;
     }
     this.options.events.frameIn?.(socket.peer, message.type, bytes);
-    this.perform(this.core.received(conn, message, this.options.now()));
+    this.perform(this.core.received(conn, message, this.options.now(), bytes));
     socket.peer = this.core.peerOf(conn) ?? socket.peer;
   }
 
@@ -213,6 +213,7 @@ export class WsTransport {
       }
       this.options.events.frameOut?.(socket.peer, out.message.type, frame.length);
       socket.ws.send(frame);
+      this.core.wrote(out.conn, out.message.type, frame.length);
     }
   }
 

@@ -1,7 +1,7 @@
 import type { ReplicaState } from '../crdt/replica-state.ts';
 import type { Slot } from '../crdt/slot.ts';
 import type { Tier } from '../crdt/tiers.ts';
-import { dirtySlotsOf, type DirtySet, type DirtySlots } from './dirty-slots.ts';
+import { slotIndexesOf, type DirtySet, type DirtySlots } from './dirty-slots.ts';
 import type { Logger } from './logger.ts';
 import type { NodeMetrics } from './metrics.ts';
 import { PeriodicTask } from './periodic-task.ts';
@@ -74,35 +74,25 @@ export class Checkpointer {
       [VV_META, JSON.stringify(this.deps.remoteVector())],
     ]);
     const taken = dirty.take();
-    // Own slots are read now, synchronously: they are exactly the state of batches up to `through` (replay relies on it).
-    const slots: Slot[] = [];
-    for (const [key, indexes] of dirtySlotsOf(taken)) {
-      for (const [index, seq] of indexes) {
-        const tier = (index % 1000) as Tier;
-        const start = index - tier;
-        const count = state.get(origin, key, tier, start);
-        // 0: retention dropped the bucket since it changed; do not write it back.
-        if (count > 0) slots.push({ origin, key, tier, start, count, seq });
-      }
-    }
-    // Other origins' slots are read a chunk at a time, between writes: a big repair leaves millions, and a later
-    // (higher) count than the one marked is as good, the vector written with the last chunk only vouches for less.
-    const remote = remoteSlots(state, taken);
+    // Slots are read a chunk at a time, between writes (a burst can leave a million). An own slot is written with
+    // its count and its key's last seq read in the same synchronous step, so replay after a crash applies exactly
+    // the records that count does not hold yet: a record that touched the slot has a seq at most the key's last
+    // seq if its hits are in the count, and above it if they are not. Another origin's later (higher) count is as
+    // good; the vector written with the last chunk only vouches for less.
+    const slots = allSlots(state, origin, taken);
     const stopTimer = metrics?.checkpointSeconds.startTimer();
     let written = 0;
     try {
-      let chunk = slots.splice(0, CHUNK_SLOTS);
       for (;;) {
-        while (chunk.length < CHUNK_SLOTS) {
-          const next = remote.next(); // own slots are all taken first: `slots` is empty once a chunk is short
-          if (next.done === true) break;
+        const chunk: Slot[] = [];
+        for (let next = slots.next(); next.done !== true; next = slots.next()) {
           chunk.push(next.value);
+          if (chunk.length >= CHUNK_SLOTS) break;
         }
         const last = chunk.length < CHUNK_SLOTS;
         await store.commit({ slots: chunk, meta: last ? meta : new Map() });
         written += chunk.length;
         if (last) break;
-        chunk = slots.splice(0, CHUNK_SLOTS);
       }
       await store.truncateLog(through);
       metrics?.checkpointSlots.observe(written);
@@ -117,8 +107,16 @@ export class Checkpointer {
   }
 }
 
-/** The remote slots a dirty set marked, with their current counts (0: expired since, skipped). */
-function* remoteSlots(state: ReplicaState, taken: DirtySet): Generator<Slot> {
+/** Every slot a dirty set marked, own ones first, each read with its current count when it is reached (0: expired since, skipped). */
+function* allSlots(state: ReplicaState, origin: string, taken: DirtySet): Generator<Slot> {
+  for (const [key, seconds] of taken.local) {
+    for (const index of slotIndexesOf(seconds)) {
+      const tier = (index % 1000) as Tier;
+      const start = index - tier;
+      const count = state.get(origin, key, tier, start);
+      if (count > 0) yield { origin, key, tier, start, count, seq: state.lastSeq(origin, key) };
+    }
+  }
   for (const [other, keys] of taken.remote) {
     for (const [key, indexes] of keys) {
       for (const [index, seq] of indexes) {

@@ -1,28 +1,33 @@
 import { ALL_TIERS, bucketStart } from '../crdt/tiers.ts';
 
 /**
- * What changed locally since the last checkpoint: second bucket → key → the
- * seq of the last batch that hit it. Marking costs one Map op per (key,
- * second) of a batch; the five tiers' slots are worked out at checkpoint time.
+ * What changed since the last checkpoint. Own slots: key → the second
+ * buckets its hits fell in (one Map and one Set op per (key, second) of a
+ * batch; the five tiers' slots are worked out at checkpoint time, a key at a
+ * time). Other origins' slots: origin → key → (bucket start + tier) → the
+ * seq of the delta that raised them.
  */
 export class DirtySlots {
-  private bySecond = new Map<number, Map<string, number>>();
+  private local = new Map<string, Set<number>>();
   private remote = new Map<string, Map<string, Map<number, number>>>();
   private count = 0;
 
-  /** How many (key, second) pairs are marked. */
+  /** How many (key, second) pairs and remote slots are marked. */
   get size(): number {
     return this.count;
   }
 
-  mark(key: string, second: number, seq: number): void {
-    let keys = this.bySecond.get(second);
-    if (keys === undefined) {
-      keys = new Map();
-      this.bySecond.set(second, keys);
+  /** `seq` is accepted for symmetry with markRemote; own slots are written with their key's last seq at checkpoint time. */
+  mark(key: string, second: number, _seq?: number): void {
+    let seconds = this.local.get(key);
+    if (seconds === undefined) {
+      seconds = new Set();
+      this.local.set(key, seconds);
     }
-    if (!keys.has(key)) this.count++;
-    keys.set(key, seq);
+    if (!seconds.has(second)) {
+      seconds.add(second);
+      this.count++;
+    }
   }
 
   /** A slot of another origin, raised by gossip: origin → key → (bucket start + tier) → the delta's seq. */
@@ -43,20 +48,16 @@ export class DirtySlots {
 
   /** Hand over everything marked so far and start empty. */
   take(): DirtySet {
-    const taken = { local: this.bySecond, remote: this.remote };
-    this.bySecond = new Map();
+    const taken = { local: this.local, remote: this.remote };
+    this.local = new Map();
     this.remote = new Map();
     this.count = 0;
     return taken;
   }
 
-  /** Put back what a failed checkpoint took, under anything marked since (which is newer). */
+  /** Put back what a failed checkpoint took, under anything marked since. */
   restore(taken: DirtySet): void {
-    for (const [second, keys] of taken.local) {
-      for (const [key, seq] of keys) {
-        if (this.bySecond.get(second)?.has(key) !== true) this.mark(key, second, seq);
-      }
-    }
+    for (const [key, seconds] of taken.local) for (const second of seconds) this.mark(key, second);
     for (const [origin, keys] of taken.remote) {
       for (const [key, slots] of keys) for (const [index, seq] of slots) this.markRemote(origin, key, index, seq);
     }
@@ -64,25 +65,13 @@ export class DirtySlots {
 }
 
 export interface DirtySet {
-  readonly local: ReadonlyMap<number, ReadonlyMap<string, number>>;
+  readonly local: ReadonlyMap<string, ReadonlySet<number>>;
   readonly remote: ReadonlyMap<string, ReadonlyMap<string, ReadonlyMap<number, number>>>;
 }
 
-/** The local slots a dirty set touched: key → (bucket start + tier) → the newest seq that changed it. */
-export function dirtySlotsOf(taken: DirtySet): Map<string, Map<number, number>> {
-  const slots = new Map<string, Map<number, number>>();
-  for (const [second, keys] of taken.local) {
-    for (const [key, seq] of keys) {
-      let indexes = slots.get(key);
-      if (indexes === undefined) {
-        indexes = new Map();
-        slots.set(key, indexes);
-      }
-      for (const tier of ALL_TIERS) {
-        const index = bucketStart(tier, second) + tier;
-        if ((indexes.get(index) ?? 0) < seq) indexes.set(index, seq);
-      }
-    }
-  }
-  return slots;
+/** The own slots (bucket start + tier) one key's marked seconds touch, each once. */
+export function slotIndexesOf(seconds: ReadonlySet<number>): Set<number> {
+  const indexes = new Set<number>();
+  for (const second of seconds) for (const tier of ALL_TIERS) indexes.add(bucketStart(tier, second) + tier);
+  return indexes;
 }

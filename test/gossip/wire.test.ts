@@ -106,6 +106,7 @@ describe('parseMessage', () => {
     auth: { type: 'auth', proof: new Uint8Array(32).fill(1) },
     sync: { type: 'sync', vv: { 'n1#a': [3, T0, 12345, 3] }, members: { n1: '127.0.0.1:7001', n2: 'node-2.example:7002' }, links: ['n2'], sent: T0, echo: 0, held: 0 },
     delta: validDelta(),
+    flow: { type: 'flow', received: 123_456 },
   };
   const parse = (value: unknown): Message => parseMessage(value, T0);
 
@@ -202,6 +203,9 @@ describe('parseMessage', () => {
     ['delta: slot offset fractional', { ...delta, slots: ['k', 1, 1, 0.5, 1] }],
     ['delta: slot key with a control character', { ...delta, slots: ['k\u001b', 1, 1, 0, 1] }],
     ['delta: slots a map', { ...delta, slots: { 0: 'k' } }],
+    ['flow: received negative', { type: 'flow', received: -1 }],
+    ['flow: received missing', { type: 'flow' }],
+    ['flow: received past 2^53', { type: 'flow', received: 2 ** 53 }],
   ];
 
   it.each(malformed)('rejects %s', (_name, value) => {
