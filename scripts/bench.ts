@@ -2,7 +2,7 @@
  * npm run bench: the server on one core, the load generator on the other, a
  * bare fastify server as the ceiling in the same run, and ratios against it.
  *
- *   npm run bench -- [--duration 5] [--rounds 5] [--connections 64] [--only hit,batch,count,rss] [--json out.json]
+ *   npm run bench -- [--duration 5] [--rounds 5] [--connections 64] [--only hit,batch,count,rss,cluster,fsync,join] [--json out.json]
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -12,13 +12,15 @@ import { parseArgs } from 'node:util';
 import { runLoad, type LoadResult, type LoadSpec } from './bench/load.ts';
 import { freePort, rssMb, startPinned, stopAll, type Server } from './bench/processes.ts';
 import { bytesPerHit, partitionHeal, replicationLag, startCluster, stopCluster, waitForMesh } from './bench/cluster.ts';
+import { benchFsync } from './bench/fsync.ts';
 import { seedHistory } from './bench/seed.ts';
+import { describeJoin, joinBench } from './bench/join.ts';
 
 const { values } = parseArgs({
   options: {
     duration: { type: 'string', default: '5' },
     connections: { type: 'string', default: '64' },
-    only: { type: 'string', default: 'hit,batch,count,rss,cluster' },
+    only: { type: 'string', default: 'hit,batch,count,rss,cluster,fsync,join' },
     json: { type: 'string' },
     rounds: { type: 'string', default: '5' },
   },
@@ -211,6 +213,13 @@ try {
   if (only.has('count')) await benchCount();
   if (only.has('rss')) await benchRss();
   if (only.has('cluster')) await benchCluster();
+  if (only.has('join')) {
+    // The source on the server core, the new node on the other one (with this script, which only polls).
+    const joined = await joinBench(join(work, 'join'), { source: SERVER_CPU, joiner: LOAD_CPU });
+    for (const line of describeJoin(joined)) say(line);
+    report.join = joined;
+  }
+  if (only.has('fsync')) report.fsync = await benchFsync({ work, serverCpu: SERVER_CPU, loadCpu: LOAD_CPU, durationS, connections, rounds, say });
   if (values.json !== undefined) writeFileSync(values.json, JSON.stringify(report, null, 2));
 } finally {
   await stopAll();

@@ -6,6 +6,7 @@
  * was killed (same id, port and data dir), which is how experiments restart.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -30,6 +31,18 @@ export interface LocalNodeOptions {
   readonly readyTimeoutMs?: number;
   /** Pin the process to this CPU (taskset, which execs the node: the PID stays the node's). For benchmarks. */
   readonly cpu?: number;
+  /**
+   * Run the node under libfaketime, its wall clock offset read live from `file` (setClockOffset writes it);
+   * the monotonic clock is left alone, so timers and timeouts are not skewed.
+   */
+  readonly fakeClock?: FakeClock;
+}
+
+export interface FakeClock {
+  /** Path of libfaketime.so.1 (Debian package faketime: /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1). */
+  readonly library: string;
+  /** A file this process owns; it holds the offset, e.g. "+2.000s". */
+  readonly file: string;
 }
 
 export interface ExitStatus {
@@ -46,8 +59,26 @@ export class LocalNode {
   /** Set when the current child has exited (or could not be spawned at all). */
   private exitStatus: ExitStatus | undefined;
   private stderrTail: string[] = [];
+  private offsetMs = 0;
 
   constructor(readonly options: LocalNodeOptions) {}
+
+  /** The wall-clock offset set by setClockOffset (0 without a fake clock). */
+  get clockOffsetMs(): number {
+    return this.offsetMs;
+  }
+
+  /**
+   * Move the node's wall clock to the machine's plus `ms`, live (it reads the file on every clock read).
+   * Kept across restarts. Only with the fakeClock option.
+   */
+  async setClockOffset(ms: number): Promise<void> {
+    const { fakeClock } = this.options;
+    if (fakeClock === undefined) throw new Error(`${this.id} runs without a fake clock`);
+    // Seconds with a '.' fraction: libfaketime reads "+250ms" as 250 minutes.
+    await writeFile(fakeClock.file, `${ms < 0 ? '-' : '+'}${(Math.abs(ms) / 1000).toFixed(3)}s\n`);
+    this.offsetMs = ms;
+  }
 
   get id(): string {
     return this.options.id;
@@ -99,6 +130,17 @@ export class LocalNode {
     const env: NodeJS.ProcessEnv = {};
     for (const [name, value] of Object.entries(process.env)) if (!name.startsWith('HITMESH_')) env[name] = value;
     if (options.secret !== undefined) env.HITMESH_SECRET = options.secret;
+    if (options.fakeClock !== undefined) {
+      await this.setClockOffset(this.offsetMs);
+      Object.assign(env, {
+        LD_PRELOAD: options.fakeClock.library,
+        FAKETIME_TIMESTAMP_FILE: options.fakeClock.file,
+        FAKETIME_NO_CACHE: '1',
+        FAKETIME_DONT_FAKE_MONOTONIC: '1',
+        // The offset's decimal point, whatever the caller's locale.
+        LC_NUMERIC: 'C',
+      });
+    }
     const [command, argv] = options.cpu === undefined ? [process.execPath, args] : ['taskset', ['-c', String(options.cpu), process.execPath, ...args]];
     const child = spawn(command, argv, { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
