@@ -17,7 +17,8 @@ export interface ChunkSource {
   readonly from: number | null;
   readonly to: VersionEntry;
   readonly done: boolean;
-  next(): Delta;
+  /** The next frame, of about `budget` bytes (LIMITS.chunkBytes by default; less for a slow peer). */
+  next(budget?: number): Delta;
 }
 
 /** A repair (or a partial exchange): every changed key of an origin, read lazily from the state. */
@@ -32,7 +33,7 @@ export class RepairChunks implements ChunkSource {
     private readonly keys: Iterator<KeyChange>,
   ) {}
 
-  next(): Delta {
+  next(budget: number = LIMITS.chunkBytes): Delta {
     const slots: SlotRow[] = [];
     let bytes = 0;
     for (;;) {
@@ -46,7 +47,7 @@ export class RepairChunks implements ChunkSource {
       }
       const { key, buckets, offset } = this.pending;
       // A key whose buckets do not fit whole is split (only possible with very long retentions); its lifetime comes last.
-      const fit = Math.max(1, Math.floor((LIMITS.chunkBytes - bytes - estimateSlotGroupBytes(key, 0)) / estimateSlotGroupBytes('', 1)));
+      const fit = Math.max(1, Math.floor((budget - bytes - estimateSlotGroupBytes(key, 0)) / estimateSlotGroupBytes('', 1)));
       const take = Math.min(buckets.length - offset, fit, LIMITS.maxDeltaRows / 2 - slots.length);
       if (slots.length > 0 && (take < buckets.length - offset || take <= 0)) return this.partial(slots);
       for (let i = offset; i < offset + take; i++) {
@@ -59,7 +60,7 @@ export class RepairChunks implements ChunkSource {
         return this.partial(slots);
       }
       this.pending = undefined;
-      if (bytes >= LIMITS.chunkBytes) return this.partial(slots);
+      if (bytes >= budget) return this.partial(slots);
     }
   }
 
@@ -84,14 +85,14 @@ export class HitChunks implements ChunkSource {
     return this.started && this.index >= this.rows.length;
   }
 
-  next(): Delta {
+  next(budget: number = LIMITS.chunkBytes): Delta {
     this.started = true;
     const start = this.index;
     let end = start;
     let bytes = 0;
     while (end < this.rows.length && end - start < LIMITS.maxDeltaRows / 2) {
       const size = estimateHitRowBytes(this.rows[end] as HitRow);
-      if (end > start && bytes + size > LIMITS.chunkBytes) break;
+      if (end > start && bytes + size > budget) break;
       bytes += size;
       end++;
     }

@@ -42,13 +42,18 @@ export class PeerLink {
   deltaBytesOut = 0;
   private peerReceived = 0;
   private lastFlowAt: number | undefined;
+  /** When the peer last reported more received, or we last had nothing outstanding. */
+  private progressAt: number;
   /** What the peer has been receiving, bytes a second: the highest recent sample, decaying slowly. */
   private rate = 0;
 
   constructor(
     readonly conn: ConnId,
     readonly peerId: string,
-  ) {}
+    now = 0,
+  ) {
+    this.progressAt = now;
+  }
 
   /** The peer reports `received` delta bytes so far. */
   noteFlow(received: number, now: number): void {
@@ -57,6 +62,7 @@ export class PeerLink {
       const sample = ((received - this.peerReceived) / (now - this.lastFlowAt)) * 1000;
       this.rate = Math.max(this.rate * 0.9, sample);
     }
+    if (received > this.peerReceived) this.progressAt = now;
     this.peerReceived = received;
     this.lastFlowAt = now;
   }
@@ -69,6 +75,26 @@ export class PeerLink {
   /** About a second of what the peer has been receiving, at least LIMITS.minFlowWindowBytes. */
   get windowBytes(): number {
     return Math.max(LIMITS.minFlowWindowBytes, this.rate);
+  }
+
+  /** The frame size to aim at for this peer: about its window, so one frame crosses a slow link in a second or two. */
+  get chunkBudgetBytes(): number {
+    return Math.min(LIMITS.chunkBytes, Math.max(LIMITS.minFlowWindowBytes, this.windowBytes));
+  }
+
+  /**
+   * Sent bytes the peer should have reported by now: past this long without
+   * progress, what was sent was lost on the way (a stream with a gap in it, as
+   * after a black hole that kept the connection), and the link cannot be
+   * trusted. It allows for the outstanding bytes to cross at the rate seen.
+   */
+  flowStalled(now: number, graceMs: number): boolean {
+    if (this.outstandingBytes === 0) {
+      this.progressAt = now;
+      return false;
+    }
+    const crossingMs = (this.outstandingBytes / Math.max(this.rate, LIMITS.minFlowWindowBytes)) * 2_000;
+    return now - this.progressAt > graceMs + crossingMs;
   }
 
   /** Is the way to the peer too full for another push (it is then held and merged)? */
@@ -122,7 +148,7 @@ export class PeerLink {
     while (budget-- > 0 && !this.chunkBlocked) {
       const source = this.queue[0];
       if (source === undefined) return;
-      const frame = source.next();
+      const frame = source.next(this.chunkBudgetBytes);
       if (source.done) this.queue.shift();
       yield { frame, source };
     }
