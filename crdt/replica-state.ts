@@ -183,11 +183,26 @@ export class ReplicaState {
    * filters on, so it must be made durable like a count.
    */
   merge(slot: SlotValue, seq = 0): number {
-    const entry = this.entryOf(slot.key, slot.origin);
+    return this.mergeCount(slot.origin, slot.key, slot.tier, slot.start, slot.count, seq);
+  }
+
+  /** The same without a slot object (the receiving end of a big repair joins millions). */
+  mergeCount(origin: ReplicaId, key: string, tier: Tier, start: number, count: number, seq: number): number {
+    const entry = this.entryOf(key, origin);
     const changed = entry.raiseSeq(seq) ? SEQ_RAISED : 0;
-    if (entry.get(slot.tier, slot.start) >= slot.count) return changed;
-    entry.set(slot.tier, slot.start, slot.count);
+    if (entry.get(tier, start) >= count) return changed;
+    entry.set(tier, start, count);
     return changed | COUNT_RAISED;
+  }
+
+  /** One key's buckets of one origin that end after `at` (and its lifetime): what a checkpoint writes for a key gossip changed. */
+  *bucketsAfter(origin: ReplicaId, key: string, at: number): IterableIterator<[Tier, number, number]> {
+    const entry = this.byKey.get(key)?.get(origin);
+    if (entry === undefined) return;
+    for (const bucket of entry.entries()) {
+      const [tier, start] = bucket;
+      if (tier === Tier.lifetime || start + TIER_SIZE_MS[tier] > at) yield bucket;
+    }
   }
 
   /** The last seq of `origin` that changed `key` (0: none held). */

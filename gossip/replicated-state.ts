@@ -75,7 +75,7 @@ export class ReplicatedState implements ReplicaView {
       let raised = false;
       for (const tier of ALL_TIERS) {
         const start = bucketStart(tier, row.second);
-        const changed = this.state.merge({ origin, key: row.key, tier, start, count: row.counts[tier] }, seq);
+        const changed = this.state.mergeCount(origin, row.key, tier, start, row.counts[tier], seq);
         if (changed !== 0) this.onTouched?.(origin, row.key, tier, start, seq);
         if ((changed & COUNT_RAISED) !== 0) raised = true;
       }
@@ -89,7 +89,7 @@ export class ReplicatedState implements ReplicaView {
       let raised = false;
       for (; end < changes.slots.length && (changes.slots[end] as SlotRow).key === key; end++) {
         const row = changes.slots[end] as SlotRow;
-        const changed = this.state.merge({ origin, ...row }, seq);
+        const changed = this.state.mergeCount(origin, row.key, row.tier, row.start, row.count, seq);
         if (changed !== 0) this.onTouched?.(origin, row.key, row.tier, row.start, seq);
         if ((changed & COUNT_RAISED) !== 0) raised = true;
       }

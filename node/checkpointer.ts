@@ -118,13 +118,9 @@ function* allSlots(state: ReplicaState, origin: string, taken: DirtySet): Genera
     }
   }
   for (const [other, keys] of taken.remote) {
-    for (const [key, indexes] of keys) {
-      for (const [index, seq] of indexes) {
-        const tier = (index % 1000) as Tier;
-        const start = index - tier;
-        const count = state.get(other, key, tier, start);
-        if (count > 0) yield { origin: other, key, tier, start, count, seq };
-      }
+    for (const [key, mark] of keys) {
+      // Every bucket that ends after the earliest instant changed: the changed slots and the few after them.
+      for (const [tier, start, count] of state.bucketsAfter(other, key, mark.since)) yield { origin: other, key, tier, start, count, seq: mark.seq };
     }
   }
 }

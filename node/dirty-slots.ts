@@ -4,12 +4,14 @@ import { ALL_TIERS, bucketStart } from '../crdt/tiers.ts';
  * What changed since the last checkpoint. Own slots: key → the second
  * buckets its hits fell in (one Map and one Set op per (key, second) of a
  * batch; the five tiers' slots are worked out at checkpoint time, a key at a
- * time). Other origins' slots: origin → key → (bucket start + tier) → the
- * seq of the delta that raised them.
+ * time). Other origins' slots: origin → key → the earliest instant a delta
+ * changed (the last ms of the earliest-ending slot it raised) and the highest
+ * seq it came with; the checkpoint writes that key's buckets that end after it. One small object a key, not a map of its
+ * slots: a repair of a million keys marks a million of them.
  */
 export class DirtySlots {
   private local = new Map<string, Set<number>>();
-  private remote = new Map<string, Map<string, Map<number, number>>>();
+  private remote = new Map<string, Map<string, RemoteMark>>();
   private count = 0;
 
   /** How many (key, second) pairs and remote slots are marked. */
@@ -30,20 +32,21 @@ export class DirtySlots {
     }
   }
 
-  /** A slot of another origin, raised by gossip: origin → key → (bucket start + tier) → the delta's seq. */
-  markRemote(origin: string, key: string, index: number, seq: number): void {
+  /** A slot of another origin changed by gossip (its count, or the seq it is known at); `last` is its last ms. */
+  markRemote(origin: string, key: string, last: number, seq: number): void {
     let keys = this.remote.get(origin);
     if (keys === undefined) {
       keys = new Map();
       this.remote.set(origin, keys);
     }
-    let slots = keys.get(key);
-    if (slots === undefined) {
-      slots = new Map();
-      keys.set(key, slots);
+    const mark = keys.get(key);
+    if (mark === undefined) {
+      keys.set(key, { since: last, seq });
+      this.count++;
+      return;
     }
-    if (!slots.has(index)) this.count++;
-    slots.set(index, Math.max(seq, slots.get(index) ?? 0));
+    if (last < mark.since) mark.since = last;
+    if (seq > mark.seq) mark.seq = seq;
   }
 
   /** Hand over everything marked so far and start empty. */
@@ -59,14 +62,20 @@ export class DirtySlots {
   restore(taken: DirtySet): void {
     for (const [key, seconds] of taken.local) for (const second of seconds) this.mark(key, second);
     for (const [origin, keys] of taken.remote) {
-      for (const [key, slots] of keys) for (const [index, seq] of slots) this.markRemote(origin, key, index, seq);
+      for (const [key, mark] of keys) this.markRemote(origin, key, mark.since, mark.seq);
     }
   }
 }
 
 export interface DirtySet {
   readonly local: ReadonlyMap<string, ReadonlySet<number>>;
-  readonly remote: ReadonlyMap<string, ReadonlyMap<string, ReadonlyMap<number, number>>>;
+  readonly remote: ReadonlyMap<string, ReadonlyMap<string, Readonly<RemoteMark>>>;
+}
+
+/** The earliest bucket start changed and the highest seq, of one key of another origin. */
+export interface RemoteMark {
+  since: number;
+  seq: number;
 }
 
 /** The own slots (bucket start + tier) one key's marked seconds touch, each once. */
