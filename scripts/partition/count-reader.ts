@@ -1,7 +1,21 @@
 /** Reading counts of many keys from one node, for the timeline and the final check. */
 
+/** Keys per request, under the API's limit of 1,000 (a long soak checks a marker key per sample). */
+const KEYS_PER_REQUEST = 500;
+
 /** GET /counts for `keys`, lifetime or over [fromMs, toMs) epoch ms; undefined if the node does not answer in time. */
 export async function readCounts(url: string, keys: readonly string[], range?: { fromMs: number; toMs: number }, timeoutMs = 2_000): Promise<Map<string, number> | undefined> {
+  if (keys.length <= KEYS_PER_REQUEST) return readChunk(url, keys, range, timeoutMs);
+  const merged = new Map<string, number>();
+  for (let i = 0; i < keys.length; i += KEYS_PER_REQUEST) {
+    const part = await readChunk(url, keys.slice(i, i + KEYS_PER_REQUEST), range, timeoutMs);
+    if (part === undefined) return undefined;
+    for (const [key, count] of part) merged.set(key, count);
+  }
+  return merged;
+}
+
+async function readChunk(url: string, keys: readonly string[], range: { fromMs: number; toMs: number } | undefined, timeoutMs: number): Promise<Map<string, number> | undefined> {
   const scope = range === undefined ? 'window=all' : `from=${range.fromMs}&to=${range.toMs}`;
   try {
     const res = await fetch(`${url}/counts?keys=${keys.map(encodeURIComponent).join(',')}&${scope}`, { signal: AbortSignal.timeout(timeoutMs) });

@@ -31,7 +31,8 @@ export class HitLoad {
   private readonly agents = new Map<string, http.Agent>();
   private readonly inFlight = new Map<string, number>();
   private readonly paused = new Set<string>();
-  private readonly pending = new Set<Promise<void>>();
+  /** Every request in flight, with the epoch ms it was sent at. */
+  private readonly pending = new Map<Promise<void>, number>();
   private timer: NodeJS.Timeout | undefined;
   private startedAt = 0;
   private issued = 0;
@@ -69,8 +70,15 @@ export class HitLoad {
   async stop(): Promise<void> {
     clearInterval(this.timer);
     this.timer = undefined;
-    while (this.pending.size > 0) await Promise.all([...this.pending]);
+    while (this.pending.size > 0) await Promise.all([...this.pending.keys()]);
     for (const agent of this.agents.values()) agent.destroy();
+  }
+
+  /** The send time (epoch ms) of the oldest request not yet answered or given up; undefined when none is in flight. */
+  oldestInFlightSentAt(): number | undefined {
+    let oldest: number | undefined;
+    for (const sentAt of this.pending.values()) if (oldest === undefined || sentAt < oldest) oldest = sentAt;
+    return oldest;
   }
 
   private tick(): void {
@@ -99,7 +107,7 @@ export class HitLoad {
       this.options.ledger.record(target.id, key, sentAt, outcome);
       this.pending.delete(done);
     });
-    this.pending.add(done);
+    this.pending.set(done, sentAt);
   }
 }
 

@@ -28,6 +28,8 @@ flags:
   --seed S             picks the victims, chaos's faults and the keys of hits (default 1)
   --mode cut|blackhole how a link fails: refuse connections, or accept and forward nothing (default cut)
   --converge-limit S   seconds after the heal to wait for convergence before calling it a failure (default 30)
+  --continuous         keep the load going through the heal and after it; convergence is judged on closed
+                       time ranges (whole seconds whose every hit has been answered) while hits keep coming
   --out DIR            where the JSON and HTML reports go (default reports)
   --json               print the JSON report on stdout instead of the summary
   --quiet              no progress lines
@@ -51,6 +53,7 @@ export function parsePartitionArgs(argv: readonly string[]): PartitionOptions | 
         seed: { type: 'string', default: '1' },
         mode: { type: 'string', default: 'cut' },
         'converge-limit': { type: 'string', default: '30' },
+        continuous: { type: 'boolean', default: false },
         out: { type: 'string', default: 'reports' },
         json: { type: 'boolean', default: false },
         quiet: { type: 'boolean', default: false },
@@ -77,6 +80,7 @@ export function parsePartitionArgs(argv: readonly string[]): PartitionOptions | 
     seed: integer('--seed', values.seed, 0, 2 ** 32 - 1),
     cutMode: mode,
     convergeLimitS: number('--converge-limit', values['converge-limit'], 1, 600),
+    continuous: values.continuous,
   };
   const tooSmall = experiments.find((e) => settings.nodes < e.minNodes);
   if (tooSmall !== undefined) throw new UsageError(`${tooSmall.name} needs at least ${tooSmall.minNodes} nodes`);

@@ -24,6 +24,8 @@ export interface ProxiedClusterOptions {
   /** CPU to pin each node to (benchmarks); unpinned when omitted. */
   readonly cpuOf?: (index: number) => number;
   readonly onLine?: (id: string, line: string, stream: 'stdout' | 'stderr') => void;
+  /** Path of libfaketime: every node runs under it, its clock offset in `<dataRoot>/<id>.faketime` (LocalNode.setClockOffset). */
+  readonly fakeClockLibrary?: string;
 }
 
 export class ProxiedCluster {
@@ -65,6 +67,8 @@ export class ProxiedCluster {
             logLevel: options.logLevel ?? 'warn',
             extraArgs: ['--static'],
             ...(options.cpuOf === undefined ? {} : { cpu: options.cpuOf(i) }),
+            // Beside the data directory, not in it: a wipe must not take the clock back.
+            ...(options.fakeClockLibrary === undefined ? {} : { fakeClock: { library: options.fakeClockLibrary, file: join(options.dataRoot, `${id}.faketime`) } }),
             onLine: (line, stream) => options.onLine?.(id, line, stream),
           }),
         );

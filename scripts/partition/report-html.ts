@@ -4,10 +4,9 @@
  * archived next to the JSON it was drawn from. Every string taken from the report is escaped.
  */
 import type { ExperimentReport, FaultSpan, NodeSummary, TimelineEvent, Violation } from './report.ts';
-import { convergenceText, nodesWithViolations, plural, verdictLine } from './report-text.ts';
+import { colourOf, CSS, esc, n1, niceAxis, runs, tickValues } from './html-parts.ts';
+import { allViolations, closedRangeText, convergenceText, nodesWithViolations, plural, verdictLine } from './report-text.ts';
 
-/** Distinct colours for node series, cycled when there are more nodes. */
-const PALETTE = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#17becf', '#bcbd22', '#7f7f7f'];
 const MAX_VIOLATION_ROWS = 50;
 
 // Chart geometry, in SVG user units (the SVG scales to the page width).
@@ -49,26 +48,11 @@ ${nodesHtml(report, ids)}
 <li>Convergence: ${esc(convergenceText(report))}</li>
 <li>Checks: ${report.checks.total} (node, key, window) triples checked, ${plural(report.checks.violations.length, 'violation')}</li>
 </ul>
-${violationsHtml(report.checks.violations)}
+${closedRangesHtml(report)}
+${violationsHtml(allViolations(report))}
 </body>
 </html>
 `;
-}
-
-const ENTITIES: Readonly<Record<string, string>> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
-
-/** Safe in text and in quoted attribute values. */
-function esc(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => ENTITIES[c] ?? c);
-}
-
-/** SVG coordinates: one decimal is plenty and keeps the markup small. */
-function n1(v: number): string {
-  return v.toFixed(1);
-}
-
-function colourOf(i: number): string {
-  return PALETTE[i % PALETTE.length] ?? '#000';
 }
 
 /** Report nodes first (their order), then any series the timeline has that the node list lacks. */
@@ -89,56 +73,13 @@ function settingsHtml(r: ExperimentReport): string {
     ['seed', String(s.seed)],
     ['cut mode', cut],
     ['convergence limit', `${s.convergeLimitS} s`],
+    ['load', s.continuous ? 'continuous through the heal' : 'stops at the heal'],
     ['started', r.startedAt],
   ];
   return `<dl class="settings">${items.map(([k, v]) => `<div><dt>${k}</dt><dd>${esc(v)}</dd></div>`).join('')}</dl>`;
 }
 
 // ---- the chart ----
-
-interface Axis {
-  readonly min: number;
-  readonly max: number;
-  readonly step: number;
-  readonly decimals: number;
-}
-
-/**
- * A 1/2/5 × 10^k tick step for [lo, hi]. The domain stays the data's and ticks fall inside it, so a
- * -0.4 s window start or a count just past a round number does not cost a whole empty step. A flat
- * or empty range still gets a usable axis.
- */
-function niceAxis(lo: number, hi: number, target: number, minStep: number): Axis {
-  const top = hi > lo ? hi : lo + Math.max(minStep, 1);
-  const raw = (top - lo) / target;
-  const mag = 10 ** Math.floor(Math.log10(raw));
-  const f = raw / mag;
-  const step = Math.max(minStep, (f <= 1 ? 1 : f <= 2 ? 2 : f <= 5 ? 5 : 10) * mag);
-  return { min: lo, max: top, step, decimals: Math.max(0, -Math.floor(Math.log10(step))) };
-}
-
-function tickValues(a: Axis): number[] {
-  // Whole multiples of the step inside the domain, multiplied rather than accumulated so float error
-  // neither drifts nor drops the last tick.
-  const first = Math.ceil(a.min / a.step - 1e-9);
-  const last = Math.floor(a.max / a.step + 1e-9);
-  return Array.from({ length: Math.max(0, last - first + 1) }, (_, k) => (first + k) * a.step);
-}
-
-/** Runs of consecutive answered samples as [ms, count]: a null (no answer) breaks the line. */
-function runs(atMs: readonly number[], values: readonly (number | null)[]): [number, number][][] {
-  const out: [number, number][][] = [];
-  let run: [number, number][] = [];
-  atMs.forEach((t, i) => {
-    const v = values[i];
-    if (v === null || v === undefined || !Number.isFinite(v) || !Number.isFinite(t)) {
-      if (run.length > 0) out.push(run);
-      run = [];
-    } else run.push([t, v]);
-  });
-  if (run.length > 0) out.push(run);
-  return out;
-}
 
 function renderChart(r: ExperimentReport, ids: readonly string[]): string {
   const { timeline, convergence: conv } = r;
@@ -271,7 +212,7 @@ function address(url: string): string {
 
 function nodesHtml(r: ExperimentReport, ids: readonly string[]): string {
   const broken = nodesWithViolations(r);
-  const perNode = (n: NodeSummary): number => r.checks.violations.filter((v) => v.node === n.id).length;
+  const perNode = (n: NodeSummary): number => allViolations(r).filter((v) => v.node === n.id).length;
   const rows = r.nodes.map((n) => {
     const dot = `<span class="dot" style="background:${colourOf(ids.indexOf(n.id))}"></span>`;
     const violations = broken.has(n.id) ? `<td class="bad">✗ ${perNode(n)}</td>` : '<td class="good">none</td>';
@@ -279,6 +220,17 @@ function nodesHtml(r: ExperimentReport, ids: readonly string[]): string {
     return `<tr><td>${dot}${esc(n.id)}</td><td>${esc(address(n.url))}</td><td class="num">${n.acked}</td><td class="num">${n.failed}</td><td class="num">${n.unknown}</td><td class="num">${final}</td>${violations}</tr>`;
   });
   return `<table><thead><tr><th>node</th><th>address</th><th>acked</th><th>failed</th><th>unknown</th><th>final count</th><th>violations</th></tr></thead><tbody>${rows.join('')}</tbody></table>`;
+}
+
+function closedRangesHtml(r: ExperimentReport): string {
+  const c = r.continuous;
+  if (c === undefined) return '';
+  const settled = c.settledMs === null ? 'did not agree after the load stopped' : `agreed ${c.settledMs} ms after the load stopped`;
+  const items = c.ranges.map((range) => `<li class="${range.agreedAtMs !== null && range.violations.length === 0 ? 'good' : 'bad'}">${esc(closedRangeText(range))}</li>`);
+  return (
+    `<h2>Closed ranges, judged with the load running</h2><p class="note">The load went on through the heal and ${(c.tailMs / 1000).toFixed(1)} s past convergence. ` +
+    `A range of whole seconds is closed once every hit sent before its end has been answered.</p><ul class="ranges">${items.join('')}<li>Lifetime and checked window: ${esc(settled)}</li></ul>`
+  );
 }
 
 function violationsHtml(violations: readonly Violation[]): string {
@@ -294,41 +246,3 @@ function violationsHtml(violations: readonly Violation[]): string {
     `<tbody>${rows.join('')}</tbody></table>${more > 0 ? `<p class="note">… and ${more} more not shown.</p>` : ''}`
   );
 }
-
-const CSS = `
-body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #222; max-width: 1000px; margin: 24px auto; padding: 0 16px; }
-h1 { margin: 0 0 4px; font-size: 24px; }
-h2 { margin: 28px 0 8px; font-size: 17px; }
-.desc { margin: 0 0 12px; color: #444; }
-.verdict { padding: 10px 14px; border-radius: 6px; font-size: 16px; color: #fff; }
-.verdict strong { font-size: 20px; margin-right: 8px; }
-.verdict.pass { background: #1e8e3e; }
-.verdict.fail { background: #c5221f; }
-.settings { display: flex; flex-wrap: wrap; gap: 6px 24px; margin: 14px 0; }
-.settings dt { color: #666; font-size: 12px; }
-.settings dd { margin: 0; font-weight: 600; }
-.chart { width: 100%; height: auto; font-size: 11px; }
-.chart text { fill: #333; }
-.chart .axis { stroke: #333; }
-.chart .grid { stroke: #e4e4e4; }
-.chart .fault rect { fill: #f4a300; fill-opacity: 0.14; }
-.chart .fault text { fill: #8a5a00; font-weight: 600; }
-.chart .event line { stroke: #888; stroke-width: 0.8; }
-.chart .event text { fill: #555; font-size: 10px; }
-.chart .marker line { stroke: #111; stroke-width: 1.2; }
-.chart .marker text { font-weight: 600; }
-.chart .window path { fill: none; stroke: #555; }
-.chart .acked-label { font-weight: 600; }
-.legend, .faults { list-style: none; padding: 0; display: flex; flex-wrap: wrap; gap: 4px 18px; margin: 6px 0; }
-.legend li { display: flex; align-items: center; gap: 4px; }
-.faults { color: #555; font-size: 13px; }
-.results { padding-left: 18px; }
-.note { color: #555; }
-table { border-collapse: collapse; margin: 6px 0; }
-th, td { padding: 4px 10px; border-bottom: 1px solid #e4e4e4; text-align: left; }
-th { font-size: 12px; color: #555; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
-td.bad { color: #c5221f; font-weight: 600; }
-td.good { color: #1e8e3e; }
-.dot { display: inline-block; width: 10px; height: 10px; border-radius: 50%; margin-right: 6px; }
-`;

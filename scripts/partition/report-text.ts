@@ -2,14 +2,14 @@
  * The terminal summary of a partition-experiment report: plain text, no colours, so it reads the
  * same in a terminal, a CI log or a file. Drawn from the report alone (see report.ts).
  */
-import type { ExperimentReport, NodeSummary, Violation, ViolationKind } from './report.ts';
+import type { ClosedRangeResult, ExperimentReport, NodeSummary, Violation, ViolationKind } from './report.ts';
 
 /** Violations listed one per line; the rest are only counted. */
 const MAX_VIOLATION_LINES = 10;
 
 export function renderReportText(report: ExperimentReport): string {
   const { hits, checks } = report;
-  const violations = checks.violations;
+  const violations = allViolations(report);
   const lines = [
     `hitmesh · ${report.experiment}: ${report.description}`,
     settingsLine(report),
@@ -18,7 +18,8 @@ export function renderReportText(report: ExperimentReport): string {
     '',
     `hits: ${hits.sent} sent, ${hits.acked} acked, ${hits.failed} failed, ${hits.unknown} unknown`,
     `convergence: ${convergenceText(report)}`,
-    `checks: ${checks.total} (node, key, window) checked, ${plural(violations.length, 'violation')}`,
+    ...continuousLines(report),
+    `checks: ${checks.total} (node, key, window) checked${report.continuous === undefined ? '' : ` after the load stopped, ${plural(report.continuous.ranges.length, 'closed range')} while it ran`}, ${plural(violations.length, 'violation')}`,
     ...violations.slice(0, MAX_VIOLATION_LINES).map((v) => `  ${violationText(v)}`),
   ];
   if (violations.length > MAX_VIOLATION_LINES) lines.push(`  … and ${violations.length - MAX_VIOLATION_LINES} more`);
@@ -33,7 +34,8 @@ export function renderReportText(report: ExperimentReport): string {
 export function verdictLine(report: ExperimentReport): string {
   const { convergence } = report;
   if (report.ok) {
-    return `PASS: no acknowledged hit lost, none counted twice, converged in ${convergence.ms ?? '?'} ms after the heal`;
+    const how = report.continuous === undefined ? '' : ' (on a closed range, the load still running)';
+    return `PASS: no acknowledged hit lost, none counted twice, converged in ${convergence.ms ?? '?'} ms after the heal${how}`;
   }
   const broke: string[] = [];
   const lost = countKind(report, 'lost');
@@ -42,7 +44,12 @@ export function verdictLine(report: ExperimentReport): string {
   if (lost > 0) broke.push(`acknowledged hits lost (${plural(lost, 'check')})`);
   if (twice > 0) broke.push(`hits counted twice (${plural(twice, 'check')})`);
   if (silent > 0) broke.push(`no answer (${plural(silent, 'check')})`);
+  const missing = countKind(report, 'missing');
+  if (missing > 0) broke.push(`hits missing from closed ranges the nodes never agreed on (${plural(missing, 'check')})`);
   if (!convergence.converged) broke.push(`did not converge within ${report.settings.convergeLimitS} s after the heal`);
+  const unsettled = report.continuous?.ranges.filter((r) => r.agreedAtMs === null).length ?? 0;
+  if (unsettled > 0) broke.push(`nodes did not agree on ${plural(unsettled, 'closed range')}`);
+  if (report.continuous !== undefined && report.continuous.settledMs === null) broke.push('counts did not agree after the load stopped');
   // ok=false with nothing above is an inconsistent report; say so rather than print an empty reason.
   if (broke.length === 0) broke.push('marked failed, but no violation or convergence failure is recorded');
   return `FAIL: ${broke.join('; ')}`;
@@ -50,15 +57,29 @@ export function verdictLine(report: ExperimentReport): string {
 
 /** Node ids that broke at least one guarantee. */
 export function nodesWithViolations(report: ExperimentReport): ReadonlySet<string> {
-  return new Set(report.checks.violations.map((v) => v.node));
+  return new Set(allViolations(report).map((v) => v.node));
+}
+
+/** The final checks' violations, then those of the closed ranges judged while the load ran. */
+export function allViolations(report: ExperimentReport): readonly Violation[] {
+  return [...report.checks.violations, ...(report.continuous?.ranges.flatMap((r) => r.violations) ?? [])];
+}
+
+/** One closed range: where it lies (seconds since the load start) and how it went. */
+export function closedRangeText(r: ClosedRangeResult): string {
+  const s = (ms: number): string => (ms / 1000).toFixed(1);
+  const agreed = r.agreedAtMs === null ? 'never agreed' : `agreed ${Math.max(0, r.agreedAtMs - r.closedAtMs)} ms after it closed at ${s(r.closedAtMs)} s`;
+  return `${r.label} [${s(r.fromMs)}, ${s(r.toMs)}) s: ${agreed}, ${plural(r.violations.length, 'violation')}`;
 }
 
 export function convergenceText(report: ExperimentReport): string {
   const { convergence, settings } = report;
   const healS = (convergence.healAtMs / 1000).toFixed(1);
+  const range = report.continuous?.convergeRange;
+  const on = range === undefined ? '' : ` (every node agreeing on the closed range [${(range.fromMs / 1000).toFixed(1)}, ${(range.toMs / 1000).toFixed(1)}) s, load running)`;
   return convergence.converged && convergence.ms !== null
-    ? `converged ${convergence.ms} ms after the heal at ${healS} s`
-    : `did not converge within ${settings.convergeLimitS} s after the heal at ${healS} s`;
+    ? `converged ${convergence.ms} ms after the heal at ${healS} s${on}`
+    : `did not converge within ${settings.convergeLimitS} s after the heal at ${healS} s${on}`;
 }
 
 export function plural(n: number, word: string): string {
@@ -69,8 +90,19 @@ function settingsLine(report: ExperimentReport): string {
   const s = report.settings;
   return (
     `started ${report.startedAt}: ${s.nodes} nodes, ${s.durationS} s at ${s.rate} hits/s over ${s.keys} keys, ` +
-    `seed ${s.seed}, cut mode ${s.cutMode}`
+    `seed ${s.seed}, cut mode ${s.cutMode}${s.continuous ? ', continuous load' : ''}`
   );
+}
+
+function continuousLines(report: ExperimentReport): string[] {
+  const c = report.continuous;
+  if (c === undefined) return [];
+  const settled = c.settledMs === null ? 'did not agree after the load stopped' : `every node agreed ${c.settledMs} ms after the load stopped at ${(report.loadEndMs / 1000).toFixed(1)} s`;
+  return [
+    `load: continuous through the heal and ${(c.tailMs / 1000).toFixed(1)} s past convergence; closed ranges judged while it ran:`,
+    ...c.ranges.map((r) => `  ${closedRangeText(r)}`),
+    `lifetime and checked window: ${settled}`,
+  ];
 }
 
 /** Node id left-aligned, figures right-aligned, so every row has the same length. */
@@ -98,5 +130,5 @@ function violationText(v: Violation): string {
 }
 
 function countKind(report: ExperimentReport, kind: ViolationKind): number {
-  return report.checks.violations.filter((v) => v.kind === kind).length;
+  return allViolations(report).filter((v) => v.kind === kind).length;
 }

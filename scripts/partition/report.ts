@@ -24,6 +24,8 @@ export interface ExperimentSettings {
   readonly cutMode: CutMode;
   /** How long to wait for convergence after the heal before calling it a failure. */
   readonly convergeLimitS: number;
+  /** The load goes on through the heal and after it; convergence is judged on closed time ranges. */
+  readonly continuous: boolean;
 }
 
 /** A fault that lasts: drawn as a shaded span. */
@@ -74,14 +76,18 @@ export interface CheckedWindow {
   readonly toMs: number;
 }
 
-export type ViolationKind = 'lost' | 'double-counted' | 'no-answer';
+/**
+ * `missing`: below the acked bound on a closed range the nodes never agreed on while the load ran: those hits had
+ * not arrived (a convergence failure, not yet a loss; the final checks after the stop say whether they ever came).
+ */
+export type ViolationKind = 'lost' | 'double-counted' | 'no-answer' | 'missing';
 
-/** One (node, key, window) whose count is outside [acked, acked + unknown]. */
+/** One (node, key, window) whose count is outside [acked, acked + unknown]. `closed`: a closed range read while the load ran (see `continuous`). */
 export interface Violation {
   readonly kind: ViolationKind;
   readonly node: string;
   readonly key: string;
-  readonly window: 'all' | 'window';
+  readonly window: 'all' | 'window' | 'closed';
   readonly count: number | null;
   readonly acked: number;
   readonly unknown: number;
@@ -92,6 +98,34 @@ export interface Convergence {
   /** From the heal until every node answered the same count for every key; null if it never did within the limit. */
   readonly ms: number | null;
   readonly healAtMs: number;
+}
+
+/** One closed range [epochFromMs, epochToMs) of whole seconds, read from every node while the load ran. */
+export interface ClosedRangeResult {
+  readonly label: string;
+  readonly epochFromMs: number;
+  readonly epochToMs: number;
+  /** The same, as offsets from the load start. */
+  readonly fromMs: number;
+  readonly toMs: number;
+  /** When every hit that can fall in it had been answered (it was first read then). */
+  readonly closedAtMs: number;
+  /** When every node first answered the same count for every key; null if they did not within the limit. */
+  readonly agreedAtMs: number | null;
+  /** Counts outside the ledger's bounds in the last answers read. */
+  readonly violations: readonly Violation[];
+}
+
+/** What a `--continuous` run checked besides the usual final checks. */
+export interface ContinuousChecks {
+  /** The closed range convergence is measured on: [fault start, heal second + 1 s). */
+  readonly convergeRange: CheckedWindow;
+  /** The load went on this long after convergence before it stopped. */
+  readonly tailMs: number;
+  /** Closed ranges judged while the load ran: agreement and bounds. */
+  readonly ranges: readonly ClosedRangeResult[];
+  /** From the load stop until every node answered the same lifetime counts and the same over `window`; null if not within the limit. */
+  readonly settledMs: number | null;
 }
 
 export interface ExperimentReport {
@@ -106,16 +140,18 @@ export interface ExperimentReport {
   readonly hits: { readonly sent: number; readonly acked: number; readonly failed: number; readonly unknown: number };
   readonly faults: readonly FaultSpan[];
   readonly events: readonly TimelineEvent[];
-  /** When the load stopped (it stops at the heal). */
+  /** When the load stopped (at the heal, or after the tail with --continuous). */
   readonly loadEndMs: number;
   readonly convergence: Convergence;
   readonly window: CheckedWindow;
   readonly timeline: Timeline;
+  /** Present when the load ran through the heal (--continuous). */
+  readonly continuous?: ContinuousChecks;
   readonly checks: {
     /** (node, key, window) triples checked. */
     readonly total: number;
     readonly violations: readonly Violation[];
   };
-  /** No hit lost, none double counted, converged. */
+  /** No hit lost, none double counted, converged (with --continuous: on every closed range too). */
   readonly ok: boolean;
 }

@@ -1,22 +1,29 @@
 /**
  * Runs one experiment end to end: a proxied local cluster, steady load on
- * every node, the experiment's faults after a warm-up, the heal (the load
- * stops there, so "converged" has one meaning: every node answers the same
- * count for every key), the time to converge, and the guarantee check of
- * every node's counts against every recorded hit.
+ * every node, the experiment's faults after a warm-up, the heal, the time to
+ * converge, and the guarantee check of every node's counts against every
+ * recorded hit. By default the load stops at the heal, so "converged" has one
+ * meaning: every node answers the same count for every key. With
+ * `continuous` it goes on through the heal and convergence is judged on
+ * closed time ranges (continuous.ts).
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { mulberry32 } from '../../gossip/random.ts';
-import { allAgree, readCounts, sumCounts } from './count-reader.ts';
+import { checkedRange, closedHorizon } from './closed-ranges.ts';
+import { continuousHeld, finishContinuous, type ContinuousOutcome } from './continuous.ts';
+import { readCounts, sumCounts } from './count-reader.ts';
 import { checkCounts } from './count-check.ts';
 import type { Experiment, FaultContext, SpanHandle } from './experiments.ts';
 import { HitLedger } from './hit-ledger.ts';
 import { HitLoad } from './hit-load.ts';
 import { ProxiedCluster } from './proxied-cluster.ts';
+import { awaitAgreement, type RangeProbe } from './range-convergence.ts';
+import { waitReplicated } from './replication-wait.ts';
 import type { ExperimentReport, ExperimentSettings, FaultSpan, TimelineEvent } from './report.ts';
 import { shuffled } from './seeded.ts';
+import { sleep } from './timing.ts';
 
 export interface RunOptions {
   /** One line about how it is going, about once a second. */
@@ -30,7 +37,6 @@ export interface RunOptions {
 }
 
 const SAMPLE_EVERY_MS = 250;
-const CONVERGE_POLL_MS = 20;
 /** The timeline goes on this long after convergence, so the chart shows the lines settled. */
 const TAIL_MS = 1_000;
 
@@ -140,29 +146,36 @@ export async function runExperiment(experiment: Experiment, settings: Experiment
     cluster.healAll();
     const healAtMs = now();
     for (const span of faults) span.toMs ??= healAtMs;
-    await load.stop();
-    const loadEndMs = now();
-    const epochHeal = Date.now();
-
-    // Converged: every node answers, and all answer the same for every key (nothing is being written any more).
-    let convergedMs: number | null = null;
-    const limit = healAtMs + settings.convergeLimitS * 1000;
-    while (now() < limit) {
-      const answers = await Promise.all(cluster.nodes.map((n) => readCounts(n.url, keys)));
-      if (allAgree(answers, keys)) {
-        convergedMs = now() - healAtMs;
-        break;
-      }
-      await sleep(CONVERGE_POLL_MS, options.signal);
+    const probe: RangeProbe = {
+      nodes: cluster.nodes,
+      keys,
+      ledger,
+      horizon: () => closedHorizon(load.oldestInFlightSentAt(), Date.now()),
+      now,
+      epoch0,
+      ...(options.signal === undefined ? {} : { signal: options.signal }),
+    };
+    const limitMs = settings.convergeLimitS * 1000;
+    let convergedMs: number | null;
+    let loadEndMs: number;
+    let continuous: ContinuousOutcome | undefined;
+    if (settings.continuous) {
+      continuous = await finishContinuous({ probe, faultAtMs, healAtMs, limitMs, stopLoad: () => load.stop(), until: sleepUntil });
+      ({ convergedMs, loadEndMs } = continuous);
+    } else {
+      await load.stop();
+      loadEndMs = now();
+      // Converged: every node answers, and all answer the same for every key (nothing is being written any more).
+      const agreedAt = await awaitAgreement(probe, [undefined], healAtMs + limitMs);
+      convergedMs = agreedAt === null ? null : agreedAt - healAtMs;
     }
     await sleepUntil(now() + TAIL_MS);
     sampling = false;
     await sampler;
     clearInterval(ticker);
 
-    // The window checked besides the lifetime: whole seconds around the fault phase.
-    const epochFromMs = Math.floor((epoch0 + faultAtMs) / 1000) * 1000;
-    const epochToMs = Math.max(epochFromMs + 1000, Math.ceil(epochHeal / 1000) * 1000);
+    // The window checked besides the lifetime: whole seconds from the faults to the load's end.
+    const { fromMs: epochFromMs, toMs: epochToMs } = checkedRange(epoch0, faultAtMs, loadEndMs);
     const all = new Map<string, Map<string, number> | undefined>();
     const windowed = new Map<string, Map<string, number> | undefined>();
     for (const node of cluster.nodes) {
@@ -188,8 +201,9 @@ export async function runExperiment(experiment: Experiment, settings: Experiment
       convergence: { converged, ms: convergedMs, healAtMs },
       window: { epochFromMs, epochToMs, fromMs: epochFromMs - epoch0, toMs: epochToMs - epoch0 },
       timeline,
+      ...(continuous === undefined ? {} : { continuous: continuous.checks }),
       checks,
-      ok: converged && checks.violations.length === 0,
+      ok: converged && checks.violations.length === 0 && (continuous === undefined || continuousHeld(continuous.checks)),
     };
   } finally {
     clearInterval(ticker);
@@ -203,49 +217,7 @@ export async function runExperiment(experiment: Experiment, settings: Experiment
   return report;
 }
 
-/** setTimeout as a promise that rejects when `signal` aborts. */
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted === true) return reject(signal.reason as Error);
-    const onAbort = (): void => {
-      clearTimeout(timer);
-      reject(signal?.reason as Error);
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
-}
-
 const group = (ids: readonly string[]): string => `{${[...ids].sort().join(',')}}`;
-
-/** Until every other node's version vector covers `id`'s own last sequence number. */
-async function waitReplicated(cluster: ProxiedCluster, id: string, timeoutMs: number): Promise<void> {
-  const victim = await clusterView(cluster.node(id).url);
-  if (victim === undefined) throw new Error(`${id} does not answer /cluster`);
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const views = await Promise.all(cluster.nodes.filter((n) => n.id !== id).map((n) => clusterView(n.url)));
-    if (views.every((v) => (v?.node.vv[victim.node.origin]?.[0] ?? 0) >= victim.node.seq)) return;
-    if (Date.now() > deadline) throw new Error(`${id}'s hits did not reach every other node within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
-interface ClusterView {
-  readonly node: { readonly origin: string; readonly seq: number; readonly vv: Readonly<Record<string, readonly [number, number]>> };
-}
-
-async function clusterView(url: string): Promise<ClusterView | undefined> {
-  try {
-    const res = await fetch(`${url}/cluster`, { signal: AbortSignal.timeout(2_000) });
-    return (await res.json()) as ClusterView;
-  } catch {
-    return undefined;
-  }
-}
 
 function progressLine(
   name: string,

@@ -106,6 +106,44 @@ describe('npm run partition', () => {
     expect(report.nodes.filter((n) => n.id !== victim?.id).every((n) => n.failed === 0)).toBe(true);
   });
 
+  it('split --continuous: the load runs through the heal; every node agrees on the closed ranges while it runs, none out of bounds', async () => {
+    const run = await partition('split', '--continuous', '--nodes', '3', '--duration', '4', '--rate', '150', '--keys', '10', '--quiet');
+    expect(run.code, run.stderr).toBe(0);
+    const { json: report, html } = await reportFiles(run.out);
+    expectGuaranteesHeld(report);
+    expect(report.settings.continuous).toBe(true);
+    const continuous = report.continuous;
+    if (continuous === undefined) throw new Error('no continuous checks in the report');
+    const { healAtMs } = report.convergence;
+    // The load went on through the heal and the tail: hits were acknowledged well after the heal.
+    expect(report.loadEndMs).toBeGreaterThanOrEqual(healAtMs + (report.convergence.ms ?? 0) + continuous.tailMs);
+    const ackedAt = (ms: number): number => report.timeline.acked[report.timeline.atMs.findIndex((t) => t >= ms)] ?? 0;
+    expect(ackedAt(healAtMs + 2_000)).toBeGreaterThan(ackedAt(healAtMs) + 100);
+    // Convergence was measured on [fault start, heal second + 1 s), and only once that range was closed.
+    const fault = report.faults[0];
+    expect(continuous.convergeRange.fromMs).toBeLessThanOrEqual(fault?.fromMs ?? NaN);
+    expect(continuous.convergeRange.toMs).toBeGreaterThan(healAtMs);
+    expect(continuous.convergeRange.toMs).toBeLessThanOrEqual(healAtMs + 1_000);
+    expect(continuous.ranges).toHaveLength(3);
+    for (const range of continuous.ranges) {
+      expect(range.agreedAtMs, range.label).not.toBeNull();
+      expect(range.agreedAtMs ?? 0).toBeGreaterThanOrEqual(range.closedAtMs);
+      expect(range.closedAtMs).toBeGreaterThanOrEqual(range.toMs);
+      expect(range.violations).toEqual([]);
+    }
+    expect(healAtMs + (report.convergence.ms ?? NaN)).toBe(continuous.ranges[0]?.agreedAtMs);
+    // The later ranges run past the heal into the load that followed it.
+    expect(continuous.ranges[1]?.toMs).toBeGreaterThan(healAtMs + 2_000);
+    expect(continuous.ranges[2]?.fromMs).toBeLessThanOrEqual(0);
+    expect(continuous.settledMs).not.toBeNull();
+    // The cut still diverged the sides while it held.
+    const during = report.timeline.atMs.flatMap((t, i) => (fault !== undefined && t > fault.fromMs + 500 && t < fault.toMs ? [i] : []));
+    expect(during.some((i) => new Set(Object.values(report.timeline.counts).map((series) => series[i])).size > 1)).toBe(true);
+    expect(run.stdout).toContain(', continuous load');
+    expect(run.stdout).toContain('PASS: no acknowledged hit lost, none counted twice, converged in');
+    expect(html).toContain('continuous through the heal');
+  });
+
   it('refuses bad flags with exit 2 and one clear line', async () => {
     const run = await partition('bridge', '--nodes', '2');
     expect(run.code).toBe(2);

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { checkCounts, type NodeCounts } from '../../scripts/partition/count-check.ts';
 import { halves } from '../../scripts/partition/experiments.ts';
 import { HitLedger } from '../../scripts/partition/hit-ledger.ts';
-import { parsePartitionArgs, UsageError } from '../../scripts/partition/options.ts';
+import { parsePartitionArgs, UsageError, USAGE } from '../../scripts/partition/options.ts';
 
 const RANGE = { fromMs: 10_000, toMs: 20_000 };
 
@@ -127,13 +127,26 @@ describe('partition flags', () => {
     const options = parsePartitionArgs(['split']);
     if (options === 'help') throw new Error('expected options');
     expect(options.experiments.map((e) => e.name)).toEqual(['split']);
-    expect(options.settings).toEqual({ nodes: 3, durationS: 10, rate: 200, keys: 20, seed: 1, cutMode: 'cut', convergeLimitS: 30 });
+    expect(options.settings).toEqual({ nodes: 3, durationS: 10, rate: 200, keys: 20, seed: 1, cutMode: 'cut', convergeLimitS: 30, continuous: false });
     expect(options.out).toBe('reports');
     const all = parsePartitionArgs(['all', '--nodes', '5', '--mode', 'blackhole']);
     if (all === 'help') throw new Error('expected options');
     expect(all.experiments.map((e) => e.name)).toEqual(['split', 'isolate', 'bridge', 'flap', 'slow', 'crash', 'wipe', 'chaos']);
     expect(all.settings.cutMode).toBe('blackhole');
     expect(parsePartitionArgs(['--help'])).toBe('help');
+  });
+
+  it('--continuous keeps the load going through the heal, for any experiment, and is off by default', () => {
+    for (const name of ['split', 'crash', 'all']) {
+      const options = parsePartitionArgs([name, '--continuous']);
+      if (options === 'help') throw new Error('expected options');
+      expect(options.settings.continuous).toBe(true);
+    }
+    const plain = parsePartitionArgs(['split', '--duration', '4']);
+    if (plain === 'help') throw new Error('expected options');
+    expect(plain.settings.continuous).toBe(false);
+    expect(USAGE).toMatch(/--continuous\s+keep the load going through the heal/);
+    expect(() => parsePartitionArgs(['split', '--continuous=yes'])).toThrow(UsageError);
   });
 
   it.each([

@@ -4,7 +4,7 @@
  * series per node, everything escaped, no NaN from degenerate timelines.
  */
 import { describe, expect, it } from 'vitest';
-import type { ExperimentReport, Timeline, Violation } from '../../scripts/partition/report.ts';
+import type { ClosedRangeResult, ExperimentReport, Timeline, Violation } from '../../scripts/partition/report.ts';
 import { renderReportHtml } from '../../scripts/partition/report-html.ts';
 import { renderReportText } from '../../scripts/partition/report-text.ts';
 
@@ -31,7 +31,7 @@ function makeReport(over: Partial<Mutable<ExperimentReport>> = {}): ExperimentRe
     version: 1,
     experiment: 'split',
     description: 'Cut c3 off from c1 & c2 for 10 s, then heal.',
-    settings: { nodes: 3, durationS: 20, rate: 100, keys: 20, seed: 7, cutMode: 'blackhole', convergeLimitS: 30 },
+    settings: { nodes: 3, durationS: 20, rate: 100, keys: 20, seed: 7, cutMode: 'blackhole', convergeLimitS: 30, continuous: false },
     startedAt: '2025-01-02T03:04:05.000Z',
     nodes: [
       { id: 'c1', url: 'http://127.0.0.1:7001', acked: 700, failed: 0, unknown: 1, finalCount: 2000 },
@@ -284,5 +284,71 @@ describe('renderReportText', () => {
     const text = renderReportText(makeReport({ checks: { total: 1, violations: [violation({ key: 'a\nb\u001b[31m' })] } }));
     expect(text).toContain('key "a\\nb\\u001b[31m"');
     expect(text).not.toContain('\u001b');
+  });
+});
+
+describe('a --continuous report', () => {
+  const closed = (over: Partial<ClosedRangeResult> = {}): ClosedRangeResult => ({
+    label: 'fault start → heal second + 1 s',
+    epochFromMs: 1_735_787_055_000,
+    epochToMs: 1_735_787_066_000,
+    fromMs: 10_000,
+    toMs: 21_000,
+    closedAtMs: 21_050,
+    agreedAtMs: 21_234,
+    violations: [],
+    ...over,
+  });
+  const continuous = (over: Partial<ExperimentReport> = {}): ExperimentReport =>
+    passing({
+      settings: { ...makeReport().settings, continuous: true },
+      convergence: { converged: true, ms: 1234, healAtMs: 20_000 },
+      continuous: {
+        convergeRange: { epochFromMs: 1_735_787_055_000, epochToMs: 1_735_787_066_000, fromMs: 10_000, toMs: 21_000 },
+        tailMs: 3_000,
+        ranges: [closed(), closed({ label: 'load start → last closed second', fromMs: -500, toMs: 24_000, closedAtMs: 24_100, agreedAtMs: 24_103 })],
+        settledMs: 40,
+      },
+      ...over,
+    });
+
+  it('says the load was continuous and lists each closed range, in the text and on the page', () => {
+    const text = renderReportText(continuous());
+    expect(text).toContain(', continuous load');
+    expect(text).toContain('convergence: converged 1234 ms after the heal at 20.0 s (every node agreeing on the closed range [10.0, 21.0) s, load running)');
+    expect(text).toContain('  fault start → heal second + 1 s [10.0, 21.0) s: agreed 184 ms after it closed at 21.1 s, 0 violations');
+    expect(text).toContain('  load start → last closed second [-0.5, 24.0) s: agreed 3 ms after it closed at 24.1 s, 0 violations');
+    expect(text).toContain('lifetime and checked window: every node agreed 40 ms after the load stopped');
+    expect(text.trimEnd().split('\n').at(-1)).toBe('PASS: no acknowledged hit lost, none counted twice, converged in 1234 ms after the heal (on a closed range, the load still running)');
+    const html = renderReportHtml(continuous());
+    expect(html).toContain('<dt>load</dt><dd>continuous through the heal</dd>');
+    expect(html).toContain('Closed ranges, judged with the load running');
+    expect(html.match(/<li class="good">/g)).toHaveLength(2);
+  });
+
+  it('a plain report says the load stopped at the heal and lists no closed range', () => {
+    const text = renderReportText(passing());
+    expect(text).not.toContain('continuous');
+    expect(text).not.toContain('closed range');
+    const html = renderReportHtml(passing());
+    expect(html).toContain('<dt>load</dt><dd>stops at the heal</dd>');
+    expect(html).not.toContain('Closed ranges');
+  });
+
+  it('a range the nodes never agreed on fails the verdict; its violations are listed with the others', () => {
+    const missing = violation({ kind: 'missing', window: 'closed', node: 'c2', count: 40 });
+    const report = continuous({ ok: false, continuous: { ...(continuous().continuous as NonNullable<ExperimentReport['continuous']>), ranges: [closed({ agreedAtMs: null, violations: [missing] })], settledMs: null } });
+    const text = renderReportText(report);
+    const verdict = text.trimEnd().split('\n').at(-1) ?? '';
+    expect(verdict).toContain('hits missing from closed ranges the nodes never agreed on (1 check)');
+    expect(verdict).toContain('nodes did not agree on 1 closed range');
+    expect(verdict).toContain('counts did not agree after the load stopped');
+    expect(text).toContain('never agreed, 1 violation');
+    expect(text).toMatch(/missing {8}c2 {2}key .* window closed count 40/);
+    const html = renderReportHtml(report);
+    expect(html).toContain('<li class="bad">');
+    expect(html).toContain('<td>missing</td><td>c2</td>');
+    // The node table marks c2 as having broken a guarantee.
+    expect(html).toMatch(/c2<\/td><td>127\.0\.0\.1:7002<\/td>.*?<td class="bad">/);
   });
 });
