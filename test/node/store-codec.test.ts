@@ -109,7 +109,8 @@ describe('decodeSlot', () => {
       }),
       { numRuns: 3_000 },
     );
-    expect(decoded).toBeGreaterThan(50); // the success branch was exercised, not only the refusals
+    // The success branch was exercised, not only the refusals (about 60 of 3,000 runs decode; 20 leaves room for the seed).
+    expect(decoded).toBeGreaterThan(20);
   });
 });
 
