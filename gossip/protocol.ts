@@ -233,7 +233,7 @@ export class GossipCore {
         this.stats.rejectedHandshakes++;
         out.push({ kind: 'close', conn: c.id, reason: 'handshake timed out', rejected: 'handshake' });
       } else if (silent >= this.config.downAfterMs) out.push({ kind: 'close', conn: c.id, reason: `nothing heard for ${silent} ms` });
-      else if (c.link?.flowStalled(now, this.config.downAfterMs) === true) out.push({ kind: 'close', conn: c.id, reason: 'delta bytes sent were never reported received: the stream lost data' });
+      else if (c.link?.flowStalled(now, 2 * this.config.syncIntervalMs) === true) out.push({ kind: 'close', conn: c.id, reason: 'delta bytes sent were never reported received: the stream lost data' });
       else if (c.phase === 'open' && now - c.lastSyncSent >= this.config.syncIntervalMs) out.push(this.syncFrame(c, now));
       if (c.phase === 'open' && now - c.flowReportedAt >= FLOW_REPORT_MS) this.reportFlow(c, now, out, 1);
     }
