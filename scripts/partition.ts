@@ -9,6 +9,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { displayPath } from './lib/display-path.ts';
 import { formatLogLine, linePrefix } from './lib/log-lines.ts';
+import { progressWriter } from './lib/progress-writer.ts';
 import { parsePartitionArgs, UsageError, USAGE, type PartitionOptions } from './partition/options.ts';
 import { renderReportHtml } from './partition/report-html.ts';
 import { renderReportText } from './partition/report-text.ts';
@@ -77,34 +78,5 @@ async function writeReport(dir: string, report: ExperimentReport): Promise<{ jso
   return { json: displayPath(`${base}.json`), html: displayPath(`${base}.html`) };
 }
 
-/** Progress on stderr: rewritten in place on a terminal, a line every few seconds otherwise. */
-function progressWriter(quiet: boolean): { update(line: string): void; line(text: string): void; done(): void } {
-  const tty = process.stderr.isTTY;
-  let shown = false;
-  let last = 0;
-  return {
-    update(line) {
-      if (quiet) return;
-      if (tty) {
-        const width = process.stderr.columns;
-        process.stderr.write(`\r\x1b[K${line.length > width ? `${line.slice(0, width - 1)}…` : line}`);
-        shown = true;
-      } else if (Date.now() - last >= 5_000) {
-        last = Date.now();
-        process.stderr.write(`${line}\n`);
-      }
-    },
-    line(text) {
-      if (quiet) return;
-      if (shown) process.stderr.write('\r\x1b[K');
-      shown = false;
-      process.stderr.write(`${text}\n`);
-    },
-    done() {
-      if (shown) process.stderr.write('\n');
-      shown = false;
-    },
-  };
-}
 
 process.exitCode = await main();

@@ -4,7 +4,7 @@
  * kill and cut first, so both come whatever the machine's speed), and the
  * JSON report it writes. The process group is stopped by its PID whatever
  * happens. Memory flatness is judged and reported, but not required: 40 s
- * is mostly warm-up (see scripts/soak/README-SECTION.md).
+ * is mostly warm-up (see README, "Soak").
  */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
