@@ -195,14 +195,31 @@ export class ReplicaState {
     return changed | COUNT_RAISED;
   }
 
-  /** One key's buckets of one origin that end after `at` (and its lifetime): what a checkpoint writes for a key gossip changed. */
-  *bucketsAfter(origin: ReplicaId, key: string, at: number): IterableIterator<[Tier, number, number]> {
+  /**
+   * One key's buckets of one origin, per timed tier those starting in
+   * [spans[2t], spans[2t+1]], and its lifetime: what a checkpoint writes for a
+   * key gossip changed. Steps through the bucket starts in range, or through
+   * the buckets held when there are fewer: a hot key holds hours of seconds,
+   * and a push changed one.
+   */
+  *bucketsIn(origin: ReplicaId, key: string, spans: ArrayLike<number>): IterableIterator<[Tier, number, number]> {
     const entry = this.byKey.get(key)?.get(origin);
     if (entry === undefined) return;
-    for (const bucket of entry.entries()) {
-      const [tier, start] = bucket;
-      if (tier === Tier.lifetime || start + TIER_SIZE_MS[tier] > at) yield bucket;
+    for (const tier of TIMED_TIERS) {
+      const first = spans[2 * tier] ?? Number.POSITIVE_INFINITY;
+      const last = spans[2 * tier + 1] ?? Number.NEGATIVE_INFINITY;
+      if (!(first <= last)) continue;
+      const size = TIER_SIZE_MS[tier];
+      if ((last - first) / size + 1 <= (tier === Tier.second ? entry.seconds.size : entry.coarse.size)) {
+        for (let start = first; start <= last; start += size) {
+          const count = entry.get(tier, start);
+          if (count > 0) yield [tier, start, count];
+        }
+        continue;
+      }
+      for (const bucket of entry.entries()) if (bucket[0] === tier && bucket[1] >= first && bucket[1] <= last) yield bucket;
     }
+    if (entry.lifetime > 0) yield [Tier.lifetime, 0, entry.lifetime];
   }
 
   /** The last seq of `origin` that changed `key` (0: none held). */

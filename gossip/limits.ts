@@ -37,8 +37,8 @@ export const LIMITS = {
    * about a second long instead of growing without bound.
    */
   minFlowWindowBytes: 8 * 1024,
-  /** A receiver reports what it received once this much arrived since its last report (or 200 ms passed). */
-  flowReportBytes: 16 * 1024,
+  /** A receiver reports what it received once this much arrived since its last report (at most every 10 ms), or 50 ms passed: half the least window, so a sender never waits on a report. */
+  flowReportBytes: 4 * 1024,
   /** Rows a held (coalesced) push may grow to; past it the push is dropped and the peer repaired from its next sync. */
   maxHeldRows: 200_000,
   /** Rows waiting to be relayed, over all deltas; past it the oldest relays are dropped (anti-entropy carries them). */

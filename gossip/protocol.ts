@@ -15,7 +15,7 @@ import type { Tier } from '../crdt/tiers.ts';
 export type { ConnId } from './membership.ts';
 
 /** A receiver reports what arrived at least this often while delta bytes keep arriving. */
-const FLOW_REPORT_MS = 200;
+const FLOW_REPORT_MS = 50;
 
 /** What the core asks its transport to do. */
 export type Output =

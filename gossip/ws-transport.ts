@@ -34,7 +34,17 @@ const packr = new Packr({ useRecords: false, mapsAsObjects: true });
 interface Socket {
   readonly ws: WebSocket;
   peer: string;
+  /** Big frames (and what came after them) waiting for their own turn of the event loop, in order. */
+  readonly deferred: { data: RawData; isBinary: boolean }[];
 }
+
+/**
+ * A frame at least this big is applied in a turn of the event loop of its
+ * own: ws hands over every message of a read burst at once, and a burst of
+ * repair chunks applied back to back held the loop for most of a second.
+ * Small frames (pushes) go at once unless big ones are waiting before them.
+ */
+const OWN_TURN_BYTES = 16 * 1024;
 
 /**
  * Carries the gossip core over WebSockets: the /gossip endpoint on the node's
@@ -56,8 +66,7 @@ export class WsTransport {
     private readonly server: Server,
     private readonly options: TransportOptions,
   ) {
-    // One message per turn of the event loop: a burst of big repair frames must not be applied back to back in one turn.
-    this.wss = new WebSocketServer({ noServer: true, maxPayload: options.maxPayloadBytes, allowSynchronousEvents: false });
+    this.wss = new WebSocketServer({ noServer: true, maxPayload: options.maxPayloadBytes });
     core.backlog = (conn) => this.sockets.get(conn)?.ws.bufferedAmount ?? 0;
   }
 
@@ -119,7 +128,7 @@ export class WsTransport {
     }
     let ws: WebSocket;
     try {
-      ws = new WebSocket(`ws://${address}${GOSSIP_PATH}`, { maxPayload: this.options.maxPayloadBytes, handshakeTimeout: 2_000, allowSynchronousEvents: false });
+      ws = new WebSocket(`ws://${address}${GOSSIP_PATH}`, { maxPayload: this.options.maxPayloadBytes, handshakeTimeout: 2_000 });
     } catch (error) {
       this.options.events.fault?.(`dial ${address}`, error);
       this.core.dialFailed(address, this.options.now());
@@ -147,11 +156,16 @@ export class WsTransport {
   private adopt(ws: WebSocket, dialAddress: string | undefined, raw: Duplex | undefined): void {
     const conn = this.nextConn++;
     // Labelled by address until the peer proves who it is: a stranger must not pick metric labels.
-    const socket: Socket = { ws, peer: dialAddress ?? 'unauthenticated' };
+    const socket: Socket = { ws, peer: dialAddress ?? 'unauthenticated', deferred: [] };
     this.sockets.set(conn, socket);
     // Any bytes count as life: a big frame crawling over a slow link is not silence.
     raw?.on('data', () => this.core.heard(conn, this.options.now()));
-    ws.on('message', (data: RawData, isBinary: boolean) => this.guard('frame', conn, () => this.onFrame(conn, socket, data, isBinary)));
+    ws.on('message', (data: RawData, isBinary: boolean) => {
+      const bytes = Array.isArray(data) ? data.reduce((n, b) => n + b.length, 0) : data.byteLength;
+      if (socket.deferred.length === 0 && bytes < OWN_TURN_BYTES) return this.guard('frame', conn, () => this.onFrame(conn, socket, data, isBinary));
+      socket.deferred.push({ data, isBinary });
+      if (socket.deferred.length === 1) setImmediate(() => this.drainDeferred(conn, socket));
+    });
     ws.on('error', (error: Error & { code?: string }) => {
       // ws reports oversized and malformed WebSocket frames here, then closes.
       this.options.events.rejected?.('frame', error.code ?? error.message, socket.peer);
@@ -163,6 +177,15 @@ export class WsTransport {
     });
     this.options.events.connected?.(socket.peer, dialAddress !== undefined);
     this.perform(this.core.connected(conn, this.options.now(), dialAddress));
+  }
+
+  /** Apply the oldest deferred frame, and come back next turn for the rest. */
+  private drainDeferred(conn: ConnId, socket: Socket): void {
+    const next = socket.deferred[0];
+    if (next === undefined || this.stopped || !this.sockets.has(conn)) return;
+    this.guard('frame', conn, () => this.onFrame(conn, socket, next.data, next.isBinary));
+    socket.deferred.shift();
+    if (socket.deferred.length > 0) setImmediate(() => this.drainDeferred(conn, socket));
   }
 
   private onFrame(conn: ConnId, socket: Socket, data: RawData, isBinary: boolean): void {

@@ -119,8 +119,8 @@ function* allSlots(state: ReplicaState, origin: string, taken: DirtySet): Genera
   }
   for (const [other, keys] of taken.remote) {
     for (const [key, mark] of keys) {
-      // Every bucket that ends after the earliest instant changed: the changed slots and the few after them.
-      for (const [tier, start, count] of state.bucketsAfter(other, key, mark.since)) yield { origin: other, key, tier, start, count, seq: mark.seq };
+      // The changed slots, and the few between them in each tier.
+      for (const [tier, start, count] of state.bucketsIn(other, key, mark.spans)) yield { origin: other, key, tier, start, count, seq: mark.seq };
     }
   }
 }

@@ -1,12 +1,12 @@
-import { ALL_TIERS, bucketStart } from '../crdt/tiers.ts';
+import { ALL_TIERS, TIMED_TIERS, Tier, bucketStart } from '../crdt/tiers.ts';
 
 /**
  * What changed since the last checkpoint. Own slots: key → the second
  * buckets its hits fell in (one Map and one Set op per (key, second) of a
  * batch; the five tiers' slots are worked out at checkpoint time, a key at a
- * time). Other origins' slots: origin → key → the earliest instant a delta
- * changed (the last ms of the earliest-ending slot it raised) and the highest
- * seq it came with; the checkpoint writes that key's buckets that end after it. One small object a key, not a map of its
+ * time). Other origins' slots: origin → key → per tier the span of bucket
+ * starts gossip changed, and the highest seq it came with; the checkpoint
+ * writes that key's buckets in those spans (and its lifetime). One small object a key, not a map of its
  * slots: a repair of a million keys marks a million of them.
  */
 export class DirtySlots {
@@ -32,20 +32,24 @@ export class DirtySlots {
     }
   }
 
-  /** A slot of another origin changed by gossip (its count, or the seq it is known at); `last` is its last ms. */
-  markRemote(origin: string, key: string, last: number, seq: number): void {
+  /** A slot of another origin changed by gossip (its count, or the seq it is known at). */
+  markRemote(origin: string, key: string, tier: Tier, start: number, seq: number): void {
     let keys = this.remote.get(origin);
     if (keys === undefined) {
       keys = new Map();
       this.remote.set(origin, keys);
     }
-    const mark = keys.get(key);
+    let mark = keys.get(key);
     if (mark === undefined) {
-      keys.set(key, { since: last, seq });
+      mark = { spans: [Infinity, -Infinity, Infinity, -Infinity, Infinity, -Infinity, Infinity, -Infinity], seq };
+      keys.set(key, mark);
       this.count++;
-      return;
     }
-    if (last < mark.since) mark.since = last;
+    if (tier !== Tier.lifetime) {
+      const spans = mark.spans;
+      if (start < (spans[2 * tier] as number)) spans[2 * tier] = start;
+      if (start > (spans[2 * tier + 1] as number)) spans[2 * tier + 1] = start;
+    }
     if (seq > mark.seq) mark.seq = seq;
   }
 
@@ -62,7 +66,16 @@ export class DirtySlots {
   restore(taken: DirtySet): void {
     for (const [key, seconds] of taken.local) for (const second of seconds) this.mark(key, second);
     for (const [origin, keys] of taken.remote) {
-      for (const [key, mark] of keys) this.markRemote(origin, key, mark.since, mark.seq);
+      for (const [key, mark] of keys) {
+        this.markRemote(origin, key, Tier.lifetime, 0, mark.seq);
+        for (const tier of TIMED_TIERS) {
+          const [first, last] = [mark.spans[2 * tier] as number, mark.spans[2 * tier + 1] as number];
+          if (first <= last) {
+            this.markRemote(origin, key, tier, first, mark.seq);
+            this.markRemote(origin, key, tier, last, mark.seq);
+          }
+        }
+      }
     }
   }
 }
@@ -72,9 +85,9 @@ export interface DirtySet {
   readonly remote: ReadonlyMap<string, ReadonlyMap<string, Readonly<RemoteMark>>>;
 }
 
-/** The earliest bucket start changed and the highest seq, of one key of another origin. */
+/** Per timed tier [first, last] bucket start changed (empty: first > last), and the highest seq, of one key of another origin. */
 export interface RemoteMark {
-  since: number;
+  readonly spans: number[];
   seq: number;
 }
 

@@ -1,6 +1,6 @@
 import type { ReplicaState } from '../crdt/replica-state.ts';
 import type { Retention } from '../crdt/retention.ts';
-import { TIER_SIZE_MS, Tier, bucketStart } from '../crdt/tiers.ts';
+import { bucketStart } from '../crdt/tiers.ts';
 import { LIFETIME_PLAN, planWindow, type WindowPlan } from '../crdt/window-plan.ts';
 import type { VersionEntry, VersionVector } from '../gossip/messages.ts';
 import type { HitRow, LocalCommit, ReplicaView } from '../gossip/replica-view.ts';
@@ -105,7 +105,7 @@ export class Replica {
     this.lastStamp = lastAt;
     // Every remote change that raised a count or a key's seq is made durable at the next checkpoint.
     this.replicated = new ReplicatedState(identity.origin, state, (origin, key, tier, start, changedSeq) => {
-      if (origin !== this.identity_.origin) dirty.markRemote(origin, key, tier === Tier.lifetime ? Number.POSITIVE_INFINITY : start + TIER_SIZE_MS[tier] - 1, changedSeq);
+      if (origin !== this.identity_.origin) dirty.markRemote(origin, key, tier, start, changedSeq);
     });
     this.replicated.restore(vv);
     this.replicated.noteLocal(seq, lastAt);
