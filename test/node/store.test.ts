@@ -62,9 +62,13 @@ describe('LevelStore with fsync', () => {
   it('is off unless asked for', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'hitmesh-store-'));
     try {
-      expect(new LevelStore(dir).fsync).toBe(false);
-      expect(new LevelStore(dir, {}).fsync).toBe(false);
-      expect(new LevelStore(dir, { fsync: true }).fsync).toBe(true);
+      // Each in a directory of its own, closed again: a Level opens itself in the background once made.
+      const stores = [new LevelStore(join(dir, 'a')), new LevelStore(join(dir, 'b'), {}), new LevelStore(join(dir, 'c'), { fsync: true })];
+      expect(stores.map((store) => store.fsync)).toEqual([false, false, true]);
+      for (const store of stores) {
+        await store.open();
+        await store.close();
+      }
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
