@@ -126,7 +126,13 @@ function fakeNode(answer: (scope: 'all' | 'range') => Record<string, number>): P
 describe('HitLoad in flight', () => {
   it('knows the send time of the oldest request not yet answered, and nothing once all are', async () => {
     const held: http.ServerResponse[] = [];
-    const url = await serve((_req, res) => held.push(res));
+    let answering = false;
+    const answer = (res: http.ServerResponse) => res.end(JSON.stringify({ at: Date.now() }));
+    // A request sent just before stop() may reach the server after the held ones are answered: answer it at once.
+    const url = await serve((_req, res) => {
+      held.push(res);
+      if (answering) answer(res);
+    });
     const ledger = new HitLedger(['n1']);
     const load = new HitLoad({ targets: [{ id: 'n1', url }], keys: ['k'], rate: 100, random: () => 0, ledger });
     const before = Date.now();
@@ -138,7 +144,8 @@ describe('HitLoad in flight', () => {
     expect(oldest).toBeLessThanOrEqual(before + 100);
     expect(ledger.sent).toBe(0);
     const stopped = load.stop();
-    for (const res of held) res.end(JSON.stringify({ at: Date.now() }));
+    answering = true;
+    for (const res of held) answer(res);
     await stopped;
     expect(load.oldestInFlightSentAt()).toBeUndefined();
     expect(ledger.acked).toBe(held.length);
