@@ -1,7 +1,7 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { HitsRefusedError, ShuttingDownError } from '../node/replica.ts';
+import { HitWriteFailedError, HitsRefusedError, ShuttingDownError } from '../node/replica.ts';
 import { clusterRoutes } from './cluster.ts';
 import { countRoutes } from './counts.ts';
 import type { ApiDeps } from './deps.ts';
@@ -40,6 +40,8 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
 
   app.setErrorHandler((error: FastifyError | HttpError | Error, request, reply) => {
     if (error instanceof ShuttingDownError || error instanceof HitsRefusedError) return reply.code(503).send({ error: error.message });
+    // Not a refusal: the bytes may have reached the disk (see HitWriteFailedError); already logged by the replica.
+    if (error instanceof HitWriteFailedError) return reply.code(500).send({ error: error.message });
     const status = 'statusCode' in error && typeof error.statusCode === 'number' ? error.statusCode : 500;
     if (status >= 500) {
       request.log.error({ err: error, url: request.url }, 'request failed');

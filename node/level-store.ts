@@ -3,6 +3,7 @@ import type { Slot } from '../crdt/slot.ts';
 import type { TimedTier } from '../crdt/tiers.ts';
 import { decodeLogEntry } from './log-record.ts';
 import { LOG_RANGE, META_PREFIX, SLOT_RANGE, decodeSlot, logKey, padStart, slotKey, slotValue, tierPrefix } from './slot-codec.ts';
+import { recoveryProblems } from './leveldb-info-log.ts';
 import { StoreError, decodeOrReport, type CommitBatch, type LogRecord, type OnCorrupt, type Store } from './store.ts';
 
 export interface LevelStoreOptions {
@@ -18,6 +19,7 @@ export interface LevelStoreOptions {
  */
 export class LevelStore implements Store {
   readonly fsync: boolean;
+  recoveryProblems: readonly string[] = [];
   private readonly db: Level<string, string>;
 
   constructor(
@@ -35,6 +37,7 @@ export class LevelStore implements Store {
   async open(): Promise<void> {
     try {
       await this.db.open();
+      this.recoveryProblems = await recoveryProblems(this.location);
     } catch (error) {
       const cause = error instanceof Error && error.cause instanceof Error ? error.cause : undefined;
       const locked = (cause as { code?: string } | undefined)?.code === 'LEVEL_LOCKED';
@@ -83,6 +86,12 @@ export class LevelStore implements Store {
 
   async truncateLog(throughSeq: number): Promise<void> {
     await this.db.clear({ gte: LOG_RANGE.gte, lte: logKey(throughSeq) });
+  }
+
+  async dropLogAfter(seq: number): Promise<void> {
+    // A batch of deletes rather than clear(): it can be synced like a commit. There is at most one such record.
+    const keys = await this.db.keys({ gt: logKey(seq), lt: LOG_RANGE.lt }).all();
+    if (keys.length > 0) await this.db.batch(keys.map((key) => ({ type: 'del' as const, key })), { sync: this.fsync });
   }
 
   async *scanSlots(onCorrupt?: OnCorrupt): AsyncIterable<Slot> {

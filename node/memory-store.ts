@@ -14,19 +14,29 @@ function inRange(key: string, range: Range): boolean {
  * A Store in memory, for unit tests of the layers above the store. It keeps
  * the same raw keys and values as LevelDB and decodes them with the same
  * codec, so a scan skips and reports a bad record exactly as LevelStore does.
- * `failNext` makes the next commit fail; `plantRaw` plants a record as if a
- * disk or a peer had put it there.
+ * `failNext` makes the next write fail and `failWrites` every write until
+ * `heal`, tearing the log as LevelDB does (see `write`); `plantRaw` plants a
+ * record as if a disk or a peer had put it there.
  */
 export class MemoryStore implements Store {
   private readonly raw = new Map<string, string>();
   private open_ = false;
   failNext: Error | undefined;
+  private fault: { readonly error: Error; readonly written: boolean } | undefined;
+  /** The contents as of the first failed write since the last open: what the next open recovers. */
+  private tornAt: Map<string, string> | undefined;
 
   get isOpen(): boolean {
     return this.open_;
   }
 
   open(): Promise<void> {
+    if (this.tornAt !== undefined) {
+      // Recovery stops at the tear: what was written after it is lost.
+      this.raw.clear();
+      for (const [key, value] of this.tornAt) this.raw.set(key, value);
+      this.tornAt = undefined;
+    }
     this.open_ = true;
     return Promise.resolve();
   }
@@ -41,17 +51,42 @@ export class MemoryStore implements Store {
     return Promise.resolve(this.raw.get(META_PREFIX + name));
   }
 
-  async commit(batch: CommitBatch): Promise<void> {
+  commit(batch: CommitBatch): Promise<void> {
+    return this.write(() => {
+      for (const s of batch.slots) this.raw.set(slotKey(s.origin, s.tier, s.start, s.key), slotValue(s.count, s.seq));
+      for (const [name, value] of batch.meta) this.raw.set(META_PREFIX + name, value);
+      if (batch.log !== undefined) this.raw.set(logKey(batch.log.seq), batch.log.record);
+    });
+  }
+
+  /**
+   * Every write fails from now on, until `heal`; `written` makes a failing
+   * write reach the store all the same (an error after the bytes were out).
+   */
+  failWrites(error: Error, options: { written?: boolean } = {}): void {
+    this.fault = { error, written: options.written === true };
+  }
+
+  heal(): void {
+    this.fault = undefined;
+  }
+
+  /**
+   * One write, failing as LevelDB does: a failed write tears its log, and the
+   * next open recovers only what came before the tear, so writes that
+   * succeeded after it are gone again at the next open.
+   */
+  private async write(apply: () => void): Promise<void> {
     this.assertOpen();
     await Promise.resolve(); // a write is never synchronous
-    const failure = this.failNext;
+    const failure = this.failNext ?? this.fault?.error;
     if (failure !== undefined) {
       this.failNext = undefined;
+      if (this.fault?.written === true) apply();
+      this.tornAt ??= new Map(this.raw);
       throw failure;
     }
-    for (const s of batch.slots) this.raw.set(slotKey(s.origin, s.tier, s.start, s.key), slotValue(s.count, s.seq));
-    for (const [name, value] of batch.meta) this.raw.set(META_PREFIX + name, value);
-    if (batch.log !== undefined) this.raw.set(logKey(batch.log.seq), batch.log.record);
+    apply();
   }
 
   /** Put a raw db key and value in the slot or log range, open or not (tests only: it bypasses the codec). */
@@ -70,9 +105,13 @@ export class MemoryStore implements Store {
   }
 
   truncateLog(throughSeq: number): Promise<void> {
-    this.assertOpen();
-    this.deleteRange({ gte: LOG_RANGE.gte, lte: logKey(throughSeq) });
-    return Promise.resolve();
+    return this.write(() => this.deleteRange({ gte: LOG_RANGE.gte, lte: logKey(throughSeq) }));
+  }
+
+  dropLogAfter(seq: number): Promise<void> {
+    return this.write(() => {
+      for (const key of this.raw.keys()) if (key > logKey(seq) && inRange(key, LOG_RANGE)) this.raw.delete(key);
+    });
   }
 
   async *scanSlots(onCorrupt?: OnCorrupt): AsyncIterable<Slot> {
@@ -85,10 +124,8 @@ export class MemoryStore implements Store {
   }
 
   deleteBefore(origin: string, tier: TimedTier, start: number): Promise<void> {
-    this.assertOpen();
     const prefix = tierPrefix(origin, tier);
-    this.deleteRange({ gte: prefix, lt: prefix + padStart(start) });
-    return Promise.resolve();
+    return this.write(() => this.deleteRange({ gte: prefix, lt: prefix + padStart(start) }));
   }
 
   /**

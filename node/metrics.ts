@@ -136,6 +136,24 @@ export class NodeMetrics {
     registers: [this.registry],
   });
 
+  readonly storeFailed = new Gauge({
+    name: 'hitmesh_store_failed',
+    help: '1 from a failed store write until the store is reopened (hits are refused meanwhile), else 0.',
+    registers: [this.registry],
+  });
+
+  readonly storeReopens = new Counter({
+    name: 'hitmesh_store_reopens_total',
+    help: 'Times the store was closed and reopened on a fresh log after a failed write.',
+    registers: [this.registry],
+  });
+
+  readonly storeRecoveryProblems = new Counter({
+    name: 'hitmesh_store_recovery_problems_total',
+    help: 'Problems LevelDB\'s own recovery reported at an open (dropped or corrupt log records), also logged.',
+    registers: [this.registry],
+  });
+
   readonly incarnations = new Counter({
     name: 'hitmesh_incarnations_started_total',
     help: 'Times this node went on as a new incarnation while running (its clock went back, or peers held more of it than its store).',

@@ -16,7 +16,9 @@ import type { NodeMetrics } from './metrics.ts';
 import { loadReplica } from './replica-load.ts';
 import { RetentionClock } from './retention-clock.ts';
 import { RetentionGc } from './retention-gc.ts';
+import { FailStopStore } from './fail-stop-store.ts';
 import type { Store } from './store.ts';
+import { StoreRecovery, reportRecoveryProblems } from './store-recovery.ts';
 
 /** What a count covers: the last `ms`, an explicit [from, to), or everything. */
 export type CountRange =
@@ -40,6 +42,8 @@ export interface ReplicaOptions {
   readonly gcIntervalMs?: number;
   /** How often the write-ahead log is turned into slots. */
   readonly checkpointIntervalMs?: number;
+  /** The first wait before reopening a store whose write failed (doubled per failed try, at most 10 s); default 250 ms. */
+  readonly storeRetryMs?: number;
   /** A clock that goes back further than this makes the replica a new incarnation instead of stamping hits in the past's future. */
   readonly maxBackwardJumpMs?: number;
 }
@@ -49,9 +53,19 @@ export class ShuttingDownError extends Error {
   readonly code = 'HITMESH_SHUTTING_DOWN';
 }
 
-/** The replica takes no hits for now (clock skew, a new incarnation that failed); the message says why. */
+/** The replica takes no hits for now (clock skew, a new incarnation that failed, a failed store); the message says why. */
 export class HitsRefusedError extends Error {
   readonly code = 'HITMESH_HITS_REFUSED';
+}
+
+/**
+ * The store failed the write of this batch. Its hits are not counted here,
+ * but the bytes may have reached the disk: if the node is killed before it
+ * reopens its store (which drops such a record), they may count after the
+ * restart. So this is neither an acknowledgement nor a refusal (500).
+ */
+export class HitWriteFailedError extends Error {
+  readonly code = 'HITMESH_HIT_WRITE_FAILED';
 }
 
 /**
@@ -87,6 +101,11 @@ export class Replica {
   /** Why hits are refused right now (set by replication's clock guard), or undefined. */
   private refusal: (() => string | undefined) | undefined;
   private broken: string | undefined;
+  /** A new incarnation that could not be written because the store failed: written once it is reopened. */
+  private pendingRotation: string | undefined;
+  /** Every write goes through here: the first failed one stops the store until `recovery` has reopened it. */
+  private readonly store: FailStopStore;
+  private readonly recovery: StoreRecovery;
   /** The state with its version vector: what gossip reads and writes through `view`. */
   readonly replicated: ReplicatedState;
 
@@ -99,6 +118,14 @@ export class Replica {
     lastAt: number,
     vv: VersionVector,
   ) {
+    this.store = new FailStopStore(options.store);
+    this.recovery = new StoreRecovery({
+      store: this.store,
+      resync: () => this.resync(),
+      logger: options.logger,
+      metrics: options.metrics,
+      firstRetryMs: options.storeRetryMs,
+    });
     this.identity_ = identity;
     this.seq_ = seq;
     this.lastAt = lastAt;
@@ -112,7 +139,7 @@ export class Replica {
     this.retentionClock = new RetentionClock(options.clock);
     this.checkpointer = new Checkpointer({
       state,
-      store: options.store,
+      store: this.store,
       dirty,
       origin: () => this.identity_.origin,
       seq: () => this.seq_,
@@ -125,7 +152,7 @@ export class Replica {
     this.commits = new GroupCommit((pending) => this.writeBatch(pending));
     this.gc = new RetentionGc({
       state,
-      store: options.store,
+      store: this.store,
       retention: options.retention,
       clock: this.retentionClock,
       intervalMs: options.gcIntervalMs ?? 60_000,
@@ -150,6 +177,7 @@ export class Replica {
       metrics?.storeCorruptRecords.labels(record.kind).inc();
       logger.warn({ corrupt: record }, 'skipped a corrupt record in the store');
     }
+    reportRecoveryProblems(store.recoveryProblems ?? [], logger, metrics);
     const replica = new Replica(options, identity, state, dirty, seq, lastAt, vv);
     metrics?.keys.set(state.keyCount);
     logger.info({ origin: identity.origin, created, slots, replayed, corrupt: corrupt.length, keys: state.keyCount, seq }, created ? 'new replica created' : 'replica reopened');
@@ -169,12 +197,15 @@ export class Replica {
   }
 
   get isAccepting(): boolean {
-    return this.accepting && this.broken === undefined && this.options.store.isOpen;
+    // A store being reopened after a failure is not a closed one: readiness says why hits are refused.
+    return this.accepting && this.broken === undefined && (this.store.isOpen || this.recovery.reason !== undefined);
   }
 
   /** Why hits are not taken right now (held for start-up, clock, a failed incarnation), or undefined. */
   get notTakingHits(): string | undefined {
     if (this.broken !== undefined) return this.broken;
+    const storeFailure = this.recovery.reason;
+    if (storeFailure !== undefined) return storeFailure;
     if (this.hold !== undefined) return 'waiting to hear from peers what they hold of this node';
     if (this.rotating !== undefined) return 'starting a new incarnation';
     return this.refusal?.();
@@ -254,14 +285,20 @@ export class Replica {
   /** Stop taking hits, write what is pending and a last checkpoint, stop the background work and close the store. */
   async close(): Promise<void> {
     this.accepting = false;
+    await this.recovery.stop();
     await this.rotating?.catch(() => undefined);
     await this.commits.drain();
     await this.gc.stop();
     await this.checkpointer.stop();
-    if (this.options.store.isOpen) {
+    if (this.store.isOpen) {
       await this.checkpointer.run();
-      await this.options.store.close();
+      await this.store.close();
     }
+  }
+
+  /** Resolves once a store that failed a write is reopened and in step again (at once if none failed). */
+  storeSettled(): Promise<void> {
+    return this.recovery.settled();
   }
 
   /** Run retention now (tests; a timer does it otherwise). Returns the buckets dropped. */
@@ -301,36 +338,64 @@ export class Replica {
   }
 
   private async rotate(reason: string): Promise<void> {
-    const { store, logger, clock } = this.options;
-    const old = this.identity_;
     try {
-      await this.commits.drain();
-      await this.checkpointer.run();
-      if (this.checkpointer.failed) throw new Error('the last checkpoint of the old incarnation failed');
-      const identity = newIncarnation(old.id, clock.now());
-      const vv = { ...this.remoteVector(), [old.origin]: [this.seq_, this.lastAt] };
-      await store.commit({
-        slots: [],
-        meta: new Map([
-          [IDENTITY_META, JSON.stringify(identity)],
-          [SEQ_META, '0'],
-          [AT_META, '0'],
-          [VV_META, JSON.stringify(vv)],
-        ]),
-      });
-      this.identity_ = identity;
-      this.seq_ = 0;
-      this.lastAt = 0;
-      this.lastStamp = 0;
-      this.replicated.rotate(identity.origin);
-      this.replicated.noteLocal(0, 0);
-      logger.warn({ reason, was: old.origin, origin: identity.origin }, 'started a new incarnation');
-      this.options.metrics?.incarnations.inc();
-      for (const listener of this.rotationListeners) listener(identity, reason);
+      await this.writeNewIncarnation(reason);
     } catch (error) {
+      if (this.store.failure !== undefined) {
+        // Not broken for good: the store is being reopened, and the reopen writes the new incarnation before any hit.
+        this.pendingRotation = reason;
+        this.options.logger.error({ err: error, reason }, 'could not start a new incarnation: the store failed; it is written once the store is reopened');
+        return;
+      }
       this.broken = `could not start a new incarnation (${reason}): ${error instanceof Error ? error.message : String(error)}`;
-      logger.error({ err: error, reason }, 'could not start a new incarnation; refusing hits');
+      this.options.logger.error({ err: error, reason }, 'could not start a new incarnation; refusing hits');
     }
+  }
+
+  private async writeNewIncarnation(reason: string): Promise<void> {
+    const { logger, clock } = this.options;
+    const store = this.store;
+    const old = this.identity_;
+    await this.commits.drain();
+    await this.checkpointer.run();
+    if (this.checkpointer.failed) throw new Error('the last checkpoint of the old incarnation failed');
+    const identity = newIncarnation(old.id, clock.now());
+    const vv = { ...this.remoteVector(), [old.origin]: [this.seq_, this.lastAt] };
+    await store.commit({
+      slots: [],
+      meta: new Map([
+        [IDENTITY_META, JSON.stringify(identity)],
+        [SEQ_META, '0'],
+        [AT_META, '0'],
+        [VV_META, JSON.stringify(vv)],
+      ]),
+    });
+    this.identity_ = identity;
+    this.seq_ = 0;
+    this.lastAt = 0;
+    this.lastStamp = 0;
+    this.replicated.rotate(identity.origin);
+    this.replicated.noteLocal(0, 0);
+    this.pendingRotation = undefined;
+    logger.warn({ reason, was: old.origin, origin: identity.origin }, 'started a new incarnation');
+    this.options.metrics?.incarnations.inc();
+    for (const listener of this.rotationListeners) listener(identity, reason);
+  }
+
+  /**
+   * After a reopen, make the store hold what memory holds before any hit is
+   * taken: the batches under way are settled first (no new one starts: hits
+   * are refused), then the record of a batch whose write failed is dropped (it
+   * may have reached the disk and was never counted), the identity and a
+   * checkpoint are written, and a new incarnation the failure held up.
+   */
+  private async resync(): Promise<void> {
+    await this.commits.drain();
+    await this.store.dropLogAfter(this.seq_);
+    await this.store.commit({ slots: [], meta: new Map([[IDENTITY_META, JSON.stringify(this.identity_)]]) });
+    await this.checkpointer.run();
+    if (this.checkpointer.failed) throw new Error('the checkpoint after the reopen failed');
+    if (this.pendingRotation !== undefined) await this.writeNewIncarnation(this.pendingRotation);
   }
 
   /**
@@ -344,8 +409,8 @@ export class Replica {
     for (let tries = 0; ; tries++) {
       while (this.hold !== undefined || this.rotating !== undefined) await (this.hold ?? this.rotating);
       this.assertAccepting();
-      const refused = this.refusal?.();
-      if (refused !== undefined) throw new HitsRefusedError(refused);
+      const refused = this.recovery.reason ?? this.refusal?.();
+      if (refused !== undefined) throw new HitsRefusedError(`${refused}: the hit was not counted`);
       const now = this.options.clock.now();
       // Stamps follow seqs (anti-entropy relies on it): never behind an earlier one. A clock far behind them gets a
       // new incarnation, whose stamps start over, instead of every later hit pinned to that past future instant.
@@ -365,7 +430,7 @@ export class Replica {
   }
 
   private assertAccepting(): void {
-    if (!this.accepting || !this.options.store.isOpen) throw new ShuttingDownError('this node is shutting down and takes no hits');
+    if (!this.accepting || (!this.store.isOpen && this.recovery.reason === undefined)) throw new ShuttingDownError('this node is shutting down and takes no hits');
     if (this.broken !== undefined) throw new HitsRefusedError(this.broken);
   }
 
@@ -377,7 +442,8 @@ export class Replica {
 
   /** Write the batch as one log record, then make it visible: the callers are acknowledged after this. */
   private async writeBatch(pending: PendingHits): Promise<void> {
-    const { store, metrics } = this.options;
+    const { metrics } = this.options;
+    const store = this.store;
     const origin = this.identity_.origin;
     const seq = this.seq_ + 1;
     const stopTimer = metrics?.storeWriteSeconds.startTimer();
@@ -385,8 +451,11 @@ export class Replica {
       await store.commit({ slots: [], meta: NO_META, log: { seq, record: encodeLogRecord(pending) } });
     } catch (error) {
       metrics?.storeWriteErrors.inc();
-      this.options.logger.error({ err: error, hits: pending.hits }, 'store write failed; the batch was refused');
-      throw error;
+      this.options.logger.error({ err: error, hits: pending.hits }, 'store write failed; the batch was not counted');
+      throw new HitWriteFailedError(
+        `the store failed to write this hit (${error instanceof Error ? error.message : String(error)}): it is not counted, and the node takes no hits until its store is reopened`,
+        { cause: error },
+      );
     } finally {
       stopTimer?.();
     }

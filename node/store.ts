@@ -55,6 +55,10 @@ export interface Store {
   scanLog(onCorrupt?: OnCorrupt): AsyncIterable<LogRecord>;
   /** Delete the log records up to and including `seq` (they are checkpointed). */
   truncateLog(throughSeq: number): Promise<void>;
+  /** Delete the log records after `seq`: a batch whose write failed may still have reached the disk, and it was never counted. */
+  dropLogAfter(seq: number): Promise<void>;
+  /** What the store's own recovery at the last open reported losing (LevelDB: dropped log bytes); empty if nothing. */
+  readonly recoveryProblems?: readonly string[];
   /** Delete `origin`'s buckets of `tier` that start before `start`. */
   deleteBefore(origin: string, tier: TimedTier, start: number): Promise<void>;
 }

@@ -75,6 +75,7 @@ describe('replica', () => {
     expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected']);
     expect(replica.count('a', replica.plan({ kind: 'all' }))).toBe(0);
     expect(replica.seq).toBe(0);
+    await replica.storeSettled(); // the store is reopened before hits are taken again
     await replica.hit('a', 1);
     expect(replica.count('a', replica.plan({ kind: 'all' }))).toBe(1);
     expect(replica.seq).toBe(1);
