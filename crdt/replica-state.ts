@@ -1,4 +1,6 @@
 import type { ReplicaId } from './gcounter.ts';
+import { KeyBuckets, type OriginSummary } from './key-buckets.ts';
+export { EARLIEST_MS, type OriginSummary } from './key-buckets.ts';
 import { horizon, type Retention } from './retention.ts';
 import { ALL_TIERS, TIMED_TIERS, TIER_SIZE_MS, Tier, bucketStart } from './tiers.ts';
 import type { BucketRef, WindowPlan } from './window-plan.ts';
@@ -12,111 +14,23 @@ export interface SlotValue {
   readonly count: number;
 }
 
-/** Seconds are counted from 2020-01-01 so a second bucket's index stays a small integer until 2088. */
-const SECOND_EPOCH_S = 1_577_836_800;
-/** The earliest instant any bucket can hold: nothing is counted before 2020-01-01 (UTC). */
-export const EARLIEST_MS = SECOND_EPOCH_S * 1000;
-
 /** What a join changed, as bit flags: the slot's count, the key's last seq, both or neither. */
 export const COUNT_RAISED = 1;
 export const SEQ_RAISED = 2;
 
 /**
- * Per origin, what every replica can compare cheaply: `digest`, an order-free
- * sum (mod 2^32) of a hash of every key's lifetime count, and `high`, the
- * highest seq of any change held. Two replicas holding the same complete
- * entry of an origin hold the same data of it exactly when their digests
- * match (up to hash collisions), whatever else they hold beyond it.
- */
-export interface OriginSummary {
-  digest: number;
-  high: number;
-}
-
-/**
- * One key's buckets of one origin. Indexes are small integers (V8 keeps them
- * unboxed, so a million buckets are not a million heap objects for the GC to
- * trace): seconds since 2020 in `seconds`; bucket number × 4 + tier for the
- * minute, hour and day tiers in `coarse`; the lifetime total apart.
- * `lastSeq` is the origin's seq of the latest change held for the key: what
- * anti-entropy filters on.
- */
-class KeyOrigin {
-  readonly seconds = new Map<number, number>();
-  readonly coarse = new Map<number, number>();
-  lifetime = 0;
-  lastSeq = 0;
-
-  constructor(
-    private readonly keyHash: number,
-    private readonly summary: OriginSummary,
-  ) {}
-
-  private setLifetime(count: number): void {
-    this.summary.digest = (this.summary.digest - lifetimeHash(this.keyHash, this.lifetime) + lifetimeHash(this.keyHash, count)) >>> 0;
-    this.lifetime = count;
-  }
-
-  raiseSeq(seq: number): boolean {
-    if (seq <= this.lastSeq) return false;
-    this.lastSeq = seq;
-    if (seq > this.summary.high) this.summary.high = seq;
-    return true;
-  }
-
-  get(tier: Tier, start: number): number {
-    if (tier === Tier.second) return this.seconds.get(start / 1000 - SECOND_EPOCH_S) ?? 0;
-    if (tier === Tier.lifetime) return this.lifetime;
-    return this.coarse.get((start / TIER_SIZE_MS[tier]) * 4 + tier) ?? 0;
-  }
-
-  set(tier: Tier, start: number, count: number): void {
-    if (tier === Tier.second) this.seconds.set(start / 1000 - SECOND_EPOCH_S, count);
-    else if (tier === Tier.lifetime) this.setLifetime(count);
-    else this.coarse.set((start / TIER_SIZE_MS[tier]) * 4 + tier, count);
-  }
-
-  get size(): number {
-    return this.seconds.size + this.coarse.size + (this.lifetime > 0 ? 1 : 0);
-  }
-
-  /** Every bucket as (tier, start, count). */
-  *entries(): IterableIterator<[Tier, number, number]> {
-    for (const [index, count] of this.seconds) yield [Tier.second, (index + SECOND_EPOCH_S) * 1000, count];
-    for (const [index, count] of this.coarse) {
-      const tier = (((index % 4) + 4) % 4) as Exclude<Tier, 0 | 4>;
-      yield [tier, ((index - tier) / 4) * TIER_SIZE_MS[tier], count];
-    }
-    if (this.lifetime > 0) yield [Tier.lifetime, 0, this.lifetime];
-  }
-
-  /** Drop buckets that start before their tier's horizon; returns how many. */
-  dropBefore(horizons: readonly number[]): number {
-    let dropped = 0;
-    const secondLimit = (horizons[Tier.second] ?? -Infinity) / 1000 - SECOND_EPOCH_S;
-    for (const index of this.seconds.keys()) {
-      if (index < secondLimit) {
-        this.seconds.delete(index);
-        dropped++;
-      }
-    }
-    for (const index of this.coarse.keys()) {
-      const tier = (((index % 4) + 4) % 4) as Exclude<Tier, 0 | 4>;
-      if (((index - tier) / 4) * TIER_SIZE_MS[tier] < (horizons[tier] ?? -Infinity)) {
-        this.coarse.delete(index);
-        dropped++;
-      }
-    }
-    return dropped;
-  }
-}
-
-/**
  * Every G-Counter of one replica's view, in memory: key → origin → bucket →
  * count. Joining is the max per slot.
+ *
+ * A key that more than one origin holds also keeps `totals`, each bucket's sum
+ * over its origins, kept up to date on every change: a count reads each
+ * planned bucket once, however many origins hit the key (a node that restarted
+ * a few times holds several origins of itself). A key of one origin reads that
+ * origin's buckets, and costs no memory more.
  */
 export class ReplicaState {
-  private readonly byKey = new Map<string, Map<ReplicaId, KeyOrigin>>();
+  private readonly byKey = new Map<string, Map<ReplicaId, KeyBuckets>>();
+  private readonly totals = new Map<string, KeyBuckets>();
   private readonly knownOrigins = new Map<ReplicaId, OriginSummary>();
 
   get keyCount(): number {
@@ -151,6 +65,7 @@ export class ReplicaState {
     const count = entry.get(tier, start) + n;
     entry.set(tier, start, count);
     entry.raiseSeq(seq);
+    this.totals.get(key)?.add(tier, start, n);
     return count;
   }
 
@@ -161,11 +76,13 @@ export class ReplicaState {
    */
   addHit(origin: ReplicaId, key: string, t: number, n: number, seq: number): [number, number, number, number, number] {
     const entry = this.entryOf(key, origin);
+    const totals = this.totals.get(key);
     const counts: [number, number, number, number, number] = [0, 0, 0, 0, 0];
     for (const tier of ALL_TIERS) {
       const start = bucketStart(tier, t);
       const count = entry.get(tier, start) + n;
       entry.set(tier, start, count);
+      totals?.add(tier, start, n);
       counts[tier] = count;
     }
     entry.raiseSeq(seq);
@@ -190,8 +107,10 @@ export class ReplicaState {
   mergeCount(origin: ReplicaId, key: string, tier: Tier, start: number, count: number, seq: number): number {
     const entry = this.entryOf(key, origin);
     const changed = entry.raiseSeq(seq) ? SEQ_RAISED : 0;
-    if (entry.get(tier, start) >= count) return changed;
+    const old = entry.get(tier, start);
+    if (old >= count) return changed;
     entry.set(tier, start, count);
+    this.totals.get(key)?.add(tier, start, count - old);
     return changed | COUNT_RAISED;
   }
 
@@ -260,13 +179,27 @@ export class ReplicaState {
 
   /** Sum of the planned buckets over every origin. */
   sum(key: string, plan: WindowPlan): number {
-    const origins = this.byKey.get(key);
-    if (origins === undefined) return 0;
+    const buckets = this.bucketsOf(key);
+    if (buckets === undefined) return 0;
     let total = 0;
-    for (const entry of origins.values()) {
-      for (const ref of plan.buckets) total += entry.get(ref.tier, ref.start);
-    }
-    return total;
+    for (const ref of plan.buckets) total += buckets.get(ref.tier, ref.start);
+    // Past 2^53 a sum is no longer exact; it can get there only across origins (each is bounded where hits enter).
+    return Math.min(total, Number.MAX_SAFE_INTEGER);
+  }
+
+  /** The lifetime total of `key` over every origin. */
+  lifetimeTotal(key: string): number {
+    return this.bucketsOf(key)?.lifetime ?? 0;
+  }
+
+  /** What a read of `key` reads: its totals over origins, or its one origin's buckets. */
+  private bucketsOf(key: string): KeyBuckets | undefined {
+    const totals = this.totals.get(key);
+    if (totals !== undefined) return totals;
+    const origins = this.byKey.get(key);
+    if (origins === undefined) return undefined;
+    for (const only of origins.values()) return only;
+    return undefined;
   }
 
   /** Drop the buckets that retention has expired at `now`. Returns how many went. */
@@ -277,6 +210,12 @@ export class ReplicaState {
       for (const [origin, entry] of origins) {
         dropped += entry.dropBefore(horizons);
         if (entry.size === 0) origins.delete(origin);
+      }
+      // Every origin dropped the same buckets, so their totals go too; with one origin left, it is its own total.
+      const totals = this.totals.get(key);
+      if (totals !== undefined) {
+        if (origins.size <= 1) this.totals.delete(key);
+        else totals.dropBefore(horizons);
       }
       if (origins.size === 0) this.byKey.delete(key);
     }
@@ -292,7 +231,7 @@ export class ReplicaState {
     }
   }
 
-  private entryOf(key: string, origin: ReplicaId): KeyOrigin {
+  private entryOf(key: string, origin: ReplicaId): KeyBuckets {
     let origins = this.byKey.get(key);
     if (origins === undefined) {
       origins = new Map();
@@ -305,7 +244,13 @@ export class ReplicaState {
         summary = { digest: 0, high: 0 };
         this.knownOrigins.set(origin, summary);
       }
-      entry = new KeyOrigin(stringHash(key), summary);
+      entry = new KeyBuckets(stringHash(key), summary);
+      if (origins.size === 1 && !this.totals.has(key)) {
+        // A second origin: the totals start as the first one's buckets.
+        const totals = new KeyBuckets(0, { digest: 0, high: 0 });
+        for (const only of origins.values()) for (const [tier, start, count] of only.entries()) totals.set(tier, start, count);
+        this.totals.set(key, totals);
+      }
       origins.set(origin, entry);
     }
     return entry;
@@ -323,16 +268,6 @@ function stringHash(text: string): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
   return h >>> 0;
-}
-
-/** A well-mixed 32-bit hash of (key, lifetime count); 0 for a count of 0, so an absent key adds nothing. */
-function lifetimeHash(keyHash: number, count: number): number {
-  if (count === 0) return 0;
-  let h = Math.imul(keyHash ^ (count >>> 0), 0x9e3779b1);
-  h = Math.imul(h ^ Math.floor(count / 4_294_967_296), 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  return (h ^ (h >>> 16)) >>> 0;
 }
 
 /** The slots one hit at instant `t` raises: its bucket in every tier. */

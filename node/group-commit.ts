@@ -33,6 +33,7 @@ interface Batch {
 export class GroupCommit {
   private open: Batch | undefined;
   private inFlight: Promise<void> | undefined;
+  private writing: PendingHits | undefined;
 
   constructor(private readonly write: (pending: PendingHits) => Promise<void>) {}
 
@@ -42,6 +43,16 @@ export class GroupCommit {
     fill(batch.pending);
     batch.pending.requests++;
     return batch.done;
+  }
+
+  /** Hits of `key` added but not yet written: in the open batch and the one being written. */
+  pendingFor(key: string): number {
+    let n = 0;
+    for (const pending of [this.open?.pending, this.writing]) {
+      if (pending === undefined) continue;
+      for (const keys of pending.bySecond.values()) n += keys.get(key) ?? 0;
+    }
+    return n;
   }
 
   /** Resolves when everything added so far is written (or failed). */
@@ -69,12 +80,14 @@ export class GroupCommit {
     const batch = this.open;
     if (batch === undefined || this.inFlight !== undefined) return;
     this.open = undefined;
+    this.writing = batch.pending;
     this.inFlight = this.write(batch.pending).then(
       () => batch.resolve(),
       (error: unknown) => batch.reject(error),
     );
     void this.inFlight.finally(() => {
       this.inFlight = undefined;
+      this.writing = undefined;
       this.kick();
     });
   }

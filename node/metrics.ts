@@ -154,6 +154,18 @@ export class NodeMetrics {
     registers: [this.registry],
   });
 
+  readonly readsOverBudget = new Counter({
+    name: 'hitmesh_reads_over_budget_total',
+    help: 'Count requests refused (400) because keys x buckets would exceed the read budget (hitmesh_read_budget_bucket_reads).',
+    registers: [this.registry],
+  });
+
+  readonly readBudget = new Gauge({
+    name: 'hitmesh_read_budget_bucket_reads',
+    help: 'The most bucket reads (keys x buckets of the plan) one count request may cost.',
+    registers: [this.registry],
+  });
+
   readonly incarnations = new Counter({
     name: 'hitmesh_incarnations_started_total',
     help: 'Times this node went on as a new incarnation while running (its clock went back, or peers held more of it than its store).',
@@ -201,6 +213,38 @@ export class NodeMetrics {
   readonly gossipFaults = new Counter({
     name: 'hitmesh_gossip_internal_errors_total',
     help: 'Errors thrown inside the gossip transport (caught: the connection involved was closed, the node went on).',
+    registers: [this.registry],
+  });
+
+  readonly logLinesDropped = new Counter({
+    name: 'hitmesh_log_lines_dropped_total',
+    help: 'Log lines lost because the log destination failed (a file that cannot grow, a full disk, a closed pipe) or too many were waiting.',
+    registers: [this.registry],
+  });
+
+  readonly httpLimit = new Gauge({
+    name: 'hitmesh_http_limit',
+    help: 'HTTP connection limits in force: max_connections (effective), max_connections_asked (--max-connections), open_files (RLIMIT_NOFILE), fd_reserve (README, Limits).',
+    labelNames: ['limit'] as const,
+    registers: [this.registry],
+  });
+
+  readonly httpTimeoutSeconds = new Gauge({
+    name: 'hitmesh_http_timeout_seconds',
+    help: 'HTTP timeouts in force: headers, request, keep_alive, socket_idle, check_interval (README, Limits).',
+    labelNames: ['timeout'] as const,
+    registers: [this.registry],
+  });
+
+  readonly httpConnectionsRefused = new Counter({
+    name: 'hitmesh_http_connections_refused_total',
+    help: 'Connections closed as they came because the most allowed at once were open.',
+    registers: [this.registry],
+  });
+
+  readonly httpConnections = new Gauge({
+    name: 'hitmesh_http_connections',
+    help: 'Connections open on the HTTP port (gossip connections dialed by peers included).',
     registers: [this.registry],
   });
 

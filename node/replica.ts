@@ -8,6 +8,7 @@ import { ReplicatedState } from '../gossip/replicated-state.ts';
 import { AT_META, Checkpointer, SEQ_META, VV_META } from './checkpointer.ts';
 import type { Clock } from './clock.ts';
 import type { DirtySlots } from './dirty-slots.ts';
+import { checkCountLimit, type CountLedger } from './count-limit.ts';
 import { GroupCommit, type PendingHits } from './group-commit.ts';
 import { IDENTITY_META, newIncarnation, type Identity } from './identity.ts';
 import { encodeLogRecord } from './log-record.ts';
@@ -101,6 +102,13 @@ export class Replica {
   /** Why hits are refused right now (set by replication's clock guard), or undefined. */
   private refusal: (() => string | undefined) | undefined;
   private broken: string | undefined;
+  /** Hits added to a batch and not yet in the state (see checkCountLimit). */
+  private unapplied = 0;
+  private readonly countLedger: CountLedger = {
+    lifetimeTotal: (key) => this.state.lifetimeTotal(key),
+    pendingFor: (key) => this.commits.pendingFor(key),
+    unapplied: () => this.unapplied,
+  };
   /** A new incarnation that could not be written because the store failed: written once it is reopened. */
   private pendingRotation: string | undefined;
   /** Every write goes through here: the first failed one stops the store until `recovery` has reopened it. */
@@ -238,10 +246,13 @@ export class Replica {
 
   /** Count `n` hits of `key` now; resolves with the timestamp once they are durable. */
   hit(key: string, n: number): Promise<number> {
-    return this.admit((pending, at) => {
-      pending.add(key, bucketStart(0, at), n);
-      return at;
-    });
+    return this.admit(
+      (pending, at) => {
+        pending.add(key, bucketStart(0, at), n);
+        return at;
+      },
+      () => checkCountLimit([{ key, n }], this.countLedger),
+    );
   }
 
   /** Count a batch of hits, all in one commit; resolves with their sum once durable. */
@@ -250,16 +261,19 @@ export class Replica {
       this.assertAccepting();
       return 0;
     }
-    return this.admit((pending, at) => {
-      let total = 0;
-      const second = bucketStart(0, at);
-      for (const item of items) {
-        const n = item.n ?? 1;
-        pending.add(item.key, second, n);
-        total += n;
-      }
-      return total;
-    });
+    return this.admit(
+      (pending, at) => {
+        let total = 0;
+        const second = bucketStart(0, at);
+        for (const item of items) {
+          const n = item.n ?? 1;
+          pending.add(item.key, second, n);
+          total += n;
+        }
+        return total;
+      },
+      () => checkCountLimit(items, this.countLedger),
+    );
   }
 
   plan(range: CountRange): WindowPlan {
@@ -404,7 +418,7 @@ export class Replica {
    * wait, so a batch never straddles two incarnations. Resolves with what
    * `fill` returned once the batch is durable.
    */
-  private async admit<T>(fill: (pending: PendingHits, at: number) => T): Promise<T> {
+  private async admit<T>(fill: (pending: PendingHits, at: number) => T, check: () => void): Promise<T> {
     this.assertAccepting();
     for (let tries = 0; ; tries++) {
       while (this.hold !== undefined || this.rotating !== undefined) await (this.hold ?? this.rotating);
@@ -418,10 +432,13 @@ export class Replica {
         void this.startNewIncarnation(`the clock went back ${this.lastStamp - now} ms`);
         continue;
       }
+      check(); // in the same synchronous step as the add: nothing else can add to the key in between
       const at = (this.lastStamp = Math.max(now, this.lastStamp, this.lastAt));
       let result!: T;
       const durable = this.commits.add((pending) => {
+        const before = pending.hits;
         result = fill(pending, at);
+        this.unapplied += pending.hits - before;
         pending.maxAt = Math.max(pending.maxAt, at);
       });
       await durable;
@@ -458,6 +475,7 @@ export class Replica {
       );
     } finally {
       stopTimer?.();
+      this.unapplied -= pending.hits;
     }
     const rows: HitRow[] = [];
     for (const [second, keys] of pending.bySecond) {

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { ReplicaState, hitBuckets, type SlotValue } from '../../crdt/replica-state.ts';
 import { DEFAULT_RETENTION } from '../../crdt/retention.ts';
 import { Tier } from '../../crdt/tiers.ts';
-import { LIFETIME_PLAN } from '../../crdt/window-plan.ts';
+import { LIFETIME_PLAN, planWindow } from '../../crdt/window-plan.ts';
 
 const slotArb: fc.Arbitrary<SlotValue> = fc.record({
   origin: fc.constantFrom('n1#a', 'n2#b', 'n3#c'),
@@ -100,5 +100,50 @@ describe('replica state indexing', () => {
     expect(changed.map((s) => s.tier).sort()).toEqual([Tier.second, Tier.minute, Tier.hour, Tier.day, Tier.lifetime]);
     expect(changed.find((s) => s.tier === Tier.lifetime)?.count).toBe(3);
     expect([...state.changedSince('o', 5, t0)]).toEqual([]);
+  });
+});
+
+describe('per-key totals over origins', () => {
+  type Op =
+    | { kind: 'join'; slot: SlotValue; }
+    | { kind: 'hit'; origin: string; key: string; t: number; n: number }
+    | { kind: 'expire'; at: number };
+  const T = Date.UTC(2026, 5, 1);
+  const opArb: fc.Arbitrary<Op> = fc.oneof(
+    { weight: 4, arbitrary: slotArb.map((slot) => ({ kind: 'join' as const, slot: { ...slot, start: slot.tier === Tier.lifetime ? 0 : T + slot.start } })) },
+    {
+      weight: 4,
+      arbitrary: fc.record({
+        kind: fc.constant('hit' as const),
+        origin: fc.constantFrom('n1#a', 'n2#b', 'n3#c'),
+        key: fc.constantFrom('home', 'api', '__proto__'),
+        t: fc.integer({ min: T, max: T + 4 * 3_600_000 }),
+        n: fc.integer({ min: 1, max: 1_000 }),
+      }),
+    },
+    { weight: 1, arbitrary: fc.record({ kind: fc.constant('expire' as const), at: fc.integer({ min: T, max: T + 100 * 86_400_000 }) }) },
+  );
+
+  it('a window sum read from the totals equals the sum of every origin, through joins, hits and expiry', () => {
+    fc.assert(
+      fc.property(fc.array(opArb, { maxLength: 60 }), fc.integer({ min: 0, max: 5 * 3_600_000 }), (ops, width) => {
+        const state = new ReplicaState();
+        let seq = 0;
+        for (const op of ops) {
+          if (op.kind === 'join') state.join(op.slot);
+          else if (op.kind === 'hit') state.addHit(op.origin, op.key, op.t, op.n, ++seq);
+          else state.dropExpired(op.at, DEFAULT_RETENTION);
+        }
+        const now = T + 4 * 3_600_000;
+        for (const plan of [LIFETIME_PLAN, planWindow(now - width, now + 1, now, DEFAULT_RETENTION), planWindow(T, T + width + 1, now, DEFAULT_RETENTION)]) {
+          for (const key of ['home', 'api', '__proto__']) {
+            let expected = 0;
+            for (const origin of state.origins()) for (const ref of plan.buckets) expected += state.get(origin, key, ref.tier, ref.start);
+            expect(state.sum(key, plan)).toBe(expected);
+          }
+        }
+      }),
+      { numRuns: 300 },
+    );
   });
 });

@@ -112,7 +112,8 @@ function rotPayloadOfRecord(log: Buffer, index: number): void {
   for (let i = 0; i < index; i++) offset += 7 + log.readUInt16LE(offset + 4);
   const length = log.readUInt16LE(offset + 4);
   if (offset + 7 + length > log.length) throw new Error(`the log holds fewer than ${index + 1} records`);
-  log[offset + 7 + Math.floor(length / 2)] ^= 0xff;
+  const at = offset + 7 + Math.floor(length / 2);
+  log.writeUInt8(log.readUInt8(at) ^ 0xff, at);
 }
 
 describe("LevelDB's own recovery", () => {

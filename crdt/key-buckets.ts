@@ -1,0 +1,110 @@
+import { TIER_SIZE_MS, Tier } from './tiers.ts';
+
+/** Seconds are counted from 2020-01-01 so a second bucket's index stays a small integer until 2088. */
+export const SECOND_EPOCH_S = 1_577_836_800;
+/** The earliest instant any bucket can hold: nothing is counted before 2020-01-01 (UTC). */
+export const EARLIEST_MS = SECOND_EPOCH_S * 1000;
+
+/**
+ * Per origin, what every replica can compare cheaply: `digest`, an order-free
+ * sum (mod 2^32) of a hash of every key's lifetime count, and `high`, the
+ * highest seq of any change held. Two replicas holding the same complete
+ * entry of an origin hold the same data of it exactly when their digests
+ * match (up to hash collisions), whatever else they hold beyond it.
+ */
+export interface OriginSummary {
+  digest: number;
+  high: number;
+}
+
+/**
+ * One key's buckets of one origin. Indexes are small integers (V8 keeps them
+ * unboxed, so a million buckets are not a million heap objects for the GC to
+ * trace): seconds since 2020 in `seconds`; bucket number × 4 + tier for the
+ * minute, hour and day tiers in `coarse`; the lifetime total apart.
+ * `lastSeq` is the origin's seq of the latest change held for the key: what
+ * anti-entropy filters on.
+ */
+export class KeyBuckets {
+  readonly seconds = new Map<number, number>();
+  readonly coarse = new Map<number, number>();
+  lifetime = 0;
+  lastSeq = 0;
+
+  constructor(
+    private readonly keyHash: number,
+    private readonly summary: OriginSummary,
+  ) {}
+
+  private setLifetime(count: number): void {
+    this.summary.digest = (this.summary.digest - lifetimeHash(this.keyHash, this.lifetime) + lifetimeHash(this.keyHash, count)) >>> 0;
+    this.lifetime = count;
+  }
+
+  raiseSeq(seq: number): boolean {
+    if (seq <= this.lastSeq) return false;
+    this.lastSeq = seq;
+    if (seq > this.summary.high) this.summary.high = seq;
+    return true;
+  }
+
+  get(tier: Tier, start: number): number {
+    if (tier === Tier.second) return this.seconds.get(start / 1000 - SECOND_EPOCH_S) ?? 0;
+    if (tier === Tier.lifetime) return this.lifetime;
+    return this.coarse.get((start / TIER_SIZE_MS[tier]) * 4 + tier) ?? 0;
+  }
+
+  set(tier: Tier, start: number, count: number): void {
+    if (tier === Tier.second) this.seconds.set(start / 1000 - SECOND_EPOCH_S, count);
+    else if (tier === Tier.lifetime) this.setLifetime(count);
+    else this.coarse.set((start / TIER_SIZE_MS[tier]) * 4 + tier, count);
+  }
+
+  add(tier: Tier, start: number, n: number): void {
+    this.set(tier, start, this.get(tier, start) + n);
+  }
+
+  get size(): number {
+    return this.seconds.size + this.coarse.size + (this.lifetime > 0 ? 1 : 0);
+  }
+
+  /** Every bucket as (tier, start, count). */
+  *entries(): IterableIterator<[Tier, number, number]> {
+    for (const [index, count] of this.seconds) yield [Tier.second, (index + SECOND_EPOCH_S) * 1000, count];
+    for (const [index, count] of this.coarse) {
+      const tier = (((index % 4) + 4) % 4) as Exclude<Tier, 0 | 4>;
+      yield [tier, ((index - tier) / 4) * TIER_SIZE_MS[tier], count];
+    }
+    if (this.lifetime > 0) yield [Tier.lifetime, 0, this.lifetime];
+  }
+
+  /** Drop buckets that start before their tier's horizon; returns how many. */
+  dropBefore(horizons: readonly number[]): number {
+    let dropped = 0;
+    const secondLimit = (horizons[Tier.second] ?? -Infinity) / 1000 - SECOND_EPOCH_S;
+    for (const index of this.seconds.keys()) {
+      if (index < secondLimit) {
+        this.seconds.delete(index);
+        dropped++;
+      }
+    }
+    for (const index of this.coarse.keys()) {
+      const tier = (((index % 4) + 4) % 4) as Exclude<Tier, 0 | 4>;
+      if (((index - tier) / 4) * TIER_SIZE_MS[tier] < (horizons[tier] ?? -Infinity)) {
+        this.coarse.delete(index);
+        dropped++;
+      }
+    }
+    return dropped;
+  }
+}
+
+/** A well-mixed 32-bit hash of (key, lifetime count); 0 for a count of 0, so an absent key adds nothing. */
+function lifetimeHash(keyHash: number, count: number): number {
+  if (count === 0) return 0;
+  let h = Math.imul(keyHash ^ (count >>> 0), 0x9e3779b1);
+  h = Math.imul(h ^ Math.floor(count / 4_294_967_296), 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  return (h ^ (h >>> 16)) >>> 0;
+}
