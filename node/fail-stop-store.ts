@@ -89,16 +89,16 @@ export class FailStopStore implements Store {
     return this.write(() => this.inner.dropLogAfter(seq));
   }
 
-  deleteBefore(origin: string, tier: TimedTier, start: number): Promise<void> {
-    return this.write(() => this.inner.deleteBefore(origin, tier, start));
+  deleteBefore(origin: string, tier: TimedTier, start: number, limit: number): Promise<number> {
+    return this.write(() => this.inner.deleteBefore(origin, tier, start, limit));
   }
 
-  private write(op: () => Promise<void>): Promise<void> {
-    const run = async (): Promise<void> => {
+  private write<T>(op: () => Promise<T>): Promise<T> {
+    const run = async (): Promise<T> => {
       const failure = this.failure_;
       if (failure !== undefined) throw new StoreFailedError(`the store stopped after a failed write (${failure.message}) and takes no writes until it is reopened`);
       try {
-        await op();
+        return await op();
       } catch (error) {
         const failed = error instanceof Error ? error : new Error(String(error));
         if (this.failure_ === undefined && this.inner.isOpen) {

@@ -101,9 +101,11 @@ export class LevelStore implements Store {
     }
   }
 
-  async deleteBefore(origin: string, tier: TimedTier, start: number): Promise<void> {
+  async deleteBefore(origin: string, tier: TimedTier, start: number, limit: number): Promise<number> {
     const prefix = tierPrefix(origin, tier);
-    await this.db.clear({ gte: prefix, lt: prefix + padStart(start) });
+    const keys = await this.db.keys({ gte: prefix, lt: prefix + padStart(start), limit }).all();
+    if (keys.length > 0) await this.db.batch(keys.map((key) => ({ type: 'del' as const, key })));
+    return keys.length;
   }
 
   /** Raw entries of a range, read in chunks: one native call per thousand entries, not per entry (start-up reads every slot). */

@@ -76,7 +76,7 @@ export class MemoryStore implements Store {
    * next open recovers only what came before the tear, so writes that
    * succeeded after it are gone again at the next open.
    */
-  private async write(apply: () => void): Promise<void> {
+  private async write<T>(apply: () => T): Promise<T> {
     this.assertOpen();
     await Promise.resolve(); // a write is never synchronous
     const failure = this.failNext ?? this.fault?.error;
@@ -86,7 +86,7 @@ export class MemoryStore implements Store {
       this.tornAt ??= new Map(this.raw);
       throw failure;
     }
-    apply();
+    return apply();
   }
 
   /** Put a raw db key and value in the slot or log range, open or not (tests only: it bypasses the codec). */
@@ -123,9 +123,13 @@ export class MemoryStore implements Store {
     await Promise.resolve();
   }
 
-  deleteBefore(origin: string, tier: TimedTier, start: number): Promise<void> {
+  deleteBefore(origin: string, tier: TimedTier, start: number, limit: number): Promise<number> {
     const prefix = tierPrefix(origin, tier);
-    return this.write(() => this.deleteRange({ gte: prefix, lt: prefix + padStart(start) }));
+    const keys = this.entries({ gte: prefix, lt: prefix + padStart(start) }).slice(0, limit).map(([key]) => key);
+    return this.write(() => {
+      for (const key of keys) this.raw.delete(key);
+      return keys.length;
+    });
   }
 
   /**

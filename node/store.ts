@@ -59,8 +59,13 @@ export interface Store {
   dropLogAfter(seq: number): Promise<void>;
   /** What the store's own recovery at the last open reported losing (LevelDB: dropped log bytes); empty if nothing. */
   readonly recoveryProblems?: readonly string[];
-  /** Delete `origin`'s buckets of `tier` that start before `start`. */
-  deleteBefore(origin: string, tier: TimedTier, start: number): Promise<void>;
+  /**
+   * Delete `origin`'s buckets of `tier` that start before `start`, at most
+   * `limit` of them (the oldest); resolves with how many went. Retention calls
+   * it until fewer than `limit` go: each call is one small write, so hits are
+   * never queued behind the deletion of a million expired buckets.
+   */
+  deleteBefore(origin: string, tier: TimedTier, start: number, limit: number): Promise<number>;
 }
 
 /** The store broke a promise it cannot keep (disk error, corruption). */

@@ -114,7 +114,11 @@ export function storeContract(name: string, make: () => Promise<ContractStore>):
         ];
         const drop = [slot({ start: 1_000 }), slot({ key: 'zzz', start: 3_000 })];
         await store.commit({ slots: [...keep, ...drop], meta: new Map() });
-        await store.deleteBefore('n1#aa', Tier.second, 4_000);
+        // At most `limit` a call, the oldest first, and how many went.
+        expect(await store.deleteBefore('n1#aa', Tier.second, 4_000, 1)).toBe(1);
+        expect(await collect(store)).not.toContainEqual(drop[0]);
+        expect(await store.deleteBefore('n1#aa', Tier.second, 4_000, 1_000)).toBe(1);
+        expect(await store.deleteBefore('n1#aa', Tier.second, 4_000, 1_000)).toBe(0);
         const left = await collect(store);
         expect(left).toHaveLength(keep.length);
         for (const s of keep) expect(left).toContainEqual(s);

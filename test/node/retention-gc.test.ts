@@ -1,0 +1,39 @@
+import { pino } from 'pino';
+import { describe, expect, it } from 'vitest';
+import { DEFAULT_RETENTION } from '../../crdt/retention.ts';
+import { ReplicaState } from '../../crdt/replica-state.ts';
+import { Tier } from '../../crdt/tiers.ts';
+import { MemoryStore } from '../../node/memory-store.ts';
+import { RetentionGc } from '../../node/retention-gc.ts';
+import type { Slot } from '../../crdt/slot.ts';
+
+const logger = pino({ level: 'silent' });
+
+describe('retention', () => {
+  it('deletes every expired bucket from the store, in writes of at most 1,000, and keeps the rest', async () => {
+    const now = Date.UTC(2026, 10, 28, 12);
+    const old = now - 3 * 3_600_000; // past the 1 s tier's 2 h
+    const store = new MemoryStore();
+    await store.open();
+    const state = new ReplicaState();
+    const slots: Slot[] = [];
+    for (let i = 0; i < 2_500; i++) slots.push({ origin: 'n1#aa', key: `k${i}`, tier: Tier.second, start: old - (old % 1000), count: 1, seq: 1 });
+    slots.push({ origin: 'n1#aa', key: 'k0', tier: Tier.second, start: now - (now % 1000), count: 1, seq: 1 });
+    for (const s of slots) state.join(s, 1);
+    await store.commit({ slots, meta: new Map() });
+    const writes: number[] = [];
+    const original = store.deleteBefore.bind(store);
+    store.deleteBefore = async (...args) => {
+      const n = await original(...args);
+      writes.push(n);
+      return n;
+    };
+    const gc = new RetentionGc({ state, store, retention: DEFAULT_RETENTION, clock: { now: () => now }, intervalMs: 1e9, logger, metrics: undefined });
+    expect(await gc.runOnce()).toBe(2_500);
+    const left: Slot[] = [];
+    for await (const s of store.scanSlots()) left.push(s);
+    expect(left).toEqual([slots.at(-1)]);
+    expect(Math.max(...writes)).toBeLessThanOrEqual(1_000);
+    expect(writes.filter((n) => n > 0)).toEqual([1_000, 1_000, 500]);
+  });
+});
