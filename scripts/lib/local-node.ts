@@ -25,6 +25,11 @@ export interface LocalNodeOptions {
   readonly secret?: string;
   readonly logLevel?: string;
   readonly extraArgs?: readonly string[];
+  /**
+   * Node.js flags before the main script, after `--import tsx` (so a TypeScript module given to `--import` here
+   * loads through tsx, as one URL with the node's own imports): how a test preloads a module into a node.
+   */
+  readonly nodeArgs?: readonly string[];
   /** Every output line of the node, as it comes. */
   readonly onLine?: (line: string, stream: 'stdout' | 'stderr') => void;
   /** How long /readyz may take to answer 200 after a start. */
@@ -111,6 +116,7 @@ export class LocalNode {
     const args = [
       '--import',
       'tsx',
+      ...(options.nodeArgs ?? []),
       MAIN,
       '--id',
       options.id,

@@ -5,6 +5,8 @@ const KEYS_PER_REQUEST = 500;
 
 /** GET /counts for `keys`, lifetime or over [fromMs, toMs) epoch ms; undefined if the node does not answer in time. */
 export async function readCounts(url: string, keys: readonly string[], range?: { fromMs: number; toMs: number }, timeoutMs = 2_000): Promise<Map<string, number> | undefined> {
+  // No keys, no request: the API refuses an empty key list.
+  if (keys.length === 0) return new Map();
   if (keys.length <= KEYS_PER_REQUEST) return readChunk(url, keys, range, timeoutMs);
   const merged = new Map<string, number>();
   for (let i = 0; i < keys.length; i += KEYS_PER_REQUEST) {

@@ -4,6 +4,11 @@
  * random, every answer recorded in the ledger. Clients talk to nodes
  * directly, never through the fault proxies: a partition cuts nodes from
  * each other, and each side keeps its clients.
+ *
+ * With `identities`, each hit also carries a key of its own: POST /hits with
+ * [{key}, {key: "id-<client>-<n>"}], all or nothing, so the id counts exactly
+ * when the hit does (see id-sample.ts). Off by default: the soak's load runs
+ * for minutes at ~1,700 hits/s and a key per hit would grow every node.
  */
 import http from 'node:http';
 import type { HitLedger, HitOutcome } from './hit-ledger.ts';
@@ -23,6 +28,8 @@ export interface HitLoadOptions {
   readonly timeoutMs?: number;
   /** Hits in flight per node beyond which new ones are not sent (a stalled node must not pile up sockets). */
   readonly maxInFlightPerNode?: number;
+  /** Give every hit an identity key, sent with it in one batch. Default off. */
+  readonly identities?: boolean;
 }
 
 const TICK_MS = 10;
@@ -37,6 +44,8 @@ export class HitLoad {
   private startedAt = 0;
   private issued = 0;
   private next = 0;
+  /** Per target: ids given so far. */
+  private readonly idCounters = new Map<string, number>();
   /** Hits not sent because their node had too many in flight. */
   skipped = 0;
 
@@ -102,17 +111,54 @@ export class HitLoad {
   private send(target: LoadTarget, key: string): void {
     const sentAt = Date.now();
     this.inFlight.set(target.id, (this.inFlight.get(target.id) ?? 0) + 1);
-    const done = postHit(target.url, key, this.agents.get(target.id), this.options.timeoutMs ?? 5_000).then((outcome) => {
+    const agent = this.agents.get(target.id);
+    const timeoutMs = this.options.timeoutMs ?? 5_000;
+    const id = this.options.identities === true ? this.nextId(target.id) : undefined;
+    const answer = id === undefined ? postHit(target.url, key, agent, timeoutMs) : postHits(target.url, [key, id], agent, timeoutMs);
+    const done = answer.then((outcome) => {
       this.inFlight.set(target.id, (this.inFlight.get(target.id) ?? 1) - 1);
-      this.options.ledger.record(target.id, key, sentAt, outcome);
+      this.options.ledger.record(target.id, key, sentAt, outcome, id);
       this.pending.delete(done);
     });
     this.pending.set(done, sentAt);
+  }
+
+  /** `id-<client>-<n>`: [a-z0-9-] only, so it reads back the same however a key list is encoded. */
+  private nextId(target: string): string {
+    const n = (this.idCounters.get(target) ?? 0) + 1;
+    this.idCounters.set(target, n);
+    return `id-${target.toLowerCase().replace(/[^a-z0-9]/g, '')}-${n}`;
   }
 }
 
 /** POST /hit/<key> and classify the answer. Never rejects. */
 export function postHit(url: string, key: string, agent: http.Agent | undefined, timeoutMs: number): Promise<HitOutcome> {
+  return request(`${url}/hit/${encodeURIComponent(key)}`, undefined, agent, timeoutMs, (body) => {
+    const { at } = JSON.parse(body) as { at?: unknown };
+    return typeof at === 'number' && Number.isInteger(at) ? { at } : undefined;
+  });
+}
+
+/**
+ * POST /hits with one hit on each of `keys`, all or nothing, and classify the answer. Its answer says how many
+ * were accepted but not when: an acked batch was stamped between the send and the answer. Never rejects.
+ */
+export function postHits(url: string, keys: readonly string[], agent: http.Agent | undefined, timeoutMs: number): Promise<HitOutcome> {
+  const sentAt = Date.now();
+  return request(`${url}/hits`, JSON.stringify(keys.map((key) => ({ key }))), agent, timeoutMs, (body) => {
+    const { accepted } = JSON.parse(body) as { accepted?: unknown };
+    return accepted === keys.length ? { at: sentAt, atMax: Date.now() } : undefined;
+  });
+}
+
+/** One request; `acked` reads a 200's body into the stamp (undefined, or a throw: not an acknowledgement we can check). */
+function request(
+  url: string,
+  body: string | undefined,
+  agent: http.Agent | undefined,
+  timeoutMs: number,
+  acked: (body: string) => { at: number; atMax?: number } | undefined,
+): Promise<HitOutcome> {
   return new Promise<HitOutcome>((resolve) => {
     let settled = false;
     const settle = (outcome: HitOutcome): void => {
@@ -120,11 +166,12 @@ export function postHit(url: string, key: string, agent: http.Agent | undefined,
       settled = true;
       resolve(outcome);
     };
-    const req = http.request(`${url}/hit/${encodeURIComponent(key)}`, { method: 'POST', agent, timeout: timeoutMs }, (res) => {
+    const headers = body === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) };
+    const req = http.request(url, { method: 'POST', agent, timeout: timeoutMs, headers }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (chunk: Buffer) => chunks.push(chunk));
       res.on('error', () => settle({ kind: 'unknown' }));
-      res.on('end', () => settle(classify(res.statusCode ?? 0, Buffer.concat(chunks).toString('utf8'))));
+      res.on('end', () => settle(classify(res.statusCode ?? 0, Buffer.concat(chunks).toString('utf8'), acked)));
     });
     req.on('timeout', () => {
       req.destroy();
@@ -134,15 +181,15 @@ export function postHit(url: string, key: string, agent: http.Agent | undefined,
       // Refused: no connection, so the node never saw the hit. Anything else may have reached it.
       settle(error.code === 'ECONNREFUSED' ? { kind: 'failed' } : { kind: 'unknown' });
     });
-    req.end();
+    req.end(body);
   });
 }
 
-function classify(status: number, body: string): HitOutcome {
+function classify(status: number, body: string, acked: (body: string) => { at: number; atMax?: number } | undefined): HitOutcome {
   if (status === 200) {
     try {
-      const { at } = JSON.parse(body) as { at?: unknown };
-      if (typeof at === 'number' && Number.isInteger(at)) return { kind: 'acked', at };
+      const stamp = acked(body);
+      if (stamp !== undefined) return { kind: 'acked', ...stamp };
     } catch {
       // fall through: a 200 we cannot read is not an acknowledgement we can check
     }

@@ -26,6 +26,8 @@ export interface ProxiedClusterOptions {
   readonly onLine?: (id: string, line: string, stream: 'stdout' | 'stderr') => void;
   /** Path of libfaketime: every node runs under it, its clock offset in `<dataRoot>/<id>.faketime` (LocalNode.setClockOffset). */
   readonly fakeClockLibrary?: string;
+  /** Node.js flags for every node, before its main script (LocalNode's nodeArgs). */
+  readonly nodeArgs?: readonly string[];
 }
 
 export class ProxiedCluster {
@@ -66,6 +68,7 @@ export class ProxiedCluster {
             peers,
             logLevel: options.logLevel ?? 'warn',
             extraArgs: ['--static'],
+            ...(options.nodeArgs === undefined ? {} : { nodeArgs: options.nodeArgs }),
             ...(options.cpuOf === undefined ? {} : { cpu: options.cpuOf(i) }),
             // Beside the data directory, not in it: a wipe must not take the clock back.
             ...(options.fakeClockLibrary === undefined ? {} : { fakeClock: { library: options.fakeClockLibrary, file: join(options.dataRoot, `${id}.faketime`) } }),

@@ -5,7 +5,7 @@
  */
 import type { ExperimentReport, FaultSpan, NodeSummary, TimelineEvent, Violation } from './report.ts';
 import { colourOf, CSS, esc, n1, niceAxis, runs, tickValues } from './html-parts.ts';
-import { allViolations, closedRangeText, convergenceText, nodesWithViolations, plural, verdictLine } from './report-text.ts';
+import { allViolations, closedRangeText, convergenceText, idsText, nodesWithViolations, plural, rangesText, verdictLine } from './report-text.ts';
 
 const MAX_VIOLATION_ROWS = 50;
 
@@ -47,7 +47,7 @@ ${nodesHtml(report, ids)}
 <li>Hits: ${report.hits.sent} sent, ${report.hits.acked} acked, ${report.hits.failed} failed, ${report.hits.unknown} unknown</li>
 <li>Convergence: ${esc(convergenceText(report))}</li>
 <li>Checks: ${report.checks.total} (node, key, window) triples checked, ${plural(report.checks.violations.length, 'violation')}</li>
-</ul>
+${checkedHtml(report)}</ul>
 ${closedRangesHtml(report)}
 ${violationsHtml(allViolations(report))}
 </body>
@@ -222,6 +222,13 @@ function nodesHtml(r: ExperimentReport, ids: readonly string[]): string {
   return `<table><thead><tr><th>node</th><th>address</th><th>acked</th><th>failed</th><th>unknown</th><th>final count</th><th>violations</th></tr></thead><tbody>${rows.join('')}</tbody></table>`;
 }
 
+/** The ranges read (every tier) and the identity check, for reports that have them. */
+function checkedHtml(r: ExperimentReport): string {
+  const ranges = r.checks.ranges === undefined ? '' : `<li class="read">Ranges read on every node: ${esc(rangesText(r.checks.ranges))}</li>\n`;
+  const ids = idsText(r);
+  return `${ranges}${ids === undefined ? '' : `<li class="ids">${esc(ids.replace(/^ids: /, 'Ids: '))}</li>\n`}`;
+}
+
 function closedRangesHtml(r: ExperimentReport): string {
   const c = r.continuous;
   if (c === undefined) return '';
@@ -238,7 +245,7 @@ function violationsHtml(violations: readonly Violation[]): string {
   const rows = violations.slice(0, MAX_VIOLATION_ROWS).map(
     (v) =>
       `<tr><td>${esc(v.kind)}</td><td>${esc(v.node)}</td><td><code>${esc(v.key)}</code></td><td>${esc(v.window)}</td>` +
-      `<td class="num">${v.count === null ? 'no answer' : v.count}</td><td class="num">${v.acked}</td><td class="num">${v.unknown}</td></tr>`,
+      `<td class="num">${v.count === null ? 'no answer' : v.count}${v.expected === undefined ? '' : ` (ids: ${v.expected})`}</td><td class="num">${v.acked}</td><td class="num">${v.unknown}</td></tr>`,
   );
   const more = violations.length - MAX_VIOLATION_ROWS;
   return (

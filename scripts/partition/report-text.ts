@@ -2,7 +2,7 @@
  * The terminal summary of a partition-experiment report: plain text, no colours, so it reads the
  * same in a terminal, a CI log or a file. Drawn from the report alone (see report.ts).
  */
-import type { ClosedRangeResult, ExperimentReport, NodeSummary, Violation, ViolationKind } from './report.ts';
+import type { CheckedRange, ClosedRangeResult, ExperimentReport, NodeSummary, Violation, ViolationKind } from './report.ts';
 
 /** Violations listed one per line; the rest are only counted. */
 const MAX_VIOLATION_LINES = 10;
@@ -10,6 +10,7 @@ const MAX_VIOLATION_LINES = 10;
 export function renderReportText(report: ExperimentReport): string {
   const { hits, checks } = report;
   const violations = allViolations(report);
+  const ids = idsText(report);
   const lines = [
     `hitmesh · ${report.experiment}: ${report.description}`,
     settingsLine(report),
@@ -20,6 +21,8 @@ export function renderReportText(report: ExperimentReport): string {
     `convergence: ${convergenceText(report)}`,
     ...continuousLines(report),
     `checks: ${checks.total} (node, key, window) checked${report.continuous === undefined ? '' : ` after the load stopped, ${plural(report.continuous.ranges.length, 'closed range')} while it ran`}, ${plural(violations.length, 'violation')}`,
+    ...(checks.ranges === undefined ? [] : [`  read: ${rangesText(checks.ranges)}`]),
+    ...(ids === undefined ? [] : [`  ${ids}`]),
     ...violations.slice(0, MAX_VIOLATION_LINES).map((v) => `  ${violationText(v)}`),
   ];
   if (violations.length > MAX_VIOLATION_LINES) lines.push(`  … and ${violations.length - MAX_VIOLATION_LINES} more`);
@@ -44,6 +47,10 @@ export function verdictLine(report: ExperimentReport): string {
   if (lost > 0) broke.push(`acknowledged hits lost (${plural(lost, 'check')})`);
   if (twice > 0) broke.push(`hits counted twice (${plural(twice, 'check')})`);
   if (silent > 0) broke.push(`no answer (${plural(silent, 'check')})`);
+  const disagree = countKind(report, 'disagree');
+  if (disagree > 0) broke.push(`nodes answered differently (${plural(disagree, 'check')})`);
+  const unlisted = (report.checks.ids?.violations ?? 0) - (report.checks.ids?.listed ?? 0);
+  if (unlisted > 0) broke.push(`${plural(unlisted, 'more id violation')} not listed`);
   const missing = countKind(report, 'missing');
   if (missing > 0) broke.push(`hits missing from closed ranges the nodes never agreed on (${plural(missing, 'check')})`);
   if (!convergence.converged) broke.push(`did not converge within ${report.settings.convergeLimitS} s after the heal`);
@@ -70,6 +77,29 @@ export function closedRangeText(r: ClosedRangeResult): string {
   const s = (ms: number): string => (ms / 1000).toFixed(1);
   const agreed = r.agreedAtMs === null ? 'never agreed' : `agreed ${Math.max(0, r.agreedAtMs - r.closedAtMs)} ms after it closed at ${s(r.closedAtMs)} s`;
   return `${r.label} [${s(r.fromMs)}, ${s(r.toMs)}) s: ${agreed}, ${plural(r.violations.length, 'violation')}`;
+}
+
+/** The ranges the final check read on every node: the lifetime, the window of seconds, and one bucket of each coarser tier (UTC). */
+export function rangesText(ranges: readonly CheckedRange[]): string {
+  const hm = (ms: number): string => new Date(ms).toISOString().slice(11, 16);
+  const parts = ranges.map((r) => {
+    if (r.window === 'window') return `seconds [${(r.fromMs / 1000).toFixed(1)}, ${(r.toMs / 1000).toFixed(1)}) s`;
+    if (r.window === 'day') return `day ${new Date(r.epochFromMs).toISOString().slice(0, 10)} UTC`;
+    return `${r.window} ${hm(r.epochFromMs)}-${hm(r.epochToMs)} UTC`;
+  });
+  return ['lifetime', ...parts].join('; ');
+}
+
+/** What the identity check covered and found; undefined for a report without one. */
+export function idsText(report: ExperimentReport): string | undefined {
+  const ids = report.checks.ids;
+  if (ids === undefined) return undefined;
+  const tally = `${ids.acked} acked, ${ids.failed} failed, ${ids.unknown} unknown`;
+  const how = ids.complete
+    ? ` (${tally}), and each key's count had to be the sum of its ids'`
+    : `, a seeded sample (every unknown one up to a cap, a uniform share of the rest: ${tally})`;
+  const found = ids.violations === ids.listed ? plural(ids.violations, 'id violation') : `${plural(ids.violations, 'id violation')}, ${ids.listed} listed`;
+  return `ids: ${ids.checked} of ${ids.sent} hits checked one by one on every node and range${how}; ${found}`;
 }
 
 export function convergenceText(report: ExperimentReport): string {
@@ -126,7 +156,8 @@ function nodeTable(report: ExperimentReport): string[] {
 function violationText(v: Violation): string {
   // Keys are quoted with JSON escaping: a key holding a newline or an escape sequence cannot break the log.
   const count = v.count === null ? 'no answer' : String(v.count);
-  return `${v.kind.padEnd(14)} ${v.node}  key ${JSON.stringify(v.key)}  window ${v.window.padEnd(6)} count ${count}, acked ${v.acked}, unknown ${v.unknown}`;
+  const expected = v.expected === undefined ? '' : `, its ids say ${v.expected}`;
+  return `${v.kind.padEnd(14)} ${v.node}  key ${JSON.stringify(v.key)}  window ${v.window.padEnd(6)} count ${count}, acked ${v.acked}, unknown ${v.unknown}${expected}`;
 }
 
 function countKind(report: ExperimentReport, kind: ViolationKind): number {

@@ -79,18 +79,56 @@ export interface CheckedWindow {
 /**
  * `missing`: below the acked bound on a closed range the nodes never agreed on while the load ran: those hits had
  * not arrived (a convergence failure, not yet a loss; the final checks after the stop say whether they ever came).
+ * `disagree`: within the bounds, but not what the other nodes answer for the same key and range after the stop.
  */
-export type ViolationKind = 'lost' | 'double-counted' | 'no-answer' | 'missing';
+export type ViolationKind = 'lost' | 'double-counted' | 'no-answer' | 'missing' | 'disagree';
 
-/** One (node, key, window) whose count is outside [acked, acked + unknown]. `closed`: a closed range read while the load ran (see `continuous`). */
+/**
+ * What a count covered: `all` the lifetime, `window` the whole seconds around the faults, `minute`, `hour` and
+ * `day` the one bucket of that tier holding the fault start, `closed` a closed range read while the load ran.
+ */
+export type CheckWindow = 'all' | 'window' | 'minute' | 'hour' | 'day' | 'closed';
+
+/**
+ * One (node, key, window) whose count is outside [acked, acked + unknown], or not the other nodes' count. The key
+ * may be a hit's identity key (`id-…`): then acked and unknown are 0 or 1, that one hit's bounds.
+ */
 export interface Violation {
   readonly kind: ViolationKind;
   readonly node: string;
   readonly key: string;
-  readonly window: 'all' | 'window' | 'closed';
+  readonly window: CheckWindow;
   readonly count: number | null;
   readonly acked: number;
   readonly unknown: number;
+  /** The exact count the key's hits' ids add up to on that node, when every id was read and it differs. */
+  readonly expected?: number;
+}
+
+/** A range the final check read on every node, besides the lifetime. */
+export interface CheckedRange {
+  readonly window: Exclude<CheckWindow, 'all' | 'closed'>;
+  readonly epochFromMs: number;
+  readonly epochToMs: number;
+  /** The same, as offsets from the load start. */
+  readonly fromMs: number;
+  readonly toMs: number;
+}
+
+/** The identity check: each id's count, on every node and every range checked, against that one hit's fate. */
+export interface IdChecks {
+  /** Hits sent with an id. */
+  readonly sent: number;
+  /** Ids read and checked, and how many of those were acked, failed and unknown. */
+  readonly checked: number;
+  readonly acked: number;
+  readonly failed: number;
+  readonly unknown: number;
+  /** Every id sent was checked (no sample), so each key's count had to equal the sum of its ids' counts too. */
+  readonly complete: boolean;
+  /** (node, id, range) violations found; `listed` of them are in `checks.violations`. */
+  readonly violations: number;
+  readonly listed: number;
 }
 
 export interface Convergence {
@@ -148,9 +186,12 @@ export interface ExperimentReport {
   /** Present when the load ran through the heal (--continuous). */
   readonly continuous?: ContinuousChecks;
   readonly checks: {
-    /** (node, key, window) triples checked. */
+    /** (node, key, window) triples checked, experiment keys only (ids: see `ids`). */
     readonly total: number;
     readonly violations: readonly Violation[];
+    /** The ranges read besides the lifetime: the checked window and the minute, hour and day of the fault start. */
+    readonly ranges?: readonly CheckedRange[];
+    readonly ids?: IdChecks;
   };
   /** No hit lost, none double counted, converged (with --continuous: on every closed range too). */
   readonly ok: boolean;

@@ -14,8 +14,8 @@ import { mulberry32 } from '../../gossip/random.ts';
 import { checkedRange, closedHorizon } from './closed-ranges.ts';
 import { continuousHeld, finishContinuous, type ContinuousOutcome } from './continuous.ts';
 import { readCounts, sumCounts } from './count-reader.ts';
-import { checkCounts } from './count-check.ts';
 import type { Experiment, FaultContext, SpanHandle } from './experiments.ts';
+import { checkedScopes, finalCheck } from './final-check.ts';
 import { HitLedger } from './hit-ledger.ts';
 import { HitLoad } from './hit-load.ts';
 import { ProxiedCluster } from './proxied-cluster.ts';
@@ -34,6 +34,8 @@ export interface RunOptions {
   readonly keepData?: boolean;
   /** Aborting stops the experiment at its next wait and cleans up; runExperiment then rejects. */
   readonly signal?: AbortSignal;
+  /** Node.js flags for every node process, before its main script (e.g. ['--import', file] to preload a module). */
+  readonly nodeArgs?: readonly string[];
 }
 
 const SAMPLE_EVERY_MS = 250;
@@ -55,13 +57,15 @@ export async function runExperiment(experiment: Experiment, settings: Experiment
     ids: byName,
     dataRoot,
     onLine: (id, line) => options.nodeLine?.(id, line),
+    ...(options.nodeArgs === undefined ? {} : { nodeArgs: options.nodeArgs }),
   }).catch(async (error: unknown) => {
     await rm(dataRoot, { recursive: true, force: true });
     throw error;
   });
 
-  const ledger = new HitLedger(byName);
-  const load = new HitLoad({ targets: cluster.nodes.map((n) => ({ id: n.id, url: n.url })), keys, rate: settings.rate, random, ledger });
+  const ledger = new HitLedger(byName, { idSeed: settings.seed });
+  // Every hit carries an identity key, so the check can tell which hit was lost or counted twice.
+  const load = new HitLoad({ targets: cluster.nodes.map((n) => ({ id: n.id, url: n.url })), keys, rate: settings.rate, random, ledger, identities: true });
   const durationMs = settings.durationS * 1000;
   const faultAtMs = Math.max(1_000, Math.round(durationMs * 0.2));
   const faults: { label: string; fromMs: number; toMs: number | undefined; nodes: readonly string[] }[] = [];
@@ -174,15 +178,9 @@ export async function runExperiment(experiment: Experiment, settings: Experiment
     await sampler;
     clearInterval(ticker);
 
-    // The window checked besides the lifetime: whole seconds from the faults to the load's end.
+    // The window checked besides the lifetime (whole seconds from the faults to the load's end), and one bucket of each coarser tier.
     const { fromMs: epochFromMs, toMs: epochToMs } = checkedRange(epoch0, faultAtMs, loadEndMs);
-    const all = new Map<string, Map<string, number> | undefined>();
-    const windowed = new Map<string, Map<string, number> | undefined>();
-    for (const node of cluster.nodes) {
-      all.set(node.id, await readCounts(node.url, keys));
-      windowed.set(node.id, await readCounts(node.url, keys, { fromMs: epochFromMs, toMs: epochToMs }));
-    }
-    const checks = checkCounts(ledger, { keys, all, window: windowed, range: { fromMs: epochFromMs, toMs: epochToMs } });
+    const { lifetime: all, checks } = await finalCheck(probe, checkedScopes(epoch0, faultAtMs, loadEndMs), now() + limitMs);
     const converged = convergedMs !== null;
     report = {
       version: 1,

@@ -6,8 +6,13 @@
 import { spawn } from 'node:child_process';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { findExperiment } from '../../scripts/partition/experiments.ts';
 import type { ExperimentReport } from '../../scripts/partition/report.ts';
+import { renderReportHtml } from '../../scripts/partition/report-html.ts';
+import { renderReportText } from '../../scripts/partition/report-text.ts';
+import { runExperiment } from '../../scripts/partition/run-experiment.ts';
 import { groupAlive, makeTempDir, REPO_ROOT, removeTempDirs, waitForGroupGone } from './node-process.ts';
 
 const groups = new Set<number>();
@@ -53,7 +58,11 @@ async function reportFiles(dir: string): Promise<{ json: ExperimentReport; html:
 /** The guarantees, asserted on the report's own numbers rather than on its verdict alone. */
 function expectGuaranteesHeld(report: ExperimentReport): void {
   expect(report.checks.violations).toEqual([]);
-  expect(report.checks.total).toBe(report.settings.nodes * report.settings.keys * 2);
+  // Every key on every node over the lifetime, the checked window and one minute, hour and day bucket.
+  expect(report.checks.total).toBe(report.settings.nodes * report.settings.keys * 5);
+  expect(report.checks.ranges?.map((r) => r.window)).toEqual(['window', 'minute', 'hour', 'day']);
+  // Every hit was checked by its id, on every node and range, and the keys against their ids.
+  expect(report.checks.ids).toMatchObject({ sent: report.hits.sent, checked: report.hits.sent, complete: true, violations: 0, listed: 0 });
   expect(report.convergence.converged).toBe(true);
   expect(report.convergence.ms).not.toBeNull();
   expect(report.ok).toBe(true);
@@ -142,6 +151,56 @@ describe('npm run partition', () => {
     expect(run.stdout).toContain(', continuous load');
     expect(run.stdout).toContain('PASS: no acknowledged hit lost, none counted twice, converged in');
     expect(html).toContain('continuous through the heal');
+  });
+
+  // The mutation test of the check. Its control is the first test: the same experiment and flags, without the bug, passes.
+  it('a planted bug confined to the hour tier (every hit counted twice there, gossiped so all nodes agree) fails the check on the hour range and nowhere else', async () => {
+    const experiment = findExperiment('split');
+    if (experiment === undefined) throw new Error('no split experiment');
+    // Not imported here: importing it would patch this process's ReplicaState too.
+    const fixture = fileURLToPath(new URL('../fixtures/double-hour-tier.ts', import.meta.url));
+    const planted = new Set<string>();
+    const report = await runExperiment(
+      experiment,
+      { nodes: 3, durationS: 4, rate: 150, keys: 10, seed: 1, cutMode: 'cut', convergeLimitS: 30, continuous: false },
+      {
+        nodeArgs: ['--import', fixture],
+        nodeLine: (id, line) => {
+          if (line.includes('planted bug: hour tier counts every hit twice')) planted.add(id);
+        },
+      },
+    );
+    // The patch ran inside every node process (same module instance as the node's own), not only in this one.
+    expect([...planted].sort()).toEqual(['n1', 'n2', 'n3']);
+    expect(report.ok).toBe(false);
+    expect(report.convergence.converged).toBe(true);
+    const { violations, ids } = report.checks;
+    // Only the hour range is wrong: the lifetime, the window of seconds, the minute and the day all hold.
+    expect(new Set(violations.map((v) => `${v.window} ${v.kind}`))).toEqual(new Set(['hour double-counted']));
+    // On the experiment keys, every node counts twice what was acked in that hour.
+    const keyViolations = violations.filter((v) => !v.key.startsWith('id-'));
+    expect(keyViolations.length).toBeGreaterThan(0);
+    for (const v of keyViolations) {
+      expect(v.count).toBeGreaterThanOrEqual(2 * v.acked);
+      expect(v.count).toBeLessThanOrEqual(2 * (v.acked + v.unknown));
+    }
+    const hourStart = report.checks.ranges?.find((r) => r.window === 'hour')?.epochFromMs ?? NaN;
+    const wholeRunInOneHour = Date.parse(report.startedAt) >= hourStart && Date.parse(report.startedAt) + report.loadEndMs + 1_000 < hourStart + 3_600_000;
+    if (wholeRunInOneHour && report.hits.unknown === 0) {
+      for (const v of keyViolations) expect(v.count).toBe(2 * v.acked);
+      expect(keyViolations).toHaveLength(3 * 10);
+    }
+    // And every id stamped in the hour counts 2 there, on every node.
+    const idViolations = violations.filter((v) => v.key.startsWith('id-'));
+    expect(idViolations.length).toBeGreaterThan(0);
+    for (const v of idViolations) expect([v.count, v.acked, v.unknown]).toEqual([2, 1, 0]);
+    expect(ids?.violations).toBeGreaterThanOrEqual(ids?.listed ?? Infinity);
+    if (wholeRunInOneHour) expect(ids?.violations).toBe(3 * (ids?.acked ?? NaN));
+    const text = renderReportText(report);
+    expect(text.trimEnd().split('\n').at(-1)).toMatch(/^FAIL: hits counted twice/);
+    expect(text).toMatch(/^ {2}ids: (\d+) of \1 hits checked one by one on every node and range .*; \d+ id violations, 100 listed$/m);
+    expect(text).toMatch(/double-counted +n\d {2}key "key-00\d" {2}window hour +count \d+, acked \d+, unknown \d+/);
+    expect(renderReportHtml(report)).toMatch(/<td>double-counted<\/td><td>n\d<\/td><td><code>id-n\d-\d+<\/code><\/td><td>hour<\/td><td class="num">2<\/td>/);
   });
 
   it('refuses bad flags with exit 2 and one clear line', async () => {
