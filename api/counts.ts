@@ -3,6 +3,7 @@ import { MAX_COUNT_KEYS } from '../node/config.ts';
 import type { ApiDeps } from './deps.ts';
 import { badRequest, errorBodySchema } from './http-error.ts';
 import { checkKey, parseCountRange } from './inputs.ts';
+import { MAX_READ_BUCKETS, checkReadBudget, countKeys } from './read-budget.ts';
 
 interface RangeQuery {
   window?: string;
@@ -31,7 +32,8 @@ const answerProperties = {
 } as const;
 
 /** GET /count/:key and GET /counts: window sums over the planned buckets. */
-export const countRoutes: FastifyPluginAsync<ApiDeps> = async (app, { replica, freshness }) => {
+export const countRoutes: FastifyPluginAsync<ApiDeps> = async (app, { replica, freshness, metrics }) => {
+  metrics.readBudget.set(MAX_READ_BUCKETS);
   const answer = (window: string | null, plan: { from: number; to: number }, asOf: number) => ({
     window,
     // The range actually covered, rounded out to whole buckets; null for the lifetime total.
@@ -59,19 +61,20 @@ export const countRoutes: FastifyPluginAsync<ApiDeps> = async (app, { replica, f
       const { range, window } = parseCountRange(request.query);
       const asOf = replica.now();
       const plan = replica.plan(range);
+      checkReadBudget(1, plan, metrics);
       return { key, count: replica.count(key, plan), ...answer(window, plan, asOf) };
     },
   );
 
-  app.get<{ Querystring: RangeQuery & { keys: string } }>(
+  app.get<{ Querystring: RangeQuery & { keys?: string; key?: string[] } }>(
     '/counts',
     {
       schema: {
         querystring: {
           type: 'object',
-          required: ['keys'],
           additionalProperties: false,
-          properties: { keys: { type: 'string' }, ...rangeProperties },
+          // key= may repeat (the query parser makes it a list): the one way to name a key holding a comma.
+          properties: { keys: { type: 'string' }, key: { type: 'array', items: { type: 'string' } }, ...rangeProperties },
         },
         response: {
           200: {
@@ -83,14 +86,17 @@ export const countRoutes: FastifyPluginAsync<ApiDeps> = async (app, { replica, f
       },
     },
     async (request) => {
-      const keys = request.query.keys.split(',');
+      const { keys: list, key: repeated = [] } = request.query;
+      const keys = [...(list === undefined ? [] : list.split(',')), ...repeated];
+      if (keys.length === 0) throw badRequest('name the keys as keys=a,b or as repeated key= parameters (a key holding a comma needs key=)');
       if (keys.length > MAX_COUNT_KEYS) throw badRequest(`keys may name at most ${MAX_COUNT_KEYS} keys`);
       keys.forEach(checkKey);
       const { range, window } = parseCountRange(request.query);
       const asOf = replica.now();
       const plan = replica.plan(range);
-      const counts = Object.create(null) as Record<string, number>; // no prototype: a key may be "__proto__"
-      for (const key of keys) counts[key] = replica.count(key, plan);
+      checkReadBudget(keys.length, plan, metrics);
+      // A long answer is computed in slices; a hit that lands meanwhile may be in the later keys' counts.
+      const counts = await countKeys(replica, keys, plan);
       return { counts, ...answer(window, plan, asOf) };
     },
   );

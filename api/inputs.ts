@@ -38,3 +38,48 @@ export function parseCountRange(query: { window?: string; from?: string; to?: st
   if (ms === undefined || ms < 1_000) throw badRequest(`${WINDOW_HELP}; got ${JSON.stringify(text)}`);
   return { range: { kind: 'window', ms }, window: text };
 }
+
+/** Set on a parsed query that could not be read; an onRequest hook answers it with a 400. */
+export const QUERY_PROBLEM = Symbol('query problem');
+export type ParsedQuery = Record<string, string | string[]> & { [QUERY_PROBLEM]?: string };
+
+/** The one parameter that may be given more than once (GET /counts?key=a&key=b); it is always a list. */
+const REPEATABLE = 'key';
+
+/**
+ * The query string, decoded the way paths are (decodeURIComponent: `+` is a
+ * plus sign, `%2B` too, `%2C` a comma). It must not throw: the router calls it
+ * outside fastify's error handling, so a problem is recorded for a hook to answer.
+ */
+export function parseQueryString(text: string): ParsedQuery {
+  const query = Object.create(null) as ParsedQuery; // no prototype: a parameter may be called "__proto__"
+  for (const part of text.split('&')) {
+    if (part === '') continue;
+    const eq = part.indexOf('=');
+    const name = decodeQueryPart(eq < 0 ? part : part.slice(0, eq));
+    const value = decodeQueryPart(eq < 0 ? '' : part.slice(eq + 1));
+    if (name === undefined || value === undefined) {
+      query[QUERY_PROBLEM] = `the query string is not valid percent-encoded UTF-8: ${JSON.stringify(part.slice(0, 100))}`;
+      return query;
+    }
+    const seen = query[name];
+    if (name === REPEATABLE) {
+      if (Array.isArray(seen)) seen.push(value);
+      else query[name] = [value];
+    } else if (seen === undefined) query[name] = value;
+    else {
+      query[QUERY_PROBLEM] = `query parameter ${JSON.stringify(name)} is given more than once`;
+      return query;
+    }
+  }
+  return query;
+}
+
+function decodeQueryPart(text: string): string | undefined {
+  if (!text.includes('%')) return text;
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return undefined; // a stray %, or bytes that are not UTF-8
+  }
+}

@@ -40,6 +40,7 @@ const FLAGS: readonly FlagSpec[] = [
   { flag: 'checkpoint-interval', value: 'DUR', help: 'how often the write-ahead log is folded into slots', fallback: formatDuration(DEFAULTS.checkpointIntervalMs) },
   { flag: 'push-interval', value: 'DUR', help: 'how often local hits are pushed to peers, batched', fallback: formatDuration(DEFAULTS.pushIntervalMs) },
   { flag: 'sync-interval', value: 'DUR', help: 'how often peers swap version vectors (anti-entropy) and heartbeats', fallback: formatDuration(DEFAULTS.syncIntervalMs) },
+  { flag: 'max-connections', value: 'N', help: 'most HTTP connections open at once, gossip ones from peers included; more are refused', fallback: String(DEFAULTS.maxConnections) },
   { flag: 'log-level', value: 'LEVEL', help: 'fatal, error, warn, info, debug, trace or silent', fallback: DEFAULTS.logLevel },
 ];
 
@@ -155,6 +156,7 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv): CliRe
       pushIntervalMs: duration('push-interval', DEFAULTS.pushIntervalMs, 1),
       syncIntervalMs: duration('sync-interval', DEFAULTS.syncIntervalMs, 50),
       logLevel,
+      maxConnections: parseInteger('max-connections', text('max-connections'), DEFAULTS.maxConnections, 1, 1_000_000),
     },
   };
 }
@@ -167,6 +169,13 @@ function defaultId(): string {
 function parsePort(raw: string): number {
   if (!/^[0-9]{1,5}$/.test(raw) || Number(raw) > 65_535) throw new CliError(`--port must be an integer in 0..65535, got ${JSON.stringify(raw)}`);
   return Number(raw);
+}
+
+function parseInteger(flag: string, raw: string | undefined, fallback: number, min: number, max: number): number {
+  if (raw === undefined) return fallback;
+  const n = /^[0-9]{1,10}$/.test(raw) ? Number(raw) : NaN;
+  if (!(n >= min && n <= max)) throw new CliError(`--${flag} must be an integer in ${min}..${max}, got ${JSON.stringify(raw)}`);
+  return n;
 }
 
 function parseBytes(raw: string | undefined): number {

@@ -36,6 +36,8 @@ export interface NodeConfig {
   readonly pushIntervalMs: number;
   /** Version vectors, membership and clock samples are exchanged this often (also the heartbeat). */
   readonly syncIntervalMs: number;
+  /** Most connections open on the HTTP port at once (gossip from peers included); more are closed as they come. */
+  readonly maxConnections: number;
 }
 
 export const DEFAULTS = {
@@ -50,7 +52,56 @@ export const DEFAULTS = {
   pushIntervalMs: 20,
   syncIntervalMs: 1_000,
   logLevel: 'info',
+  maxConnections: 10_000,
 } as const;
+
+/** How long the HTTP server waits on a client (README, Limits). */
+export interface HttpTimeouts {
+  /** A request's headers must be in this long after it began (after the connection opened, for the first). */
+  readonly headersMs: number;
+  /** A whole request, headers and body, must be in within this. */
+  readonly requestMs: number;
+  /** A keep-alive connection with no request is closed after this. */
+  readonly keepAliveMs: number;
+  /** A socket on which nothing moves (a response nobody reads) is closed after this; above any wait a request may ask for. */
+  readonly socketIdleMs: number;
+  /** How often the headers and request timeouts are checked: one is enforced up to this late. */
+  readonly checkIntervalMs: number;
+}
+
+export const HTTP_TIMEOUTS: HttpTimeouts = { headersMs: 10_000, requestMs: 30_000, keepAliveMs: 5_000, socketIdleMs: 120_000, checkIntervalMs: 1_000 };
+
+/**
+ * Descriptors that connections may not take (README, Limits): the process at
+ * rest holds about 30 (stdio, libuv's epoll, eventfds and pipes, LevelDB's
+ * LOCK, LOG, MANIFEST and log, the listener); LevelDB opens a few more to
+ * switch logs and compact, and each table file briefly before it maps it;
+ * then DNS lookups and one socket per gossip peer this node dials (64 here).
+ */
+export const FD_RESERVE = 128;
+/** An open-files limit that leaves fewer connections than this is refused at start-up. */
+export const MIN_CONNECTIONS = 16;
+
+export interface ConnectionLimit {
+  /** --max-connections as asked. */
+  readonly asked: number;
+  /** What the node holds: asked, or less when the open-files limit minus the reserve is smaller. */
+  readonly effective: number;
+  /** The open-files limit (RLIMIT_NOFILE), undefined when unknown or unlimited. */
+  readonly openFiles: number | undefined;
+  readonly reserve: number;
+}
+
+/** --max-connections under an open-files limit; throws when the limit leaves too little room to run. */
+export function connectionLimit(asked: number, openFiles: number | undefined): ConnectionLimit {
+  const room = openFiles === undefined ? Infinity : openFiles - FD_RESERVE;
+  if (room < Math.min(asked, MIN_CONNECTIONS)) {
+    throw new Error(
+      `the open files limit (${openFiles}) leaves room for ${Math.max(room, 0)} connections after the ${FD_RESERVE} descriptors kept for the store and gossip; at least ${MIN_CONNECTIONS} are needed: raise it (ulimit -n)`,
+    );
+  }
+  return { asked, effective: Math.min(asked, room), openFiles, reserve: FD_RESERVE };
+}
 
 /** Largest batch of POST /hits, in items. */
 export const MAX_BATCH_ITEMS = 10_000;

@@ -1,9 +1,10 @@
 import type { FastifyInstance } from 'fastify';
+import { readFileSync } from 'node:fs';
 import { buildApp } from '../api/app.ts';
 import { systemClock, type Clock } from './clock.ts';
-import type { NodeConfig } from './config.ts';
+import { connectionLimit, HTTP_TIMEOUTS, type HttpTimeouts, type NodeConfig } from './config.ts';
 import { LevelStore } from './level-store.ts';
-import { createLogger, type Logger } from './logger.ts';
+import { createLogger, LogDestination, type Logger } from './logger.ts';
 import { NodeMetrics } from './metrics.ts';
 import { Replica } from './replica.ts';
 import { startReplication, type Replication } from './replication.ts';
@@ -26,12 +27,32 @@ export interface StartOptions {
   readonly store?: Store;
   /** How long a stop waits for requests in flight before closing their connections. */
   readonly shutdownGraceMs?: number;
+  /** HTTP timeouts other than the defaults (tests that must outwait them). */
+  readonly httpTimeouts?: Partial<HttpTimeouts>;
 }
 
 /** Open the store, rebuild the replica and listen. Used by main and by in-process tests. */
 export async function startNode(config: NodeConfig, options: StartOptions = {}): Promise<RunningNode> {
-  const logger = options.logger ?? createLogger(config.id, config.logLevel);
+  const destination = options.logger === undefined ? new LogDestination() : undefined;
+  const logger = options.logger ?? createLogger(config.id, config.logLevel, destination);
   const metrics = new NodeMetrics({ node: config.id });
+  let droppedSeen = 0;
+  metrics.beforeScrape(() => {
+    const dropped = destination?.dropped ?? 0;
+    if (dropped > droppedSeen) metrics.logLinesDropped.inc(dropped - droppedSeen);
+    droppedSeen = dropped;
+  });
+  // Before the store opens: a limit too low to run on stops the start here.
+  const connections = connectionLimit(config.maxConnections, openFilesLimit());
+  if (connections.effective < connections.asked) {
+    logger.warn(
+      { maxConnections: connections.asked, effective: connections.effective, openFiles: connections.openFiles, reserve: connections.reserve },
+      `lowering --max-connections from ${connections.asked} to ${connections.effective}: the open files limit is ${connections.openFiles} and ${connections.reserve} descriptors are kept for the store and gossip (raise ulimit -n for more)`,
+    );
+  }
+  for (const [limit, value] of [['max_connections', connections.effective], ['max_connections_asked', connections.asked], ['open_files', connections.openFiles], ['fd_reserve', connections.reserve]] as const) {
+    if (value !== undefined) metrics.httpLimit.labels(limit).set(value);
+  }
   const replica = await Replica.open({
     store: options.store ?? new LevelStore(config.dataDir, { fsync: config.fsync }),
     id: config.id,
@@ -56,7 +77,7 @@ export async function startNode(config: NodeConfig, options: StartOptions = {}):
     freshness: () => gossip.current?.freshness() ?? { peers: 0, synced: 0, maxLagMs: 0 },
     peers: () => gossip.current?.peers() ?? [],
     forgetMember: (id) => gossip.current?.forget(id) ?? false,
-  });
+  }, { timeouts: { ...HTTP_TIMEOUTS, ...options.httpTimeouts }, maxConnections: connections.effective });
   try {
     await app.listen({ host: config.host, port: config.port });
   } catch (error) {
@@ -109,4 +130,19 @@ export async function startNode(config: NodeConfig, options: StartOptions = {}):
     return stopping;
   };
   return { url, address: `${host}:${port}`, replica, app, logger, replication: running, stop };
+}
+
+/**
+ * The soft RLIMIT_NOFILE, which Node raised to the hard limit at start-up:
+ * from /proc/self/limits on Linux; undefined elsewhere or when unlimited.
+ */
+function openFilesLimit(): number | undefined {
+  let text: string;
+  try {
+    text = readFileSync('/proc/self/limits', 'utf8');
+  } catch {
+    return undefined;
+  }
+  const soft = /^Max open files\s+(\S+)/m.exec(text)?.[1];
+  return soft === undefined || !/^[0-9]+$/.test(soft) ? undefined : Number(soft);
 }
