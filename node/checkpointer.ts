@@ -26,6 +26,8 @@ export class Checkpointer {
   private readonly task: PeriodicTask;
   /** Did the last run fail (its changes are marked again, for the next run)? */
   failed = false;
+  /** While above 0, runs do nothing (see `paused`). */
+  private pauses = 0;
 
   constructor(
     private readonly deps: {
@@ -44,7 +46,7 @@ export class Checkpointer {
       readonly metrics: NodeMetrics | undefined;
     },
   ) {
-    this.task = new PeriodicTask(() => this.checkpoint(), deps.intervalMs);
+    this.task = new PeriodicTask(() => (this.pauses > 0 ? Promise.resolve() : this.checkpoint()), deps.intervalMs);
   }
 
   start(): void {
@@ -53,6 +55,24 @@ export class Checkpointer {
 
   stop(): Promise<void> {
     return this.task.stop();
+  }
+
+  /**
+   * Run `fn` with no other checkpoint under way or starting until it ends;
+   * `fn` gets the one way to checkpoint meanwhile. A new incarnation needs
+   * this: seqs start over at 1 and log records are keyed by seq, so a
+   * checkpoint that began before the new identity was written and ended after
+   * it would truncate the new incarnation's log by the old seq (and write the
+   * old seq as the new identity's checkpoint), losing acknowledged hits.
+   */
+  async paused<T>(fn: (checkpoint: () => Promise<void>) => Promise<T>): Promise<T> {
+    this.pauses++;
+    try {
+      await this.task.idle();
+      return await fn(() => this.checkpoint());
+    } finally {
+      this.pauses--;
+    }
   }
 
   /** One checkpoint (or the one already running). Failures are logged and retried on the next run. */

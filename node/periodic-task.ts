@@ -20,6 +20,11 @@ export class PeriodicTask {
     return this.running;
   }
 
+  /** Resolves once no run is under way (a run started meanwhile is waited for too). */
+  async idle(): Promise<void> {
+    while (this.running !== undefined) await this.running;
+  }
+
   async stop(): Promise<void> {
     clearInterval(this.timer);
     this.timer = undefined;

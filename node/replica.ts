@@ -111,6 +111,8 @@ export class Replica {
   };
   /** A new incarnation that could not be written because the store failed: written once it is reopened. */
   private pendingRotation: string | undefined;
+  /** The store being put back in step after a reopen (see resync). */
+  private resyncing: Promise<void> | undefined;
   /** Every write goes through here: the first failed one stops the store until `recovery` has reopened it. */
   private readonly store: FailStopStore;
   private readonly recovery: StoreRecovery;
@@ -301,6 +303,15 @@ export class Replica {
     this.accepting = false;
     await this.recovery.stop();
     await this.rotating?.catch(() => undefined);
+    if (this.store.failure !== undefined) {
+      // One last try to put the store in step: otherwise a failed batch whose bytes reached the disk counts after the restart.
+      try {
+        await this.store.reopen();
+        await this.resync();
+      } catch (error) {
+        this.options.logger.error({ err: error }, 'could not reopen the failed store at shutdown; a batch whose write failed may count after a restart');
+      }
+    }
     await this.commits.drain();
     await this.gc.stop();
     await this.checkpointer.stop();
@@ -342,6 +353,11 @@ export class Replica {
    * takes no hits at all rather than reuse the old origin's seqs.
    */
   startNewIncarnation(reason: string): Promise<void> {
+    if (this.resyncing !== undefined) {
+      // The store is being put back in step: the resync writes the new incarnation last (two writers of the identity would race).
+      this.pendingRotation ??= reason;
+      return this.resyncing;
+    }
     this.rotating ??= this.rotate(reason).finally(() => (this.rotating = undefined));
     return this.rotating;
   }
@@ -366,12 +382,16 @@ export class Replica {
     }
   }
 
-  private async writeNewIncarnation(reason: string): Promise<void> {
+  private writeNewIncarnation(reason: string): Promise<void> {
+    return this.checkpointer.paused((checkpoint) => this.writeNewIncarnationPaused(reason, checkpoint));
+  }
+
+  private async writeNewIncarnationPaused(reason: string, checkpoint: () => Promise<void>): Promise<void> {
     const { logger, clock } = this.options;
     const store = this.store;
     const old = this.identity_;
     await this.commits.drain();
-    await this.checkpointer.run();
+    await checkpoint();
     if (this.checkpointer.failed) throw new Error('the last checkpoint of the old incarnation failed');
     const identity = newIncarnation(old.id, clock.now());
     const vv = { ...this.remoteVector(), [old.origin]: [this.seq_, this.lastAt] };
@@ -403,7 +423,14 @@ export class Replica {
    * may have reached the disk and was never counted), the identity and a
    * checkpoint are written, and a new incarnation the failure held up.
    */
-  private async resync(): Promise<void> {
+  private resync(): Promise<void> {
+    this.resyncing = this.resyncNow().finally(() => (this.resyncing = undefined));
+    return this.resyncing;
+  }
+
+  private async resyncNow(): Promise<void> {
+    // A new incarnation under way since before the failure finishes (or fails, and is pending) first.
+    while (this.rotating !== undefined) await this.rotating;
     await this.commits.drain();
     await this.store.dropLogAfter(this.seq_);
     await this.store.commit({ slots: [], meta: new Map([[IDENTITY_META, JSON.stringify(this.identity_)]]) });

@@ -7,6 +7,15 @@ import type { NodeMetrics } from './metrics.ts';
 import { PeriodicTask } from './periodic-task.ts';
 import type { Store } from './store.ts';
 
+/**
+ * Retention runs this far behind the clock. A count plans its buckets once and
+ * then reads them in slices (a long answer yields between them): a bucket
+ * the plan counted must not vanish half-way through the answer. Reads plan
+ * by the retention horizons themselves, so buckets kept a minute longer
+ * change no answer.
+ */
+const READ_GRACE_MS = 60_000;
+
 /** Buckets deleted per store write: each is a few milliseconds, so hit batches queued behind it wait little. */
 const DELETE_CHUNK = 1_000;
 
@@ -47,7 +56,7 @@ export class RetentionGc {
   async runOnce(): Promise<number> {
     const { state, store, retention, clock, logger, metrics } = this.deps;
     if (clock.paused === true) return 0;
-    const now = clock.now();
+    const now = clock.now() - READ_GRACE_MS;
     try {
       const dropped = state.dropExpired(now, retention);
       for (const origin of state.origins()) {
