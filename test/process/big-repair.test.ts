@@ -24,13 +24,26 @@ let cluster: ProxiedCluster | undefined;
 const proxies: FaultProxy[] = [];
 let logs: string[] = [];
 
+/** `step`, or an error naming it after `ms`: a clean-up that hangs says which part did (once seen under heavy load). */
+async function within<T>(what: string, ms: number, step: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`clean-up: ${what} took over ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([step, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 afterEach(async () => {
   // kill -9 by PID: the joiner's shutdown checkpoint of a million slots would take seconds, and the data goes anyway.
-  await Promise.all(nodes.splice(0).map((node) => node.kill()));
-  await cluster?.stop();
+  await within('kill -9 of the nodes', 15_000, Promise.all(nodes.splice(0).map((node) => node.kill())));
+  await within('stopping the proxied cluster', 20_000, cluster?.stop() ?? Promise.resolve());
   cluster = undefined;
-  await Promise.all(proxies.splice(0).map((proxy) => proxy.stop()));
-  await removeTempDirs();
+  await within('stopping the fault proxies', 10_000, Promise.all(proxies.splice(0).map((proxy) => proxy.stop())));
+  await within('removing the data directories', 10_000, removeTempDirs());
   logs = [];
 });
 
