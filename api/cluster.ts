@@ -1,5 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { isNodeId } from '../crdt/names.ts';
+import { neededFor } from '../node/ack-waiters.ts';
 import type { ApiDeps } from './deps.ts';
 import { badRequest, errorBodySchema } from './http-error.ts';
 
@@ -7,7 +8,11 @@ import { badRequest, errorBodySchema } from './http-error.ts';
 export const clusterRoutes: FastifyPluginAsync<ApiDeps> = async (app, { replica, advertise, peers, forgetMember }) => {
   app.get('/cluster', async () => {
     const now = replica.now();
+    const all = peers();
+    // What ?ack= and ?read= count (SPEC section 3): the latest incarnation of every id known and not forgotten, this node included.
+    const count = all.length + 1;
     return {
+      members: { ids: [replica.identity.id, ...all.map((p) => p.id)].sort(), count, majority: neededFor('majority', count) },
       node: {
         id: replica.identity.id,
         incarnation: replica.identity.incarnation,
@@ -17,7 +22,7 @@ export const clusterRoutes: FastifyPluginAsync<ApiDeps> = async (app, { replica,
         keys: replica.state.keyCount,
         vv: replica.replicated.versionVector(),
       },
-      peers: peers().map((p) => ({
+      peers: all.map((p) => ({
         id: p.id,
         origin: p.origin ?? null,
         address: p.address,

@@ -1,6 +1,7 @@
 import type { Logger } from '../node/logger.ts';
 import type { NodeMetrics } from '../node/metrics.ts';
 import type { PeerView } from '../gossip/protocol.ts';
+import type { AckLevel, AckOutcome } from '../node/ack-waiters.ts';
 import type { Replica } from '../node/replica.ts';
 
 /** How complete a count answer is (SPEC section 3). */
@@ -24,6 +25,8 @@ export interface ApiDeps {
   readonly peers: () => readonly PeerView[];
   /** Forget a member now (DELETE /cluster/members/:id); false when it is not known. */
   readonly forgetMember?: (id: string) => boolean;
+  /** Wait until `level` of the members hold batch `seq` of `origin` (`?ack=`); a lone node without gossip is every member. */
+  readonly awaitAck?: (origin: string, seq: number, level: AckLevel, timeoutMs: number) => Promise<AckOutcome>;
 }
 
 export const SINGLE_NODE_FRESHNESS: Freshness = { peers: 0, synced: 0, maxLagMs: 0 };

@@ -4,6 +4,7 @@ import type { HitItem } from '../node/replica.ts';
 import type { ApiDeps } from './deps.ts';
 import { badRequest, errorBodySchema } from './http-error.ts';
 import { keyProblem } from '../crdt/key.ts';
+import { ackQueryProperties, ackTimeoutSchema, ackedProperties, awaitAck, parseAck } from './ack.ts';
 import { checkKey, parseN } from './inputs.ts';
 
 const keyParams = {
@@ -12,7 +13,7 @@ const keyParams = {
   properties: { key: { type: 'string' } },
 } as const;
 
-const errors = { '4xx': errorBodySchema, '5xx': errorBodySchema };
+const errors = { '4xx': errorBodySchema, 504: ackTimeoutSchema, '5xx': errorBodySchema };
 
 /** POST /hit/:key?n=N and POST /hits. */
 export const hitRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
@@ -22,10 +23,11 @@ export const hitRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
 
 // Its own context: a hit carries no body, so whatever body a client sends
 // (curl -d '' sends a form type) is read within the size limit and ignored.
-async function singleHit(app: FastifyInstance, { replica }: ApiDeps): Promise<void> {
+async function singleHit(app: FastifyInstance, deps: ApiDeps): Promise<void> {
+  const { replica } = deps;
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, _body, done) => done(null, undefined));
-  app.post<{ Params: { key: string }; Querystring: { n?: string } }>(
+  app.post<{ Params: { key: string }; Querystring: { n?: string; ack?: string; timeout?: string } }>(
     '/hit/:key',
     {
       schema: {
@@ -33,33 +35,38 @@ async function singleHit(app: FastifyInstance, { replica }: ApiDeps): Promise<vo
         querystring: {
           type: 'object',
           additionalProperties: false,
-          properties: { n: { type: 'string' } },
+          properties: { n: { type: 'string' }, ...ackQueryProperties },
         },
         response: {
           200: {
             type: 'object',
-            properties: { key: { type: 'string' }, n: { type: 'integer' }, node: { type: 'string' }, at: { type: 'integer' } },
+            properties: { key: { type: 'string' }, n: { type: 'integer' }, node: { type: 'string' }, at: { type: 'integer' }, ...ackedProperties },
           },
           ...errors,
         },
       },
     },
-    async (request) => {
+    async (request, reply) => {
       const key = checkKey(request.params.key);
       const n = parseN(request.query.n);
-      const at = await replica.hit(key, n);
-      return { key, n, node: replica.identity.id, at };
+      const ack = parseAck(request.query);
+      const committed = await replica.hitInBatch(key, n);
+      const acked = await awaitAck(deps, committed, ack, reply);
+      if (acked === undefined) return reply;
+      return { key, n, node: replica.identity.id, at: committed.value, ...acked };
     },
   );
 }
 
-async function batchHits(app: FastifyInstance, { replica }: ApiDeps): Promise<void> {
+async function batchHits(app: FastifyInstance, deps: ApiDeps): Promise<void> {
+  const { replica } = deps;
   // JSON only: a batch in any other type is a 415, not a guess.
   app.removeContentTypeParser('text/plain');
-  app.post<{ Body: HitItem[] }>(
+  app.post<{ Body: HitItem[]; Querystring: { ack?: string; timeout?: string } }>(
     '/hits',
     {
       schema: {
+        querystring: { type: 'object', additionalProperties: false, properties: ackQueryProperties },
         body: {
           type: 'array',
           maxItems: MAX_BATCH_ITEMS,
@@ -73,17 +80,21 @@ async function batchHits(app: FastifyInstance, { replica }: ApiDeps): Promise<vo
             },
           },
         },
-        response: { 200: { type: 'object', properties: { accepted: { type: 'integer' } } }, ...errors },
+        response: { 200: { type: 'object', properties: { accepted: { type: 'integer' }, ...ackedProperties } }, ...errors },
       },
     },
-    async (request) => {
+    async (request, reply) => {
       // All or nothing: every item is checked before any is counted.
       const items = request.body;
       for (let i = 0; i < items.length; i++) {
         const problem = keyProblem((items[i] as HitItem).key);
         if (problem !== undefined) throw badRequest(`item ${i}: ${problem}`);
       }
-      return { accepted: await replica.hits(items) };
+      const ack = parseAck(request.query);
+      const committed = await replica.hitsInBatch(items);
+      const acked = await awaitAck(deps, committed, ack, reply);
+      if (acked === undefined) return reply;
+      return { accepted: committed.value, ...acked };
     },
   );
 }

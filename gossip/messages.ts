@@ -11,7 +11,7 @@ import { isAddress, isNodeId, isOrigin, nodeIdOf } from '../crdt/names.ts';
 import { EARLIEST_MS } from '../crdt/replica-state.ts';
 import { LIMITS } from './limits.ts';
 
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 
 /** Per origin: the highest seq held completely and the time of that origin's last hit up to it. */
 export type VersionEntry = readonly [seq: number, at: number];
@@ -74,7 +74,18 @@ export interface Flow {
   readonly received: number;
 }
 
-export type Message = Hello | Auth | Sync | Delta | Flow;
+/**
+ * Sent back to an origin at once when one of its own deltas made the
+ * receiver's complete entry of it reach `seq`: what `?ack=majority|all`
+ * waits for (a round trip, not a sync interval).
+ */
+export interface Held {
+  readonly type: 'held';
+  readonly origin: string;
+  readonly seq: number;
+}
+
+export type Message = Hello | Auth | Sync | Delta | Flow | Held;
 
 export class ProtocolError extends Error {
   readonly code = 'HITMESH_PROTOCOL';
@@ -199,6 +210,10 @@ export function parseMessage(value: unknown, now: number): Message {
     case 'flow':
       if (isInt(value.received)) return value as unknown as Flow;
       problem = 'received is not a byte count';
+      break;
+    case 'held':
+      if (isOrigin(value.origin) && isInt(value.seq)) return value as unknown as Held;
+      problem = 'not an origin and a seq';
       break;
     default:
       throw new ProtocolError(`unknown message type ${JSON.stringify(value.type)}`.slice(0, 120));

@@ -7,6 +7,7 @@ import { LIMITS } from './limits.ts';
 import { Membership, type ConnId, type Member } from './membership.ts';
 import { PROTOCOL_VERSION, ProtocolError, timeBounds, type Delta, type Hello, type Message, type Sync, type SyncEntry, type VersionEntry } from './messages.ts';
 import { PeerLink, seqOf } from './peer-link.ts';
+import { OwnOriginHolders } from './own-origin-holders.ts';
 import { RelayQueue, type Relay } from './relays.ts';
 import type { HitRow, LocalCommit, ReplicaView, SlotRow } from './replica-view.ts';
 import type { KeyChange } from '../crdt/replica-state.ts';
@@ -56,6 +57,8 @@ export interface CoreOptions {
   readonly random: () => number;
   /** A peer holds more of this node's own origin than this node does (its store lost writes): see node/replica.ts. */
   readonly onOwnOriginBehind?: (peer: string, theirs: SyncEntry) => void;
+  /** A peer was learned to hold more of this node's own origin (what `?ack=` waits for). */
+  readonly onHeld?: () => void;
 }
 
 interface Conn {
@@ -112,6 +115,7 @@ export class GossipCore {
   private readonly membership: Membership;
   private readonly pushes: LocalCommit[] = [];
   private readonly relays = new RelayQueue();
+  private readonly holders = new OwnOriginHolders();
   private lastPush = 0;
   private lastExpiry = 0;
   private self: Identity;
@@ -192,6 +196,10 @@ export class GossipCore {
           if (link === undefined) throw new ProtocolError(`${message.type} before the handshake finished`);
           const member = this.memberOf(c);
           if (member !== undefined) member.lastContact = now;
+          if (message.type === 'held') {
+            if (member !== undefined && message.origin === this.self.origin) this.noteHeld(member.id, message.seq);
+            return [];
+          }
           if (message.type === 'flow') {
             link.noteFlow(message.received, now);
             const out: Output[] = [];
@@ -216,6 +224,16 @@ export class GossipCore {
   /** A local batch is durable: push it on the next tick. */
   localCommit(commit: LocalCommit): void {
     this.pushes.push(commit);
+  }
+
+  /** Push the local commits now rather than at the next push interval: a request waits for peers to hold them (`?ack=`). */
+  pushNow(now: number): Output[] {
+    const out: Output[] = [];
+    if (this.pushes.length === 0) return out;
+    this.lastPush = now;
+    this.flushPushes(out);
+    this.pump(now, out);
+    return out;
   }
 
   /** Timers: pushes, relays, chunked sends, syncs, failure detection, forgetting and dials. */
@@ -250,6 +268,7 @@ export class GossipCore {
   forget(id: string, now: number): { found: boolean; outputs: Output[] } {
     const member = this.membership.forget(id, now);
     if (member === undefined) return { found: false, outputs: [] };
+    this.holders.drop(id);
     const outputs: Output[] = member.conn === undefined ? [] : [{ kind: 'close', conn: member.conn, reason: 'member forgotten' }];
     return { found: true, outputs };
   }
@@ -259,6 +278,7 @@ export class GossipCore {
     this.self = self;
     this.pushes.length = 0;
     this.relays.clear();
+    this.holders.reset();
     return [...this.conns.keys()].map((conn): Output => ({ kind: 'close', conn, reason: 'node started a new incarnation' }));
   }
 
@@ -279,6 +299,15 @@ export class GossipCore {
 
   get memberCount(): number {
     return this.membership.members.size + 1;
+  }
+
+  /**
+   * Of the members (the latest incarnation of every id known and not
+   * forgotten, this node included), how many are known to hold this node's
+   * own origin up to `seq`.
+   */
+  holdersOf(seq: number): { acked: number; members: number } {
+    return { acked: 1 + this.holders.count(seq, this.membership.members.keys()), members: this.memberCount };
   }
 
   /** Has every seed either answered a sync or failed a dial since start? (What start-up waits for before taking hits.) */
@@ -412,6 +441,8 @@ export class GossipCore {
     // The peer's own report replaces what we believed of it (beliefs only ever rose in between).
     member.vv = new Map(Object.entries(sync.vv));
     member.links = new Set(sync.links);
+    const ownHeld = member.vv.get(this.self.origin);
+    if (ownHeld !== undefined) this.noteHeld(member.id, ownHeld[0]);
     const out: Output[] = [];
     for (const [origin, mine] of Object.entries(this.replica.syncVector())) {
       const theirs = member.vv.get(origin);
@@ -515,17 +546,25 @@ export class GossipCore {
     this.stats.deltasApplied++;
     this.stats.rowsApplied += raised.hits.length + raised.slots.length;
     const member = this.memberOf(c);
+    const out: Output[] = [];
     // An origin holds what it sends of itself; a relay says nothing of what the relayer holds in full.
     if (member !== undefined && delta.origin === c.peerOrigin && delta.from !== null) {
       const known = member.vv.get(delta.origin);
       if (known === undefined || delta.to > known[0]) member.vv.set(delta.origin, [delta.to, delta.at, known?.[2] ?? 0, Math.max(known?.[3] ?? 0, delta.to)]);
+      // Tell the origin at once that we now hold it this far: its `?ack=` waits for that, not for our next sync.
+      const held = this.replica.entry(delta.origin)?.[0] ?? 0;
+      if (held >= delta.to) out.push({ kind: 'send', conn: c.id, message: { type: 'held', origin: delta.origin, seq: held } });
     }
     if (raised.hits.length + raised.slots.length > 0) {
       // Relay only the new parts; complete only if nothing was dropped.
       const whole = raised.hits.length === changes.hits.length && raised.slots.length === changes.slots.length;
       this.relays.add({ origin: delta.origin, from: whole ? delta.from : null, to, changes: raised, source: c.peerId ?? '', readyAt: now + this.config.relayDelayMs });
     }
-    return [];
+    return out;
+  }
+
+  private noteHeld(peer: string, seq: number): void {
+    if (this.holders.note(peer, seq)) this.options.onHeld?.();
   }
 
   private flushPushes(out: Output[]): void {

@@ -11,6 +11,9 @@ export class PendingHits {
   requests = 0;
   /** The latest hit stamp in the batch. */
   maxAt = 0;
+  /** Once written: the origin and seq it was written as. */
+  origin = '';
+  seq = 0;
 
   add(key: string, second: number, n: number): void {
     let keys = this.bySecond.get(second);

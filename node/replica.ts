@@ -27,6 +27,13 @@ export type CountRange =
   | { readonly kind: 'range'; readonly from: number; readonly to: number }
   | { readonly kind: 'all' };
 
+/** What a hit request returns with the batch that made it durable: the origin and seq peers must hold for an ack. */
+export interface Committed<T> {
+  readonly value: T;
+  readonly origin: string;
+  readonly seq: number;
+}
+
 export interface HitItem {
   readonly key: string;
   /** Default 1. */
@@ -247,7 +254,12 @@ export class Replica {
   }
 
   /** Count `n` hits of `key` now; resolves with the timestamp once they are durable. */
-  hit(key: string, n: number): Promise<number> {
+  async hit(key: string, n: number): Promise<number> {
+    return (await this.hitInBatch(key, n)).value;
+  }
+
+  /** The same, saying which batch carried the hits (its origin and seq): what `?ack=` waits for peers to hold. */
+  hitInBatch(key: string, n: number): Promise<Committed<number>> {
     return this.admit(
       (pending, at) => {
         pending.add(key, bucketStart(0, at), n);
@@ -259,9 +271,14 @@ export class Replica {
 
   /** Count a batch of hits, all in one commit; resolves with their sum once durable. */
   async hits(items: readonly HitItem[]): Promise<number> {
+    return (await this.hitsInBatch(items)).value;
+  }
+
+  /** The same, saying which batch carried them (an empty list: the last batch, which holds nothing of it). */
+  async hitsInBatch(items: readonly HitItem[]): Promise<Committed<number>> {
     if (items.length === 0) {
       this.assertAccepting();
-      return 0;
+      return { value: 0, origin: this.identity_.origin, seq: this.seq_ };
     }
     return this.admit(
       (pending, at) => {
@@ -445,7 +462,7 @@ export class Replica {
    * wait, so a batch never straddles two incarnations. Resolves with what
    * `fill` returned once the batch is durable.
    */
-  private async admit<T>(fill: (pending: PendingHits, at: number) => T, check: () => void): Promise<T> {
+  private async admit<T>(fill: (pending: PendingHits, at: number) => T, check: () => void): Promise<Committed<T>> {
     this.assertAccepting();
     for (let tries = 0; ; tries++) {
       while (this.hold !== undefined || this.rotating !== undefined) await (this.hold ?? this.rotating);
@@ -462,14 +479,16 @@ export class Replica {
       check(); // in the same synchronous step as the add: nothing else can add to the key in between
       const at = (this.lastStamp = Math.max(now, this.lastStamp, this.lastAt));
       let result!: T;
+      let batch!: PendingHits;
       const durable = this.commits.add((pending) => {
+        batch = pending;
         const before = pending.hits;
         result = fill(pending, at);
         this.unapplied += pending.hits - before;
         pending.maxAt = Math.max(pending.maxAt, at);
       });
       await durable;
-      return result;
+      return { value: result, origin: batch.origin, seq: batch.seq };
     }
   }
 
@@ -513,6 +532,8 @@ export class Replica {
       }
     }
     this.seq_ = seq;
+    pending.seq = seq;
+    pending.origin = origin;
     this.lastAt = Math.max(this.lastAt, pending.maxAt);
     this.replicated.noteLocal(seq, this.lastAt);
     for (const listener of this.commitListeners) listener({ seq, at: this.lastAt, hits: rows });

@@ -10,6 +10,7 @@ import type { Logger } from './logger.ts';
 import type { NodeMetrics } from './metrics.ts';
 import { PeerStateChanges } from './peer-state-changes.ts';
 import { PeriodicTask } from './periodic-task.ts';
+import { AckWaiters, type AckLevel, type AckOutcome } from './ack-waiters.ts';
 import type { Replica } from './replica.ts';
 
 /** Gossip for one node, running: its view of the cluster and how to stop it. */
@@ -19,6 +20,8 @@ export interface Replication {
   freshness(): { peers: number; synced: number; maxLagMs: number };
   /** Forget a member now (DELETE /cluster/members/:id); false if it is not known. */
   forget(id: string): boolean;
+  /** Resolves once `level` of the members hold this node's batch `seq` of `origin` (SPEC `?ack=`), or on time-out. */
+  awaitAck(origin: string, seq: number, level: AckLevel, timeoutMs: number): Promise<AckOutcome>;
   /** Resolves once start-up has heard from every seed peer (or given up waiting): hits are held until then. */
   readonly settled: Promise<void>;
   stop(): Promise<void>;
@@ -50,6 +53,8 @@ const CLOCK_SAMPLE_MAX_AGE_MS = 30_000;
 export function startReplication(options: ReplicationOptions): Replication {
   const { replica, clock, logger, metrics } = options;
   const config: GossipConfig = { ...DEFAULT_GOSSIP, ...options.gossip, static: options.static };
+  // The waiters count peers through the core and push through the transport; the core tells them when a peer holds more.
+  const acks: { waiters?: AckWaiters; push?: () => void } = {};
   const core = new GossipCore({ id: replica.identity.id, origin: replica.identity.origin, address: options.address }, replica.view, config, {
     seeds: options.seeds,
     secret: options.secret,
@@ -60,7 +65,10 @@ export function startReplication(options: ReplicationOptions): Replication {
       // (power loss without --fsync, a restored backup). Going on would reuse seqs they hold; a new origin cannot.
       void replica.startNewIncarnation(`peer ${peer} holds this node's origin up to seq ${Math.max(theirs[0], theirs[3])}, beyond its store's ${replica.seq}`);
     },
+    onHeld: () => acks.waiters?.check(),
   });
+  const ackWaiters = new AckWaiters({ origin: () => core.identity.origin, holdersOf: (seq) => core.holdersOf(seq) }, () => acks.push?.());
+  acks.waiters = ackWaiters;
   replica.onLocalCommit((commit) => core.localCommit(commit));
   let applied = { deltas: 0, rows: 0 };
   const transport = new WsTransport(core, options.server, {
@@ -91,7 +99,11 @@ export function startReplication(options: ReplicationOptions): Replication {
       disconnected: (peer, reason) => logger.debug({ peer, reason }, 'gossip connection closed'),
     },
   });
-  replica.onRotate((identity) => transport.apply(core.rotate({ id: identity.id, origin: identity.origin, address: options.address })));
+  acks.push = () => transport.apply(core.pushNow(clock.now()));
+  replica.onRotate((identity) => {
+    transport.apply(core.rotate({ id: identity.id, origin: identity.origin, address: options.address }));
+    ackWaiters.abandon();
+  });
   transport.start();
 
   // Start-up: hold hits until every seed has answered (and so said what it holds of this origin) or cannot be reached.
@@ -178,7 +190,9 @@ export function startReplication(options: ReplicationOptions): Replication {
       return found;
     },
     settled,
+    awaitAck: (origin, seq, level, timeoutMs) => ackWaiters.wait(origin, seq, level, timeoutMs),
     stop: async () => {
+      ackWaiters.abandon();
       await watchPeers.stop();
       await transport.stop();
     },

@@ -77,6 +77,7 @@ export async function startNode(config: NodeConfig, options: StartOptions = {}):
     freshness: () => gossip.current?.freshness() ?? { peers: 0, synced: 0, maxLagMs: 0 },
     peers: () => gossip.current?.peers() ?? [],
     forgetMember: (id) => gossip.current?.forget(id) ?? false,
+    awaitAck: (origin, seq, level, timeoutMs) => gossip.current?.awaitAck(origin, seq, level, timeoutMs) ?? Promise.resolve({ ok: true, acked: 1, needed: 1 }),
   }, { timeouts: { ...HTTP_TIMEOUTS, ...options.httpTimeouts }, maxConnections: connections.effective });
   try {
     await app.listen({ host: config.host, port: config.port });

@@ -138,6 +138,7 @@ describe('HTTP API', () => {
     await app.inject({ method: 'POST', url: '/hit/a' });
     const res = json((await app.inject({ method: 'GET', url: '/cluster' })).body);
     expect(res).toEqual({
+      members: { ids: ['n1'], count: 1, majority: 1 },
       node: {
         id: 'n1',
         incarnation: replica.identity.incarnation,

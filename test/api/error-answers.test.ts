@@ -85,8 +85,8 @@ describe('5xx answers', () => {
   });
 
   it('a hit that fails says the hit was not counted', async () => {
-    replica.hit = boom;
-    replica.hits = boom;
+    replica.hitInBatch = boom;
+    replica.hitsInBatch = boom;
     const one = await app.inject({ method: 'POST', url: '/hit/k' });
     expect(one.statusCode).toBe(500);
     expect(errorOf(one.body)).toMatch(/the hit was not counted/);

@@ -80,6 +80,8 @@ const messageArb: fc.Arbitrary<unknown> = fc.oneof(
   },
   { weight: 1, arbitrary: fc.record({ type: fc.constant('hello'), protocol: fc.constantFrom(PROTOCOL_VERSION, 1), id: fc.constant('evil'), origin: originArb, address: addressArb, nonce: fc.constant(new Uint8Array(16)) }) },
   { weight: 1, arbitrary: fc.record({ type: fc.constant('auth'), proof: fc.constant(new Uint8Array(0)) }) },
+  // What a peer says it holds of an origin, ours (SELF) included: a lie must not change any count.
+  { weight: 1, arbitrary: fc.record({ type: fc.constant('held'), origin: fc.oneof(fc.constant(SELF), originArb), seq: fc.oneof(fc.nat(), fc.constantFrom(2 ** 53, -1, 1.5)) }) },
   { weight: 1, arbitrary: fc.anything() },
 );
 

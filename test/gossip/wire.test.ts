@@ -107,6 +107,7 @@ describe('parseMessage', () => {
     sync: { type: 'sync', vv: { 'n1#a': [3, T0, 12345, 3] }, members: { n1: '127.0.0.1:7001', n2: 'node-2.example:7002' }, links: ['n2'], sent: T0, echo: 0, held: 0 },
     delta: validDelta(),
     flow: { type: 'flow', received: 123_456 },
+    held: { type: 'held', origin: 'n1#a', seq: 42 },
   };
   const parse = (value: unknown): Message => parseMessage(value, T0);
 
@@ -136,6 +137,10 @@ describe('parseMessage', () => {
   const delta = valid.delta as Delta;
   /** Each entry: a message with one field broken (wrong type, out of range, bad grammar or missing). */
   const malformed: [string, Record<string, unknown>][] = [
+    ['held: origin not an origin', { ...valid.held, origin: 'n1' }],
+    ['held: seq negative', { ...valid.held, seq: -1 }],
+    ['held: seq past 2^53', { ...valid.held, seq: 2 ** 53 }],
+    ['held: seq missing', { type: 'held', origin: 'n1#a' }],
     ['hello: protocol a string', { ...valid.hello, protocol: '1' }],
     ['hello: protocol fractional', { ...valid.hello, protocol: 1.5 }],
     ['hello: empty id', { ...valid.hello, id: '', origin: '#a' }],
