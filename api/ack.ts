@@ -22,11 +22,20 @@ export interface AckRequest {
 
 /** `?ack=local|majority|all` (default local) and `?timeout=` (a duration, default 5s, at most 60s). */
 export function parseAck(query: { ack?: string; timeout?: string }): AckRequest {
-  const level = query.ack ?? 'local';
-  if (level !== 'local' && level !== 'majority' && level !== 'all') throw badRequest(`ack must be local, majority or all, got ${JSON.stringify(level)}`);
-  if (query.timeout === undefined) return { level, timeoutMs: DEFAULT_ACK_TIMEOUT_MS };
-  const ms = parseDuration(query.timeout);
-  if (ms === undefined || ms < 1 || ms > MAX_ACK_TIMEOUT_MS) throw badRequest(`timeout must be a duration from 1ms to 60s (250ms, 5s), got ${JSON.stringify(query.timeout)}`);
+  return parseLevel('ack', query.ack, query.timeout);
+}
+
+/** `?read=local|majority|all` and `?timeout=`, the same way. */
+export function parseRead(query: { read?: string; timeout?: string }): AckRequest {
+  return parseLevel('read', query.read, query.timeout);
+}
+
+function parseLevel(name: 'ack' | 'read', given: string | undefined, timeout: string | undefined): AckRequest {
+  const level = given ?? 'local';
+  if (level !== 'local' && level !== 'majority' && level !== 'all') throw badRequest(`${name} must be local, majority or all, got ${JSON.stringify(level)}`);
+  if (timeout === undefined) return { level, timeoutMs: DEFAULT_ACK_TIMEOUT_MS };
+  const ms = parseDuration(timeout);
+  if (ms === undefined || ms < 1 || ms > MAX_ACK_TIMEOUT_MS) throw badRequest(`timeout must be a duration from 1ms to 60s (250ms, 5s), got ${JSON.stringify(timeout)}`);
   return { level, timeoutMs: ms };
 }
 

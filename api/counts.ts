@@ -1,25 +1,38 @@
-import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyPluginAsync, FastifyReply } from 'fastify';
+import type { WindowPlan } from '../crdt/window-plan.ts';
+import { LIMITS } from '../gossip/limits.ts';
+import { parseRead } from './ack.ts';
 import { MAX_COUNT_KEYS } from '../node/config.ts';
 import type { ApiDeps } from './deps.ts';
 import { badRequest, errorBodySchema } from './http-error.ts';
 import { checkKey, parseCountRange } from './inputs.ts';
-import { MAX_READ_BUCKETS, checkReadBudget, countKeys } from './read-budget.ts';
+import { MAX_READ_BUCKETS, checkFreshReadBudget, checkReadBudget, countKeys } from './read-budget.ts';
 
 interface RangeQuery {
   window?: string;
   from?: string;
   to?: string;
+  read?: string;
+  timeout?: string;
 }
 
 const rangeProperties = {
   window: { type: 'string' },
   from: { type: 'string' },
   to: { type: 'string' },
+  read: { type: 'string' },
+  timeout: { type: 'string' },
 } as const;
 
 const freshnessSchema = {
   type: 'object',
-  properties: { peers: { type: 'integer' }, synced: { type: 'integer' }, maxLagMs: { type: 'integer' } },
+  properties: { peers: { type: 'integer' }, synced: { type: 'integer' }, maxLagMs: { type: 'integer' }, answered: { type: 'array', items: { type: 'string' } } },
+} as const;
+
+const freshTimeoutSchema = {
+  type: 'object',
+  required: ['error'],
+  properties: { error: { type: 'string' }, answered: { type: 'array', items: { type: 'string' } }, needed: { type: 'integer' } },
 } as const;
 
 const answerProperties = {
@@ -32,17 +45,38 @@ const answerProperties = {
 } as const;
 
 /** GET /count/:key and GET /counts: window sums over the planned buckets. */
-export const countRoutes: FastifyPluginAsync<ApiDeps> = async (app, { replica, freshness, metrics }) => {
+export const countRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
+  const { replica, freshness, metrics } = deps;
   metrics.readBudget.set(MAX_READ_BUCKETS);
-  const answer = (window: string | null, plan: { from: number; to: number }, asOf: number) => ({
+  const answer = (window: string | null, plan: { from: number; to: number }, asOf: number, answered?: readonly string[]) => ({
     window,
     // The range actually covered, rounded out to whole buckets; null for the lifetime total.
     from: window === 'all' ? null : plan.from,
     to: window === 'all' ? null : plan.to,
     node: replica.identity.id,
     asOf,
-    freshness: freshness(),
+    freshness: answered === undefined ? freshness() : { ...freshness(), answered },
   });
+
+  /** The counts of `keys` over `plan`: this node's own, or with `?read=` joined from the members (undefined: a 504 was sent). */
+  const countsOf = async (keys: readonly string[], plan: WindowPlan, query: RangeQuery, reply: FastifyReply): Promise<{ counts: Record<string, number>; answered?: readonly string[] } | undefined> => {
+    const read = parseRead(query);
+    if (read.level === 'local') {
+      checkReadBudget(keys.length, plan, metrics);
+      return { counts: await countKeys(replica, keys, plan) };
+    }
+    checkFreshReadBudget(keys.length, plan);
+    const fresh = await (deps.freshRead?.(keys, plan, read.level, read.timeoutMs) ?? Promise.resolve(undefined));
+    if (fresh === undefined) return { counts: await countKeys(replica, keys, plan), answered: [replica.identity.id] };
+    if (fresh.tooBig) throw badRequest(`a peer's answer to this read=${read.level} would pass ${LIMITS.maxReadRows} rows: ask for fewer keys or a shorter range`);
+    if (fresh.ok) return { counts: fresh.counts, answered: fresh.answered };
+    void reply.code(504).send({
+      error: `${fresh.answered.length} of the ${fresh.needed} members read=${read.level} needs answered within ${read.timeoutMs} ms`,
+      answered: fresh.answered,
+      needed: fresh.needed,
+    });
+    return undefined;
+  };
 
   app.get<{ Params: { key: string }; Querystring: RangeQuery }>(
     '/count/:key',
@@ -53,16 +87,18 @@ export const countRoutes: FastifyPluginAsync<ApiDeps> = async (app, { replica, f
         response: {
           200: { type: 'object', properties: { key: { type: 'string' }, count: { type: 'integer' }, ...answerProperties } },
           '4xx': errorBodySchema,
+          504: freshTimeoutSchema,
         },
       },
     },
-    async (request) => {
+    async (request, reply) => {
       const key = checkKey(request.params.key);
       const { range, window } = parseCountRange(request.query);
       const asOf = replica.now();
       const plan = replica.plan(range);
-      checkReadBudget(1, plan, metrics);
-      return { key, count: replica.count(key, plan), ...answer(window, plan, asOf) };
+      const result = await countsOf([key], plan, request.query, reply);
+      if (result === undefined) return reply;
+      return { key, count: result.counts[key] ?? 0, ...answer(window, plan, asOf, result.answered) };
     },
   );
 
@@ -82,10 +118,11 @@ export const countRoutes: FastifyPluginAsync<ApiDeps> = async (app, { replica, f
             properties: { counts: { type: 'object', additionalProperties: { type: 'integer' } }, ...answerProperties },
           },
           '4xx': errorBodySchema,
+          504: freshTimeoutSchema,
         },
       },
     },
-    async (request) => {
+    async (request, reply) => {
       const { keys: list, key: repeated = [] } = request.query;
       const keys = [...(list === undefined ? [] : list.split(',')), ...repeated];
       if (keys.length === 0) throw badRequest('name the keys as keys=a,b or as repeated key= parameters (a key holding a comma needs key=)');
@@ -94,10 +131,10 @@ export const countRoutes: FastifyPluginAsync<ApiDeps> = async (app, { replica, f
       const { range, window } = parseCountRange(request.query);
       const asOf = replica.now();
       const plan = replica.plan(range);
-      checkReadBudget(keys.length, plan, metrics);
       // A long answer is computed in slices; a hit that lands meanwhile may be in the later keys' counts.
-      const counts = await countKeys(replica, keys, plan);
-      return { counts, ...answer(window, plan, asOf) };
+      const result = await countsOf(keys, plan, request.query, reply);
+      if (result === undefined) return reply;
+      return { counts: result.counts, ...answer(window, plan, asOf, result.answered) };
     },
   );
 };

@@ -1,7 +1,9 @@
 import type { Logger } from '../node/logger.ts';
 import type { NodeMetrics } from '../node/metrics.ts';
 import type { PeerView } from '../gossip/protocol.ts';
+import type { WindowPlan } from '../crdt/window-plan.ts';
 import type { AckLevel, AckOutcome } from '../node/ack-waiters.ts';
+import type { FreshAnswer } from '../node/fresh-reads.ts';
 import type { Replica } from '../node/replica.ts';
 
 /** How complete a count answer is (SPEC section 3). */
@@ -27,6 +29,8 @@ export interface ApiDeps {
   readonly forgetMember?: (id: string) => boolean;
   /** Wait until `level` of the members hold batch `seq` of `origin` (`?ack=`); a lone node without gossip is every member. */
   readonly awaitAck?: (origin: string, seq: number, level: AckLevel, timeoutMs: number) => Promise<AckOutcome>;
+  /** `?read=`: counts joined from `level` of the members; a lone node without gossip answers from itself. */
+  readonly freshRead?: (keys: readonly string[], plan: WindowPlan, level: AckLevel, timeoutMs: number) => Promise<FreshAnswer>;
 }
 
 export const SINGLE_NODE_FRESHNESS: Freshness = { peers: 0, synced: 0, maxLagMs: 0 };

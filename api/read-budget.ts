@@ -1,6 +1,7 @@
 import type { WindowPlan } from '../crdt/window-plan.ts';
 import type { NodeMetrics } from '../node/metrics.ts';
 import type { Replica } from '../node/replica.ts';
+import { LIMITS } from '../gossip/limits.ts';
 import { HttpError } from './http-error.ts';
 
 /**
@@ -24,6 +25,13 @@ export function checkReadBudget(keys: number, plan: WindowPlan, metrics: NodeMet
     400,
     `this read costs ${keys} keys × ${plan.buckets.length} buckets = ${work} bucket reads, over the limit of ${MAX_READ_BUCKETS} per request: ask for fewer keys at once, or a shorter range`,
   );
+}
+
+/** `?read=` asks every member for its slots: a smaller budget, so the answers stay within a frame (gossip/limits.ts). */
+export function checkFreshReadBudget(keys: number, plan: WindowPlan): void {
+  const work = keys * Math.max(1, plan.buckets.length);
+  if (work <= LIMITS.maxReadBuckets) return;
+  throw new HttpError(400, `this read=majority|all costs ${keys} keys × ${plan.buckets.length} buckets = ${work}, over the limit of ${LIMITS.maxReadBuckets} for reads gathered from peers: ask for fewer keys at once, or a shorter range`);
 }
 
 /** The counts of `keys` over `plan`, yielding to the event loop between keys every so many bucket reads. */

@@ -187,6 +187,22 @@ export class ReplicaState {
     return Math.min(total, Number.MAX_SAFE_INTEGER);
   }
 
+  /**
+   * `key`'s counts at `refs`, origin by origin (non-zero ones only), as
+   * [origin, index into refs, count]: what a peer answers a fresh read with.
+   */
+  *originCounts(key: string, refs: readonly BucketRef[]): IterableIterator<[ReplicaId, number, number]> {
+    const origins = this.byKey.get(key);
+    if (origins === undefined) return;
+    for (const [origin, entry] of origins) {
+      for (let i = 0; i < refs.length; i++) {
+        const ref = refs[i] as BucketRef;
+        const count = entry.get(ref.tier, ref.start);
+        if (count > 0) yield [origin, i, count];
+      }
+    }
+  }
+
   /** The lifetime total of `key` over every origin. */
   lifetimeTotal(key: string): number {
     return this.bucketsOf(key)?.lifetime ?? 0;

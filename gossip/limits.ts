@@ -21,6 +21,11 @@ export const LIMITS = {
   handshakeTimeoutMs: 5_000,
   /** Rows in one delta frame (accepted and sent). */
   maxDeltaRows: 100_000,
+  /** A fresh read (`?read=`): keys asked at once, runs of buckets in its plan, keys × buckets, and rows in one answer (a bigger answer is refused as too big). */
+  maxReadKeys: 1_000,
+  maxReadRuns: 64,
+  maxReadBuckets: 200_000,
+  maxReadRows: 200_000,
   /** What a node aims a delta frame at (estimated before packing, generously: frames come out at about half): repairs and big pushes go in chunks of about this. */
   chunkBytes: 128 * 1024,
   /** Chunks one tick may encode over all peers: a big repair never holds the event loop for long (a chunk is about 15 ms of work here). */

@@ -85,7 +85,32 @@ export interface Held {
   readonly seq: number;
 }
 
-export type Message = Hello | Auth | Sync | Delta | Flow | Held;
+/**
+ * A fresh read (`?read=majority|all`): the counts of `keys` at the buckets of
+ * `runs` ([tier, start, count] × n: `count` buckets of `tier` from `start`),
+ * answered with a `readReply` of the same `id`.
+ */
+export interface Read {
+  readonly type: 'read';
+  readonly id: number;
+  readonly keys: readonly string[];
+  readonly runs: readonly number[];
+}
+
+/**
+ * What a peer holds of a read's keys and buckets, per origin: `rows` are
+ * [key index, origin index, bucket index, count] × n, non-zero counts only.
+ * `tooBig` instead when the answer would pass the row limit.
+ */
+export interface ReadReply {
+  readonly type: 'readReply';
+  readonly id: number;
+  readonly origins: readonly string[];
+  readonly rows: readonly number[];
+  readonly tooBig: boolean;
+}
+
+export type Message = Hello | Auth | Sync | Delta | Flow | Held | Read | ReadReply;
 
 export class ProtocolError extends Error {
   readonly code = 'HITMESH_PROTOCOL';
@@ -181,6 +206,40 @@ function checkDelta(v: Record<string, unknown>, b: TimeBounds): string | undefin
   return checkHitRows(v.hits, v.base, b) ?? checkSlotGroups(v.slots);
 }
 
+/** Buckets a read's runs name in all. */
+export function runBuckets(runs: readonly number[]): number {
+  let n = 0;
+  for (let i = 2; i < runs.length; i += 3) n += runs[i] ?? 0;
+  return n;
+}
+
+function checkRead(v: Record<string, unknown>): string | undefined {
+  if (!isInt(v.id)) return 'id is not a request number';
+  if (!Array.isArray(v.keys) || v.keys.length > LIMITS.maxReadKeys) return `keys is not a list of at most ${LIMITS.maxReadKeys}`;
+  for (const key of v.keys as unknown[]) {
+    const problem = typeof key === 'string' ? keyProblem(key) : 'key is not a string';
+    if (problem !== undefined) return `read key: ${problem}`;
+  }
+  if (!Array.isArray(v.runs) || v.runs.length % 3 !== 0 || v.runs.length > 3 * LIMITS.maxReadRuns || !v.runs.every(isInt)) return 'runs is not a list of [tier, start, count]';
+  const runs = v.runs;
+  for (let i = 0; i < runs.length; i += 3) {
+    if ((runs[i] as number) > 4 || (runs[i + 2] as number) === 0) return 'a run has an unknown tier or no buckets';
+    if (runs[i] === 4 && (runs[i + 1] !== 0 || runs[i + 2] !== 1)) return 'the lifetime run is one bucket at 0';
+  }
+  if (runBuckets(runs) * Math.max(1, v.keys.length) > LIMITS.maxReadBuckets) return `more than ${LIMITS.maxReadBuckets} keys × buckets`;
+  return undefined;
+}
+
+function checkReadReply(v: Record<string, unknown>): string | undefined {
+  if (!isInt(v.id)) return 'id is not a request number';
+  if (typeof v.tooBig !== 'boolean') return 'tooBig is not a boolean';
+  if (!Array.isArray(v.origins) || v.origins.length > LIMITS.maxOrigins || !v.origins.every(isOrigin)) return 'origins is not a list of origins';
+  if (!Array.isArray(v.rows) || v.rows.length % 4 !== 0 || v.rows.length > 4 * LIMITS.maxReadRows || !v.rows.every(isInt)) return 'rows is not a list of [key, origin, bucket, count]';
+  const rows = v.rows;
+  for (let i = 1; i < rows.length; i += 4) if ((rows[i] as number) >= v.origins.length) return 'a row names an origin that is not listed';
+  return undefined;
+}
+
 /** The message, or a ProtocolError saying what is wrong with it. `now` is the receiver's clock. */
 export function parseMessage(value: unknown, now: number): Message {
   if (!isObject(value)) throw new ProtocolError('frame is not a map');
@@ -214,6 +273,14 @@ export function parseMessage(value: unknown, now: number): Message {
     case 'held':
       if (isOrigin(value.origin) && isInt(value.seq)) return value as unknown as Held;
       problem = 'not an origin and a seq';
+      break;
+    case 'read':
+      problem = checkRead(value);
+      if (problem === undefined) return value as unknown as Read;
+      break;
+    case 'readReply':
+      problem = checkReadReply(value);
+      if (problem === undefined) return value as unknown as ReadReply;
       break;
     default:
       throw new ProtocolError(`unknown message type ${JSON.stringify(value.type)}`.slice(0, 120));

@@ -5,7 +5,8 @@ import type { GossipConfig } from './config.ts';
 import { decodeDelta } from './delta-codec.ts';
 import { LIMITS } from './limits.ts';
 import { Membership, type ConnId, type Member } from './membership.ts';
-import { PROTOCOL_VERSION, ProtocolError, timeBounds, type Delta, type Hello, type Message, type Sync, type SyncEntry, type VersionEntry } from './messages.ts';
+import { PROTOCOL_VERSION, ProtocolError, timeBounds, type Delta, type Hello, type Message, type Read, type ReadReply, type Sync, type SyncEntry, type VersionEntry } from './messages.ts';
+import { fromRuns } from './read-plan.ts';
 import { PeerLink, seqOf } from './peer-link.ts';
 import { OwnOriginHolders } from './own-origin-holders.ts';
 import { RelayQueue, type Relay } from './relays.ts';
@@ -59,6 +60,8 @@ export interface CoreOptions {
   readonly onOwnOriginBehind?: (peer: string, theirs: SyncEntry) => void;
   /** A peer was learned to hold more of this node's own origin (what `?ack=` waits for). */
   readonly onHeld?: () => void;
+  /** A peer answered a fresh read this node asked (`?read=`). */
+  readonly onReadReply?: (peer: string, reply: ReadReply) => void;
 }
 
 interface Conn {
@@ -200,6 +203,11 @@ export class GossipCore {
             if (member !== undefined && message.origin === this.self.origin) this.noteHeld(member.id, message.seq);
             return [];
           }
+          if (message.type === 'read') return [{ kind: 'send', conn: c.id, message: this.answerRead(message) }];
+          if (message.type === 'readReply') {
+            if (member !== undefined) this.options.onReadReply?.(member.id, message);
+            return [];
+          }
           if (message.type === 'flow') {
             link.noteFlow(message.received, now);
             const out: Output[] = [];
@@ -224,6 +232,22 @@ export class GossipCore {
   /** A local batch is durable: push it on the next tick. */
   localCommit(commit: LocalCommit): void {
     this.pushes.push(commit);
+  }
+
+  /**
+   * Ask every peer with an open connection what it holds of `keys` at the
+   * buckets of `runs` (a fresh read); their `readReply`s come to
+   * `onReadReply`. Returns the ids asked and the frames to send.
+   */
+  askRead(id: number, keys: readonly string[], runs: readonly number[]): { asked: string[]; outputs: Output[] } {
+    const asked: string[] = [];
+    const outputs: Output[] = [];
+    for (const c of this.openConns()) {
+      if (c.peerId === undefined) continue;
+      asked.push(c.peerId);
+      outputs.push({ kind: 'send', conn: c.id, message: { type: 'read', id, keys, runs } });
+    }
+    return { asked, outputs };
   }
 
   /** Push the local commits now rather than at the next push interval: a request waits for peers to hold them (`?ack=`). */
@@ -561,6 +585,13 @@ export class GossipCore {
       this.relays.add({ origin: delta.origin, from: whole ? delta.from : null, to, changes: raised, source: c.peerId ?? '', readyAt: now + this.config.relayDelayMs });
     }
     return out;
+  }
+
+  /** What we hold of a read's keys and buckets: read from memory, written nowhere. */
+  private answerRead(read: Read): ReadReply {
+    const counts = this.replica.countsAt(read.keys, fromRuns(read.runs), LIMITS.maxReadRows);
+    if (counts === undefined) return { type: 'readReply', id: read.id, origins: [], rows: [], tooBig: true };
+    return { type: 'readReply', id: read.id, origins: counts.origins, rows: counts.rows, tooBig: false };
   }
 
   private noteHeld(peer: string, seq: number): void {

@@ -1,5 +1,6 @@
 import type { KeyChange } from '../crdt/replica-state.ts';
 import type { Tier } from '../crdt/tiers.ts';
+import type { BucketRef } from '../crdt/window-plan.ts';
 import type { SyncEntry, VersionEntry, VersionVector } from './messages.ts';
 
 /** The five absolute counts (second, minute, hour, day, lifetime) of one key's hits in one second. */
@@ -47,6 +48,12 @@ export interface ReplicaView {
   syncVector(): Record<string, SyncEntry>;
   /** Everything of `origin` that changed after `since` (all of it when undefined), one key at a time, lazily. */
   changedKeys(origin: string, since: VersionEntry | undefined): Iterator<KeyChange>;
+  /**
+   * What this replica holds of `keys` at `refs`, per origin: rows [key index,
+   * origin index, bucket index, count] (non-zero only) over `origins`; undefined
+   * when there would be more than `maxRows` rows. What a fresh read asks a peer.
+   */
+  countsAt(keys: readonly string[], refs: readonly BucketRef[], maxRows: number): { origins: string[]; rows: number[] } | undefined;
   /** False for an origin this replica does not hold and has no room for (the origin limit). */
   accepts(origin: string): boolean;
   /**

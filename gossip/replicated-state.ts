@@ -1,5 +1,6 @@
 import { COUNT_RAISED, type KeyChange, type ReplicaState } from '../crdt/replica-state.ts';
 import { ALL_TIERS, bucketStart } from '../crdt/tiers.ts';
+import type { BucketRef } from '../crdt/window-plan.ts';
 import { LIMITS } from './limits.ts';
 import type { SyncEntry, VersionEntry, VersionVector } from './messages.ts';
 import type { Changes, HitRow, ReplicaView, SlotRow, TouchedSlot } from './replica-view.ts';
@@ -62,6 +63,20 @@ export class ReplicatedState implements ReplicaView {
 
   changedKeys(origin: string, since: VersionEntry | undefined): Iterator<KeyChange> {
     return this.state.changedKeys(origin, since?.[0] ?? 0, since?.[1] ?? Number.NEGATIVE_INFINITY);
+  }
+
+  countsAt(keys: readonly string[], refs: readonly BucketRef[], maxRows: number): { origins: string[]; rows: number[] } | undefined {
+    const originIndex = new Map<string, number>();
+    const rows: number[] = [];
+    for (let k = 0; k < keys.length; k++) {
+      for (const [origin, bucket, count] of this.state.originCounts(keys[k] as string, refs)) {
+        let o = originIndex.get(origin);
+        if (o === undefined) originIndex.set(origin, (o = originIndex.size));
+        rows.push(k, o, bucket, count);
+        if (rows.length > 4 * maxRows) return undefined;
+      }
+    }
+    return { origins: [...originIndex.keys()], rows };
   }
 
   accepts(origin: string): boolean {

@@ -10,7 +10,9 @@ import type { Logger } from './logger.ts';
 import type { NodeMetrics } from './metrics.ts';
 import { PeerStateChanges } from './peer-state-changes.ts';
 import { PeriodicTask } from './periodic-task.ts';
+import type { WindowPlan } from '../crdt/window-plan.ts';
 import { AckWaiters, type AckLevel, type AckOutcome } from './ack-waiters.ts';
+import { FreshReads, type FreshAnswer } from './fresh-reads.ts';
 import type { Replica } from './replica.ts';
 
 /** Gossip for one node, running: its view of the cluster and how to stop it. */
@@ -22,6 +24,8 @@ export interface Replication {
   forget(id: string): boolean;
   /** Resolves once `level` of the members hold this node's batch `seq` of `origin` (SPEC `?ack=`), or on time-out. */
   awaitAck(origin: string, seq: number, level: AckLevel, timeoutMs: number): Promise<AckOutcome>;
+  /** `?read=`: the counts of `keys` over `plan` joined from `level` of the members, or what it had on time-out. */
+  freshRead(keys: readonly string[], plan: WindowPlan, level: AckLevel, timeoutMs: number): Promise<FreshAnswer>;
   /** Resolves once start-up has heard from every seed peer (or given up waiting): hits are held until then. */
   readonly settled: Promise<void>;
   stop(): Promise<void>;
@@ -54,7 +58,7 @@ export function startReplication(options: ReplicationOptions): Replication {
   const { replica, clock, logger, metrics } = options;
   const config: GossipConfig = { ...DEFAULT_GOSSIP, ...options.gossip, static: options.static };
   // The waiters count peers through the core and push through the transport; the core tells them when a peer holds more.
-  const acks: { waiters?: AckWaiters; push?: () => void } = {};
+  const acks: { waiters?: AckWaiters; push?: () => void; reads?: FreshReads } = {};
   const core = new GossipCore({ id: replica.identity.id, origin: replica.identity.origin, address: options.address }, replica.view, config, {
     seeds: options.seeds,
     secret: options.secret,
@@ -66,6 +70,7 @@ export function startReplication(options: ReplicationOptions): Replication {
       void replica.startNewIncarnation(`peer ${peer} holds this node's origin up to seq ${Math.max(theirs[0], theirs[3])}, beyond its store's ${replica.seq}`);
     },
     onHeld: () => acks.waiters?.check(),
+    onReadReply: (peer, reply) => acks.reads?.onReply(peer, reply),
   });
   const ackWaiters = new AckWaiters({ origin: () => core.identity.origin, holdersOf: (seq) => core.holdersOf(seq) }, () => acks.push?.());
   acks.waiters = ackWaiters;
@@ -100,6 +105,17 @@ export function startReplication(options: ReplicationOptions): Replication {
     },
   });
   acks.push = () => transport.apply(core.pushNow(clock.now()));
+  const freshReads = new FreshReads({
+    self: () => core.identity.id,
+    state: replica.state,
+    members: () => core.memberCount,
+    ask: (id, keys, runs) => {
+      const { asked, outputs } = core.askRead(id, keys, runs);
+      transport.apply(outputs);
+      return asked;
+    },
+  });
+  acks.reads = freshReads;
   replica.onRotate((identity) => {
     transport.apply(core.rotate({ id: identity.id, origin: identity.origin, address: options.address }));
     ackWaiters.abandon();
@@ -191,8 +207,10 @@ export function startReplication(options: ReplicationOptions): Replication {
     },
     settled,
     awaitAck: (origin, seq, level, timeoutMs) => ackWaiters.wait(origin, seq, level, timeoutMs),
+    freshRead: (keys, plan, level, timeoutMs) => freshReads.read(keys, plan, level, timeoutMs),
     stop: async () => {
       ackWaiters.abandon();
+      freshReads.abandon();
       await watchPeers.stop();
       await transport.stop();
     },

@@ -108,6 +108,8 @@ describe('parseMessage', () => {
     delta: validDelta(),
     flow: { type: 'flow', received: 123_456 },
     held: { type: 'held', origin: 'n1#a', seq: 42 },
+    read: { type: 'read', id: 7, keys: ['a', 'b'], runs: [0, T0 - (T0 % 1000), 3, 4, 0, 1] },
+    readReply: { type: 'readReply', id: 7, origins: ['n1#a', 'n2#b'], rows: [0, 0, 1, 5, 1, 1, 3, 9], tooBig: false },
   };
   const parse = (value: unknown): Message => parseMessage(value, T0);
 
@@ -137,6 +139,19 @@ describe('parseMessage', () => {
   const delta = valid.delta as Delta;
   /** Each entry: a message with one field broken (wrong type, out of range, bad grammar or missing). */
   const malformed: [string, Record<string, unknown>][] = [
+    ['read: id negative', { ...valid.read, id: -1 }],
+    ['read: a bad key', { ...valid.read, keys: ['a', ''] }],
+    ['read: too many keys', { ...valid.read, keys: Array.from({ length: 1_001 }, (_, i) => `k${i}`) }],
+    ['read: runs not triples', { ...valid.read, runs: [0, 1000] }],
+    ['read: unknown tier', { ...valid.read, runs: [5, 0, 1] }],
+    ['read: empty run', { ...valid.read, runs: [0, 1000, 0] }],
+    ['read: lifetime run of two', { ...valid.read, runs: [4, 0, 2] }],
+    ['read: keys × buckets over the limit', { ...valid.read, keys: Array.from({ length: 1_000 }, (_, i) => `k${i}`), runs: [0, 1000, 201] }],
+    ['readReply: rows not quadruples', { ...valid.readReply, rows: [0, 0, 1] }],
+    ['readReply: row names an unlisted origin', { ...valid.readReply, rows: [0, 2, 1, 5] }],
+    ['readReply: bad origin', { ...valid.readReply, origins: ['nope'] }],
+    ['readReply: tooBig missing', { type: 'readReply', id: 7, origins: [], rows: [] }],
+    ['readReply: count past 2^53', { ...valid.readReply, rows: [0, 0, 1, 2 ** 53] }],
     ['held: origin not an origin', { ...valid.held, origin: 'n1' }],
     ['held: seq negative', { ...valid.held, seq: -1 }],
     ['held: seq past 2^53', { ...valid.held, seq: 2 ** 53 }],

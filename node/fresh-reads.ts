@@ -1,0 +1,125 @@
+import type { ReplicaState } from '../crdt/replica-state.ts';
+import type { BucketRef, WindowPlan } from '../crdt/window-plan.ts';
+import { LIMITS } from '../gossip/limits.ts';
+import type { ReadReply } from '../gossip/messages.ts';
+import { toRuns } from '../gossip/read-plan.ts';
+import { neededFor, type AckLevel } from './ack-waiters.ts';
+
+export interface FreshAnswer {
+  /** Enough members answered (this node included), and none refused as too big. */
+  readonly ok: boolean;
+  readonly tooBig: boolean;
+  readonly counts: Record<string, number>;
+  /** The ids of the members whose state is in the counts, this node's first. */
+  readonly answered: readonly string[];
+  readonly needed: number;
+}
+
+export interface FreshReadDeps {
+  readonly self: () => string;
+  readonly state: ReplicaState;
+  /** Members (this node included) `majority` and `all` count. */
+  readonly members: () => number;
+  /** Send the read to every connected peer; the ids asked. */
+  readonly ask: (id: number, keys: readonly string[], runs: readonly number[]) => string[];
+}
+
+interface Pending {
+  readonly keys: readonly string[];
+  readonly refs: readonly BucketRef[];
+  readonly needed: number;
+  readonly replies: Map<string, ReadReply>;
+  readonly resolve: (answer: FreshAnswer) => void;
+  readonly timer: NodeJS.Timeout;
+}
+
+/**
+ * `?read=majority|all`: ask the members for their state of the keys at the
+ * plan's buckets, and answer from the join (max per slot, per origin) of
+ * theirs and ours once enough have answered. What is learned is never
+ * written into the state: a read must not claim, in the version vector,
+ * slots it holds only in part. At most MAX_PENDING reads wait at once.
+ */
+export class FreshReads {
+  static readonly MAX_PENDING = 1_000;
+  private nextId = 1;
+  private readonly pending = new Map<number, Pending>();
+
+  constructor(private readonly deps: FreshReadDeps) {}
+
+  read(keys: readonly string[], plan: WindowPlan, level: AckLevel, timeoutMs: number): Promise<FreshAnswer> {
+    const needed = neededFor(level, this.deps.members());
+    if (needed <= 1) return Promise.resolve(this.answer(keys, plan.buckets, new Map(), needed, false));
+    if (this.pending.size >= FreshReads.MAX_PENDING) return Promise.resolve({ ...this.answer(keys, plan.buckets, new Map(), needed, false), ok: false });
+    const id = this.nextId++;
+    return new Promise((resolve) => {
+      const replies = new Map<string, ReadReply>();
+      const timer = setTimeout(() => this.finish(id), timeoutMs);
+      this.pending.set(id, { keys, refs: plan.buckets, needed, replies, resolve, timer });
+      this.deps.ask(id, keys, toRuns(plan.buckets));
+    });
+  }
+
+  /** A peer's answer: counted once per peer; a malformed one (indexes out of range) is dropped. */
+  onReply(peer: string, reply: ReadReply): void {
+    const p = this.pending.get(reply.id);
+    if (p === undefined || p.replies.has(peer)) return;
+    if (!reply.tooBig && !fits(reply, p.keys.length, p.refs.length)) return;
+    p.replies.set(peer, reply);
+    if (reply.tooBig || 1 + p.replies.size >= p.needed) this.finish(reply.id);
+  }
+
+  /** Stopping: answer every read now with what it has. */
+  abandon(): void {
+    for (const id of [...this.pending.keys()]) this.finish(id);
+  }
+
+  private finish(id: number): void {
+    const p = this.pending.get(id);
+    if (p === undefined) return;
+    this.pending.delete(id);
+    clearTimeout(p.timer);
+    const tooBig = [...p.replies.values()].some((r) => r.tooBig);
+    p.resolve(this.answer(p.keys, p.refs, p.replies, p.needed, tooBig));
+  }
+
+  private answer(keys: readonly string[], refs: readonly BucketRef[], replies: ReadonlyMap<string, ReadReply>, needed: number, tooBig: boolean): FreshAnswer {
+    const counts = Object.create(null) as Record<string, number>; // no prototype: a key may be "__proto__"
+    // key index → origin → bucket index → the highest count anyone holds (ours first).
+    const joined = keys.map((key) => {
+      const byOrigin = new Map<string, Map<number, number>>();
+      for (const [origin, bucket, count] of this.deps.state.originCounts(key, refs)) bucketsOf(byOrigin, origin).set(bucket, count);
+      return byOrigin;
+    });
+    for (const reply of replies.values()) {
+      if (reply.tooBig) continue;
+      for (let i = 0; i < reply.rows.length; i += 4) {
+        const [k, o, b, count] = [reply.rows[i] as number, reply.rows[i + 1] as number, reply.rows[i + 2] as number, reply.rows[i + 3] as number];
+        const buckets = bucketsOf(joined[k] as Map<string, Map<number, number>>, reply.origins[o] as string);
+        if (count > (buckets.get(b) ?? 0)) buckets.set(b, count);
+      }
+    }
+    keys.forEach((key, k) => {
+      let total = 0;
+      for (const buckets of (joined[k] as Map<string, Map<number, number>>).values()) for (const count of buckets.values()) total += count;
+      counts[key] = Math.min(total, Number.MAX_SAFE_INTEGER);
+    });
+    const answered = [this.deps.self(), ...[...replies].filter(([, r]) => !r.tooBig).map(([peer]) => peer)];
+    return { ok: !tooBig && answered.length >= needed, tooBig, counts, answered, needed };
+  }
+}
+
+function bucketsOf(byOrigin: Map<string, Map<number, number>>, origin: string): Map<number, number> {
+  let buckets = byOrigin.get(origin);
+  if (buckets === undefined) byOrigin.set(origin, (buckets = new Map<number, number>()));
+  return buckets;
+}
+
+/** Every row's key and bucket index lies within what was asked. */
+function fits(reply: ReadReply, keys: number, buckets: number): boolean {
+  for (let i = 0; i < reply.rows.length; i += 4) if ((reply.rows[i] as number) >= keys || (reply.rows[i + 2] as number) >= buckets) return false;
+  return true;
+}
+
+/** The most keys × buckets a fresh read may ask (peers refuse more). */
+export const MAX_FRESH_READ_BUCKETS = LIMITS.maxReadBuckets;
