@@ -6,6 +6,7 @@
 import type { FlapSchedule } from '../lib/fault-proxy.ts';
 import type { SlowLink } from './proxied-cluster.ts';
 import type { ExperimentName } from './report.ts';
+import { PAIRINGS, type Pairing } from './fresh-probes.ts';
 import { pick, shuffled } from './seeded.ts';
 
 export interface SpanHandle {
@@ -45,6 +46,8 @@ export interface FaultContext {
   resumeLoad(id: string): void;
   /** Wait until every other node holds every hit `id` has taken. */
   waitReplicated(id: string): Promise<void>;
+  /** One probe of the `fresh` experiment: a write on `writer` at the pairing's level, then at once the read on `reader` that must see it. */
+  readAfterWrite(pairing: Pairing, writer: string, reader: string): Promise<void>;
 }
 
 export interface Experiment {
@@ -61,6 +64,9 @@ export const FLAP: FlapSchedule = { upMs: 700, downMs: 1_300 };
 
 /** A slow link: a long intercontinental round trip and a thin pipe (a sync of 20 keys is a few hundred bytes). */
 export const SLOW: SlowLink = { delayMs: 150, bytesPerSecond: 4_096 };
+
+/** The `fresh` experiment's links: a long round trip, so a read that does not wait for its quorum would miss the write. */
+export const FRESH_DELAY_MS = 300;
 
 /** A crashed or wiped node stays down for this share of the fault phase. */
 const DOWN_SHARE = 0.4;
@@ -158,6 +164,25 @@ export const EXPERIMENTS: readonly Experiment[] = [
     (major, minor) => `links between ${set(major)} and ${set(minor)} delay every chunk ${SLOW.delayMs} ms and carry at most ${SLOW.bytesPerSecond} bytes/s`,
     (ctx, major, minor) => ctx.slow(major, minor, SLOW),
   ),
+  {
+    name: 'fresh',
+    summary: `every link delays each chunk by ${FRESH_DELAY_MS} ms; a write at one level on one node is read at once on another at the level that must see it`,
+    minNodes: 3,
+    describe: () =>
+      `every link delays each chunk by ${FRESH_DELAY_MS} ms; on random pairs of nodes, over and over: ack=all then a plain read, ack=majority then read=majority, a plain write then read=all, each read at once`,
+    run: async (ctx) => {
+      for (let i = 0; i < ctx.ids.length; i++) for (let j = i + 1; j < ctx.ids.length; j++) ctx.slow([ctx.ids[i] as string], [ctx.ids[j] as string], { delayMs: FRESH_DELAY_MS, bytesPerSecond: 10_000_000 });
+      // A probe takes a few round trips; the last ones must end before the heal.
+      while (ctx.now() < ctx.healAtMs - 8 * FRESH_DELAY_MS) {
+        for (const pairing of PAIRINGS) {
+          const [writer, reader] = shuffled(ctx.ids, ctx.random);
+          if (writer === undefined || reader === undefined) throw new Error('fresh needs 3 nodes');
+          await ctx.readAfterWrite(pairing, writer, reader);
+        }
+      }
+      await ctx.until(ctx.healAtMs);
+    },
+  },
   {
     name: 'crash',
     summary: 'kill -9 a node under load, restart it on the same data',

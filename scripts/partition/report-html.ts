@@ -49,6 +49,7 @@ ${nodesHtml(report, ids)}
 <li>Checks: ${report.checks.total} (node, key, window) triples checked, ${plural(report.checks.violations.length, 'violation')}</li>
 ${checkedHtml(report)}</ul>
 ${closedRangesHtml(report)}
+${freshHtml(report)}
 ${violationsHtml(allViolations(report))}
 </body>
 </html>
@@ -227,6 +228,21 @@ function checkedHtml(r: ExperimentReport): string {
   const ranges = r.checks.ranges === undefined ? '' : `<li class="read">Ranges read on every node: ${esc(rangesText(r.checks.ranges))}</li>\n`;
   const ids = idsText(r);
   return `${ranges}${ids === undefined ? '' : `<li class="ids">${esc(ids.replace(/^ids: /, 'Ids: '))}</li>\n`}`;
+}
+
+/** The `fresh` experiment: per pairing of write and read levels, reads that saw the write, missed it, or proved nothing. */
+function freshHtml(r: ExperimentReport): string {
+  const fresh = r.fresh;
+  if (fresh === undefined) return '';
+  const rows = Object.entries(fresh.byPairing).map(
+    ([pairing, t]) => `<tr class="${t.missed === 0 && t.seen > 0 ? 'good' : 'bad'}"><td>${esc(pairing)}</td><td>${t.seen}</td><td>${t.missed}</td><td>${t.inconclusive}</td><td>${t.worstMs} ms</td></tr>`,
+  );
+  const misses = fresh.misses.map((m) => `<li class="bad">${esc(`${m.pairing}: ${m.key} written on ${m.writer}, read ${m.count} on ${m.reader}`)}</li>`);
+  return (
+    `<h2>Read after write</h2><p class="note">Every link delayed each chunk by ${fresh.delayMs} ms. A write at one level on one node, then at once a read on another at the level that must see it.</p>` +
+    `<table class="fresh"><thead><tr><th>write, then read</th><th>seen</th><th>missed</th><th>inconclusive</th><th>slowest</th></tr></thead><tbody>${rows.join('')}</tbody></table>` +
+    (misses.length > 0 ? `<ul>${misses.join('')}</ul>` : '')
+  );
 }
 
 function closedRangesHtml(r: ExperimentReport): string {

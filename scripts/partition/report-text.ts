@@ -24,10 +24,23 @@ export function renderReportText(report: ExperimentReport): string {
     ...(checks.ranges === undefined ? [] : [`  read: ${rangesText(checks.ranges)}`]),
     ...(ids === undefined ? [] : [`  ${ids}`]),
     ...violations.slice(0, MAX_VIOLATION_LINES).map((v) => `  ${violationText(v)}`),
+    ...freshLines(report),
   ];
   if (violations.length > MAX_VIOLATION_LINES) lines.push(`  … and ${violations.length - MAX_VIOLATION_LINES} more`);
   lines.push(verdictLine(report));
   return `${lines.join('\n')}\n`;
+}
+
+/** The `fresh` experiment's probes: per pairing, how many reads saw their write, missed it, or proved nothing. */
+export function freshLines(report: ExperimentReport): string[] {
+  const fresh = report.fresh;
+  if (fresh === undefined) return [];
+  const lines = [`read-after-write, links delayed ${fresh.delayMs} ms (write on one node, read at once on another):`];
+  for (const [pairing, t] of Object.entries(fresh.byPairing)) {
+    lines.push(`  ${pairing}: ${t.seen} seen, ${t.missed} missed, ${t.inconclusive} inconclusive (not a 200), slowest ${t.worstMs} ms`);
+  }
+  for (const m of fresh.misses) lines.push(`  MISSED ${m.pairing}: ${m.key} written on ${m.writer}, read ${m.count} on ${m.reader}`);
+  return lines;
 }
 
 /**
@@ -54,6 +67,9 @@ export function verdictLine(report: ExperimentReport): string {
   const missing = countKind(report, 'missing');
   if (missing > 0) broke.push(`hits missing from closed ranges the nodes never agreed on (${plural(missing, 'check')})`);
   if (!convergence.converged) broke.push(`did not converge within ${report.settings.convergeLimitS} s after the heal`);
+  const missed = Object.values(report.fresh?.byPairing ?? {}).reduce((n, t) => n + t.missed, 0);
+  if (missed > 0) broke.push(`reads missed acknowledged writes (${plural(missed, 'probe')})`);
+  if (report.fresh !== undefined && Object.values(report.fresh.byPairing).some((t) => t.seen === 0)) broke.push('a read-after-write pairing had no conclusive probe');
   const unsettled = report.continuous?.ranges.filter((r) => r.agreedAtMs === null).length ?? 0;
   if (unsettled > 0) broke.push(`nodes did not agree on ${plural(unsettled, 'closed range')}`);
   if (report.continuous !== undefined && report.continuous.settledMs === null) broke.push('counts did not agree after the load stopped');

@@ -7,8 +7,11 @@
  * Times ending in `Ms` are milliseconds since the load started, unless named
  * `epoch…`.
  */
+import type { FreshSummary } from './fresh-probes.ts';
 
-export type ExperimentName = 'split' | 'isolate' | 'bridge' | 'flap' | 'slow' | 'crash' | 'wipe' | 'chaos';
+export type { FreshSummary } from './fresh-probes.ts';
+
+export type ExperimentName = 'split' | 'isolate' | 'bridge' | 'flap' | 'slow' | 'fresh' | 'crash' | 'wipe' | 'chaos';
 
 /** How a cut link fails: refuse connections, or accept and forward nothing. */
 export type CutMode = 'cut' | 'blackhole';
@@ -185,6 +188,8 @@ export interface ExperimentReport {
   readonly timeline: Timeline;
   /** Present when the load ran through the heal (--continuous). */
   readonly continuous?: ContinuousChecks;
+  /** The `fresh` experiment's read-after-write probes. */
+  readonly fresh?: FreshSummary;
   readonly checks: {
     /** (node, key, window) triples checked, experiment keys only (ids: see `ids`). */
     readonly total: number;

@@ -14,7 +14,7 @@ import { mulberry32 } from '../../gossip/random.ts';
 import { checkedRange, closedHorizon } from './closed-ranges.ts';
 import { continuousHeld, finishContinuous, type ContinuousOutcome } from './continuous.ts';
 import { readCounts, sumCounts } from './count-reader.ts';
-import type { Experiment, FaultContext, SpanHandle } from './experiments.ts';
+import { FRESH_DELAY_MS, type Experiment, type FaultContext, type SpanHandle } from './experiments.ts';
 import { checkedScopes, finalCheck } from './final-check.ts';
 import { HitLedger } from './hit-ledger.ts';
 import { HitLoad } from './hit-load.ts';
@@ -24,6 +24,7 @@ import { waitReplicated } from './replication-wait.ts';
 import type { ExperimentReport, ExperimentSettings, FaultSpan, TimelineEvent } from './report.ts';
 import { shuffled } from './seeded.ts';
 import { sleep } from './timing.ts';
+import { FreshProbes, freshHeld } from './fresh-probes.ts';
 
 export interface RunOptions {
   /** One line about how it is going, about once a second. */
@@ -104,6 +105,7 @@ export async function runExperiment(experiment: Experiment, settings: Experiment
   const ticker = setInterval(() => options.progress?.(progressLine(experiment.name, now(), durationMs, faults, ledger, timeline)), 1_000);
 
   const linkSpans: SpanHandle[] = [];
+  let fresh: FreshProbes | undefined;
   const ctx: FaultContext = {
     ids,
     random: faultRandom,
@@ -139,6 +141,11 @@ export async function runExperiment(experiment: Experiment, settings: Experiment
     },
     resumeLoad: (id) => load.resume(id),
     waitReplicated: (id) => waitReplicated(cluster, id, 30_000),
+    readAfterWrite: (pairing, writer, reader) => {
+      fresh ??= new FreshProbes(FRESH_DELAY_MS);
+      const node = (id: string): { id: string; url: string } => ({ id, url: cluster.node(id).url });
+      return fresh.probe(pairing, node(writer), node(reader));
+    },
   };
 
   let report: ExperimentReport;
@@ -200,8 +207,9 @@ export async function runExperiment(experiment: Experiment, settings: Experiment
       window: { epochFromMs, epochToMs, fromMs: epochFromMs - epoch0, toMs: epochToMs - epoch0 },
       timeline,
       ...(continuous === undefined ? {} : { continuous: continuous.checks }),
+      ...(fresh === undefined ? {} : { fresh: fresh.summary() }),
       checks,
-      ok: converged && checks.violations.length === 0 && (continuous === undefined || continuousHeld(continuous.checks)),
+      ok: converged && checks.violations.length === 0 && (continuous === undefined || continuousHeld(continuous.checks)) && (fresh === undefined || freshHeld(fresh.summary())),
     };
   } finally {
     clearInterval(ticker);

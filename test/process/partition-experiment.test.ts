@@ -115,6 +115,23 @@ describe('npm run partition', () => {
     expect(report.nodes.filter((n) => n.id !== victim?.id).every((n) => n.failed === 0)).toBe(true);
   });
 
+  it('fresh: over links delayed 300 ms, every write read at once at the level that must see it is seen, in the report and the HTML', async () => {
+    const run = await partition('fresh', '--nodes', '3', '--duration', '8', '--rate', '100', '--keys', '10', '--quiet');
+    expect(run.code, run.stderr).toBe(0);
+    const { json: report, html } = await reportFiles(run.out);
+    expectGuaranteesHeld(report);
+    const fresh = report.fresh;
+    if (fresh === undefined) throw new Error('no read-after-write probes in the report');
+    expect(fresh.delayMs).toBe(300);
+    for (const [pairing, tally] of Object.entries(fresh.byPairing)) {
+      expect(tally.seen, pairing).toBeGreaterThan(0);
+      expect(tally.missed, pairing).toBe(0);
+      // Every probe waited for its quorum across a delayed link: a round trip at least.
+      expect(tally.worstMs, pairing).toBeGreaterThanOrEqual(600);
+    }
+    expect(html).toContain('<h2>Read after write</h2>');
+  });
+
   it('split --continuous: the load runs through the heal; every node agrees on the closed ranges while it runs, none out of bounds', async () => {
     const run = await partition('split', '--continuous', '--nodes', '3', '--duration', '4', '--rate', '150', '--keys', '10', '--quiet');
     expect(run.code, run.stderr).toBe(0);
