@@ -14,6 +14,14 @@ export class OwnOriginHolders {
     return true;
   }
 
+  /** `peer` holds the origin up to `seq`, no more (its own report, replacing what was believed); true if that is more than before. */
+  set(peer: string, seq: number): boolean {
+    const before = this.held.get(peer) ?? 0;
+    if (seq === 0) this.held.delete(peer);
+    else this.held.set(peer, seq);
+    return seq > before;
+  }
+
   /** How many of `peers` hold the origin up to `seq` at least. */
   count(seq: number, peers: Iterable<string>): number {
     let n = 0;

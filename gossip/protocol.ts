@@ -200,7 +200,9 @@ export class GossipCore {
           const member = this.memberOf(c);
           if (member !== undefined) member.lastContact = now;
           if (message.type === 'held') {
-            if (member !== undefined && message.origin === this.self.origin) this.noteHeld(member.id, message.seq);
+            // Beyond our own seq it holds writes our store lost (its next sync says so): that acknowledges nothing.
+            const own = this.replica.entry(this.self.origin)?.[0] ?? 0;
+            if (member !== undefined && message.origin === this.self.origin && message.seq <= own) this.noteHeld(member.id, message.seq);
             return [];
           }
           if (message.type === 'read') return [{ kind: 'send', conn: c.id, message: this.answerRead(message) }];
@@ -438,6 +440,7 @@ export class GossipCore {
     if (member.origin !== c.peerOrigin) {
       member.vv = new Map(); // a new incarnation knows nothing yet
       member.clock.clear();
+      this.holders.drop(member.id); // nor holds anything of ours, whatever the old one said
     }
     member.origin = c.peerOrigin;
     member.conn = c.id;
@@ -465,9 +468,9 @@ export class GossipCore {
     // The peer's own report replaces what we believed of it (beliefs only ever rose in between).
     member.vv = new Map(Object.entries(sync.vv));
     member.links = new Set(sync.links);
-    const ownHeld = member.vv.get(this.self.origin);
-    if (ownHeld !== undefined) this.noteHeld(member.id, ownHeld[0]);
     const out: Output[] = [];
+    // A sync that names nothing of our origin holds nothing of it (its report replaces what we believed).
+    if (!member.vv.has(this.self.origin)) this.holders.set(member.id, 0);
     for (const [origin, mine] of Object.entries(this.replica.syncVector())) {
       const theirs = member.vv.get(origin);
       if (origin === this.self.origin) this.syncOwnOrigin(link, mine, theirs, member, now);
@@ -484,9 +487,13 @@ export class GossipCore {
   private syncOwnOrigin(link: PeerLink, mine: SyncEntry, theirs: SyncEntry | undefined, peer: Member, now: number): void {
     const held = seqOf(theirs);
     if (theirs !== undefined && (held > mine[0] || theirs[3] > mine[0] || (held === mine[0] && theirs[2] !== mine[2]))) {
+      // It holds writes our store lost: its seqs are not our batches, so they acknowledge none of them.
+      this.holders.set(peer.id, 0);
       this.options.onOwnOriginBehind?.(peer.id, theirs);
       return;
     }
+    // What it reports now replaces what it said before (it may have lost some since: a wiped disk under the same origin cannot, a restart can).
+    if (this.holders.set(peer.id, held)) this.options.onHeld?.();
     if (link.repairing(this.self.origin)) return;
     if (held >= mine[0]) {
       link.chain ??= { base: held, seq: held };

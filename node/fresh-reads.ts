@@ -41,7 +41,7 @@ interface Pending {
  * slots it holds only in part. At most MAX_PENDING reads wait at once.
  */
 export class FreshReads {
-  static readonly MAX_PENDING = 1_000;
+  static readonly MAX_PENDING = 64; // a peer answer may be ~2 MB: at most ~128 MB of them in flight
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
 
