@@ -66,7 +66,7 @@ export const countRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
       return { counts: await countKeys(replica, keys, plan) };
     }
     checkFreshReadBudget(keys.length, plan);
-    const fresh = await (deps.freshRead?.(keys, plan, read.level, read.timeoutMs) ?? Promise.resolve(undefined));
+    const fresh = await deps.freshRead?.(keys, plan, read.level, read.timeoutMs);
     if (fresh === undefined) return { counts: await countKeys(replica, keys, plan), answered: [replica.identity.id] };
     if (fresh.tooBig) throw badRequest(`a peer's answer to this read=${read.level} would pass ${LIMITS.maxReadRows} rows: ask for fewer keys or a shorter range`);
     if (fresh.ok) return { counts: fresh.counts, answered: fresh.answered };

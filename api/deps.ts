@@ -27,10 +27,10 @@ export interface ApiDeps {
   readonly peers: () => readonly PeerView[];
   /** Forget a member now (DELETE /cluster/members/:id); false when it is not known. */
   readonly forgetMember?: (id: string) => boolean;
-  /** Wait until `level` of the members hold batch `seq` of `origin` (`?ack=`); a lone node without gossip is every member. */
-  readonly awaitAck?: (origin: string, seq: number, level: AckLevel, timeoutMs: number) => Promise<AckOutcome>;
-  /** `?read=`: counts joined from `level` of the members; a lone node without gossip answers from itself. */
-  readonly freshRead?: (keys: readonly string[], plan: WindowPlan, level: AckLevel, timeoutMs: number) => Promise<FreshAnswer>;
+  /** Wait until `level` of the members hold batch `seq` of `origin` (`?ack=`); undefined (no gossip): this node is every member. */
+  readonly awaitAck?: (origin: string, seq: number, level: AckLevel, timeoutMs: number) => Promise<AckOutcome> | undefined;
+  /** `?read=`: counts joined from `level` of the members; undefined (no gossip): this node answers alone. */
+  readonly freshRead?: (keys: readonly string[], plan: WindowPlan, level: AckLevel, timeoutMs: number) => Promise<FreshAnswer> | undefined;
 }
 
 export const SINGLE_NODE_FRESHNESS: Freshness = { peers: 0, synced: 0, maxLagMs: 0 };

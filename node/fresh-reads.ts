@@ -1,6 +1,5 @@
 import type { ReplicaState } from '../crdt/replica-state.ts';
 import type { BucketRef, WindowPlan } from '../crdt/window-plan.ts';
-import { LIMITS } from '../gossip/limits.ts';
 import type { ReadReply } from '../gossip/messages.ts';
 import { toRuns } from '../gossip/read-plan.ts';
 import { neededFor, type AckLevel } from './ack-waiters.ts';
@@ -120,6 +119,3 @@ function fits(reply: ReadReply, keys: number, buckets: number): boolean {
   for (let i = 0; i < reply.rows.length; i += 4) if ((reply.rows[i] as number) >= keys || (reply.rows[i + 2] as number) >= buckets) return false;
   return true;
 }
-
-/** The most keys × buckets a fresh read may ask (peers refuse more). */
-export const MAX_FRESH_READ_BUCKETS = LIMITS.maxReadBuckets;

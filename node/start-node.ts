@@ -77,12 +77,9 @@ export async function startNode(config: NodeConfig, options: StartOptions = {}):
     freshness: () => gossip.current?.freshness() ?? { peers: 0, synced: 0, maxLagMs: 0 },
     peers: () => gossip.current?.peers() ?? [],
     forgetMember: (id) => gossip.current?.forget(id) ?? false,
-    freshRead: (keys, plan, level, timeoutMs) => {
-      if (gossip.current !== undefined) return gossip.current.freshRead(keys, plan, level, timeoutMs);
-      const counts = Object.fromEntries(keys.map((key) => [key, replica.count(key, plan)]));
-      return Promise.resolve({ ok: true, tooBig: false, counts, answered: [replica.identity.id], needed: 1 });
-    },
-    awaitAck: (origin, seq, level, timeoutMs) => gossip.current?.awaitAck(origin, seq, level, timeoutMs) ?? Promise.resolve({ ok: true, acked: 1, needed: 1 }),
+    // Before gossip starts (the moment between listen and replication) these are undefined: the API answers as a lone node.
+    freshRead: (keys, plan, level, timeoutMs) => gossip.current?.freshRead(keys, plan, level, timeoutMs),
+    awaitAck: (origin, seq, level, timeoutMs) => gossip.current?.awaitAck(origin, seq, level, timeoutMs),
   }, { timeouts: { ...HTTP_TIMEOUTS, ...options.httpTimeouts }, maxConnections: connections.effective });
   try {
     await app.listen({ host: config.host, port: config.port });

@@ -4,8 +4,7 @@
 // after ?timeout= (the hit counts anyway); bad levels and timeouts are 400s.
 import { describe, expect, it } from 'vitest';
 import type { RunningNode } from '../../node/start-node.ts';
-import { FaultProxy } from '../../scripts/lib/fault-proxy.ts';
-import { countOf, peersUp, proxies, start, useLiveNodes } from './live-nodes.ts';
+import { countOf, starThroughProxies, start, useLiveNodes } from './live-nodes.ts';
 
 useLiveNodes();
 
@@ -24,25 +23,10 @@ async function postBatch(node: RunningNode, query: string, items: readonly { key
   return { status: res.status, body: (await res.json()) as Record<string, unknown> };
 }
 
-/** Three nodes, each of n2 and n3 reaching n1 through a proxy that delays every chunk by `delayMs` (static: no way around it). */
-async function threeNodes(delayMs = 0): Promise<[RunningNode, RunningNode, RunningNode]> {
-  const n1 = await start('n1', '--static');
-  const port = Number(n1.address.split(':').pop());
-  const viaProxy = async (): Promise<string> => {
-    const proxy = await FaultProxy.start({ target: { host: '127.0.0.1', port } });
-    proxies.push(proxy);
-    if (delayMs > 0) proxy.delay(delayMs);
-    return proxy.address;
-  };
-  const n2 = await start('n2', '--static', '--peers', await viaProxy());
-  const n3 = await start('n3', '--static', '--peers', await viaProxy());
-  await peersUp(n1, [n2, n3]);
-  return [n1, n2, n3];
-}
 
 describe('?ack=', () => {
   it('majority and all answer once that many members hold the hit: a plain read on them counts it at once', async () => {
-    const [n1, n2, n3] = await threeNodes();
+    const [n1, n2, n3] = await starThroughProxies();
     for (let i = 1; i <= 20; i++) {
       const all = await postHit(n1, `/hit/all-k?ack=all`);
       expect(all.status).toBe(200);
@@ -50,7 +34,6 @@ describe('?ack=', () => {
       // No polling: the 200 said both peers hold it.
       for (const node of [n2, n3]) expect((await countOf(node, 'all-k')).count).toBe(i);
     }
-    let seenElsewhere = 0;
     for (let i = 1; i <= 20; i++) {
       const majority = await postBatch(n1, '?ack=majority', [{ key: 'maj-k', n: 2 }]);
       expect(majority.status).toBe(200);
@@ -59,13 +42,11 @@ describe('?ack=', () => {
       const elsewhere = await Promise.all([n2, n3].map(async (node) => (await countOf(node, 'maj-k')).count));
       // At least one of the two peers holds every hit acknowledged so far.
       expect(Math.max(...elsewhere)).toBe(2 * i);
-      seenElsewhere++;
     }
-    expect(seenElsewhere).toBe(20);
   });
 
   it('with a member down, majority still answers and all is a 504 after the timeout; the hit counts all the same', async () => {
-    const [n1, n2, n3] = await threeNodes();
+    const [n1, n2, n3] = await starThroughProxies();
     await n3.stop();
     // n3 is down, not forgotten: still a member, so all needs it.
     const cluster = (await (await fetch(`${n1.url}/cluster`)).json()) as { members: { ids: string[]; count: number; majority: number } };
@@ -84,7 +65,7 @@ describe('?ack=', () => {
   });
 
   it('over links that delay every chunk by 300 ms, an acknowledged hit is on the peers when the answer comes', async () => {
-    const [n1, n2, n3] = await threeNodes(300);
+    const [n1, n2, n3] = await starThroughProxies(300);
     const t0 = Date.now();
     const all = await postHit(n1, '/hit/slow?ack=all&timeout=10s');
     const took = Date.now() - t0;

@@ -11,8 +11,7 @@ import { planWindow } from '../../crdt/window-plan.ts';
 import { fromRuns, toRuns } from '../../gossip/read-plan.ts';
 import { FreshReads } from '../../node/fresh-reads.ts';
 import type { RunningNode } from '../../node/start-node.ts';
-import { FaultProxy } from '../../scripts/lib/fault-proxy.ts';
-import { peersUp, proxies, start, useLiveNodes } from './live-nodes.ts';
+import { starThroughProxies, useLiveNodes } from './live-nodes.ts';
 
 useLiveNodes();
 
@@ -61,21 +60,6 @@ describe('joining what peers answer', () => {
   });
 });
 
-/** n1, and n2 and n3 each reaching it through a proxy delaying every chunk by `delayMs`. */
-async function threeNodes(delayMs: number): Promise<[RunningNode, RunningNode, RunningNode]> {
-  const n1 = await start('n1', '--static');
-  const port = Number(n1.address.split(':').pop());
-  const viaProxy = async (): Promise<string> => {
-    const proxy = await FaultProxy.start({ target: { host: '127.0.0.1', port } });
-    proxies.push(proxy);
-    if (delayMs > 0) proxy.delay(delayMs);
-    return proxy.address;
-  };
-  const n2 = await start('n2', '--static', '--peers', await viaProxy());
-  const n3 = await start('n3', '--static', '--peers', await viaProxy());
-  await peersUp(n1, [n2, n3]);
-  return [n1, n2, n3];
-}
 
 async function get(node: RunningNode, path: string): Promise<{ status: number; body: Record<string, unknown> }> {
   const res = await fetch(`${node.url}${path}`);
@@ -84,7 +68,7 @@ async function get(node: RunningNode, path: string): Promise<{ status: number; b
 
 describe('?read= between real nodes', () => {
   it('over links delayed 300 ms, read=all on n1 counts a hit a peer has just taken, and answered names every member', async () => {
-    const [n1, n2] = await threeNodes(300);
+    const [n1, n2] = await starThroughProxies(300);
     for (let i = 1; i <= 3; i++) {
       expect((await fetch(`${n2.url}/hit/fresh-k`, { method: 'POST' })).status).toBe(200);
       const fresh = await get(n1, '/count/fresh-k?window=all&read=all&timeout=10s');
@@ -98,7 +82,7 @@ describe('?read= between real nodes', () => {
   });
 
   it('with a member down, read=majority answers and read=all is a 504 naming who answered', async () => {
-    const [n1, n2, n3] = await threeNodes(0);
+    const [n1, n2, n3] = await starThroughProxies(0);
     await fetch(`${n2.url}/hit/k?ack=all`, { method: 'POST' });
     await n3.stop();
     const majority = await get(n1, '/count/k?window=all&read=majority&timeout=2s');
@@ -110,7 +94,7 @@ describe('?read= between real nodes', () => {
   });
 
   it('refuses bad levels, bad timeouts and reads too big to gather with a 400', async () => {
-    const [n1] = await threeNodes(0);
+    const [n1] = await starThroughProxies(0);
     for (const query of ['read=quorum', 'read=', 'read=all&timeout=0ms', 'read=all&timeout=2m', 'read=all&read=all']) {
       expect((await get(n1, `/count/k?${query}`)).status, query).toBe(400);
     }

@@ -80,6 +80,17 @@ const messageArb: fc.Arbitrary<unknown> = fc.oneof(
   },
   { weight: 1, arbitrary: fc.record({ type: fc.constant('hello'), protocol: fc.constantFrom(PROTOCOL_VERSION, 1), id: fc.constant('evil'), origin: originArb, address: addressArb, nonce: fc.constant(new Uint8Array(16)) }) },
   { weight: 1, arbitrary: fc.record({ type: fc.constant('auth'), proof: fc.constant(new Uint8Array(0)) }) },
+  // Fresh reads asked of the node and answers to reads it never asked: answered or ignored, never a count changed.
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      type: fc.constant('read'),
+      id: fc.nat(),
+      keys: fc.array(fc.constantFrom('k', 'a', '__proto__', ''), { maxLength: 5 }),
+      runs: fc.constantFrom([0, NOW - (NOW % 1000), 3], [4, 0, 1], [3, 0, 5], [9, 0, 1], [0, 0, 300_000], [4, 0, 2]),
+    }),
+  },
+  { weight: 1, arbitrary: fc.record({ type: fc.constant('readReply'), id: fc.nat({ max: 3 }), origins: fc.array(originArb, { maxLength: 3 }), rows: fc.array(fc.nat({ max: 5 }), { maxLength: 12 }), tooBig: fc.boolean() }) },
   // What a peer says it holds of an origin, ours (SELF) included: a lie must not change any count.
   { weight: 1, arbitrary: fc.record({ type: fc.constant('held'), origin: fc.oneof(fc.constant(SELF), originArb), seq: fc.oneof(fc.nat(), fc.constantFrom(2 ** 53, -1, 1.5)) }) },
   { weight: 1, arbitrary: fc.anything() },

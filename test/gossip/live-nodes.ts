@@ -13,7 +13,7 @@ import { WebSocket, type RawData } from 'ws';
 import { parseCli } from '../../node/cli.ts';
 import type { Clock } from '../../node/clock.ts';
 import { startNode, type RunningNode } from '../../node/start-node.ts';
-import type { FaultProxy } from '../../scripts/lib/fault-proxy.ts';
+import { FaultProxy } from '../../scripts/lib/fault-proxy.ts';
 
 /** How long a condition may take before the test gives up (not a speed requirement). */
 export const DEADLINE_MS = 10_000;
@@ -200,6 +200,25 @@ export async function converge(of: readonly RunningNode[], expected: Record<stri
       return undefined;
     },
   );
+}
+
+/**
+ * n1, and n2 and n3 each reaching it through a fault proxy that delays every
+ * chunk by `delayMs` (all --static: no way around the proxies); n1 sees both up.
+ */
+export async function starThroughProxies(delayMs = 0): Promise<[RunningNode, RunningNode, RunningNode]> {
+  const n1 = await start('n1', '--static');
+  const port = Number(n1.address.split(':').pop());
+  const viaProxy = async (): Promise<string> => {
+    const proxy = await FaultProxy.start({ target: { host: '127.0.0.1', port } });
+    proxies.push(proxy);
+    if (delayMs > 0) proxy.delay(delayMs);
+    return proxy.address;
+  };
+  const n2 = await start('n2', '--static', '--peers', await viaProxy());
+  const n3 = await start('n3', '--static', '--peers', await viaProxy());
+  await peersUp(n1, [n2, n3]);
+  return [n1, n2, n3];
 }
 
 /** Wait until `node` sees exactly the peers `ids` (by id), each 'up' with a known origin. */

@@ -3,10 +3,10 @@
  * ledger bounds on it, agreement, and the poller against fake nodes on
  * 127.0.0.1 whose answers the test controls.
  */
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type http from 'node:http';
 import fc from 'fast-check';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { serve, useLocalServers } from './local-servers.ts';
 import { agree, boundsViolations, checkedRange, closedHorizon, closedSecond, isClosed, wholeSeconds } from '../../scripts/partition/closed-ranges.ts';
 import { HitLedger } from '../../scripts/partition/hit-ledger.ts';
 import { HitLoad } from '../../scripts/partition/hit-load.ts';
@@ -102,17 +102,7 @@ describe('closed ranges', () => {
 
 // ---- against servers on 127.0.0.1 ----
 
-const servers: http.Server[] = [];
-afterEach(async () => {
-  await Promise.all(servers.splice(0).map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
-});
-
-async function serve(handler: http.RequestListener): Promise<string> {
-  const server = http.createServer(handler);
-  servers.push(server);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-}
+useLocalServers();
 
 /** A fake node answering GET /counts from `answer(scope)`: 'all' for the lifetime, 'range' for from/to. */
 function fakeNode(answer: (scope: 'all' | 'range') => Record<string, number>): Promise<string> {

@@ -1,15 +1,12 @@
-import http from 'node:http';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { FreshProbes, PAIRINGS, freshHeld } from '../../scripts/partition/fresh-probes.ts';
+import { serve, useLocalServers } from './local-servers.ts';
 
-const servers: http.Server[] = [];
-afterEach(async () => {
-  await Promise.all(servers.splice(0).map((s) => new Promise((resolve) => s.close(resolve))));
-});
+useLocalServers();
 
 /** A fake node: `hit` answers the write, `count` the read. */
 async function fakeNode(hit: number, count: number | 'fail'): Promise<string> {
-  const server = http.createServer((req, res) => {
+  return serve((req, res) => {
     res.setHeader('content-type', 'application/json');
     if (req.method === 'POST') {
       res.statusCode = hit;
@@ -19,11 +16,6 @@ async function fakeNode(hit: number, count: number | 'fail'): Promise<string> {
       res.end(JSON.stringify({ error: 'too few answered' }));
     } else res.end(JSON.stringify({ count }));
   });
-  servers.push(server);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  return `http://127.0.0.1:${address.port}`;
 }
 
 describe('read-after-write probes', () => {

@@ -4,10 +4,9 @@
  * fake nodes on 127.0.0.1 that count a given set of hits (one of them with a
  * tier doubled), and the load's identity keys against a fake server.
  */
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import fc from 'fast-check';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { serve, useLocalServers } from './local-servers.ts';
 import { DEFAULT_RETENTION } from '../../crdt/retention.ts';
 import { TIER_SIZE_MS, Tier } from '../../crdt/tiers.ts';
 import { planWindow } from '../../crdt/window-plan.ts';
@@ -54,17 +53,7 @@ describe('the ranges the final check reads', () => {
 
 // ---- against servers on 127.0.0.1 ----
 
-const servers: http.Server[] = [];
-afterEach(async () => {
-  await Promise.all(servers.splice(0).map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
-});
-
-async function serve(handler: http.RequestListener): Promise<string> {
-  const server = http.createServer(handler);
-  servers.push(server);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-}
+useLocalServers();
 
 interface StoredHit {
   readonly keys: readonly string[];
