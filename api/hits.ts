@@ -5,7 +5,8 @@ import type { ApiDeps } from './deps.ts';
 import { badRequest, errorBodySchema } from './http-error.ts';
 import { keyProblem } from '../crdt/key.ts';
 import { ackQueryProperties, ackTimeoutSchema, ackedProperties, awaitAck, parseAck } from './ack.ts';
-import { checkKey, parseN } from './inputs.ts';
+import { checkKey, parseN, parseToken } from './inputs.ts';
+import { tokenProblem, MAX_TOKEN_LENGTH } from '../crdt/key-tokens.ts';
 
 const keyParams = {
   type: 'object',
@@ -40,7 +41,7 @@ async function singleHit(app: FastifyInstance, deps: ApiDeps): Promise<void> {
         response: {
           200: {
             type: 'object',
-            properties: { key: { type: 'string' }, n: { type: 'integer' }, node: { type: 'string' }, at: { type: 'integer' }, ...ackedProperties },
+            properties: { key: { type: 'string' }, n: { type: 'integer' }, node: { type: 'string' }, at: { type: 'integer' }, duplicate: { type: 'boolean' }, ...ackedProperties },
           },
           ...errors,
         },
@@ -49,7 +50,14 @@ async function singleHit(app: FastifyInstance, deps: ApiDeps): Promise<void> {
     async (request, reply) => {
       const key = checkKey(request.params.key);
       const n = parseN(request.query.n);
+      const token = parseToken(request.headers['idempotency-key']);
       const ack = parseAck(request.query);
+      if (token !== undefined) {
+        const once = await replica.hitOnce(key, n, token);
+        const acked = await awaitAck(deps, once, ack, reply);
+        if (acked === undefined) return reply;
+        return { key, n, node: replica.identity.id, at: once.value.at, duplicate: once.value.duplicate, ...acked };
+      }
       const committed = await replica.hitInBatch(key, n);
       const acked = await awaitAck(deps, committed, ack, reply);
       if (acked === undefined) return reply;
@@ -77,20 +85,30 @@ async function batchHits(app: FastifyInstance, deps: ApiDeps): Promise<void> {
             properties: {
               key: { type: 'string', minLength: 1, maxLength: MAX_KEY_BYTES },
               n: { type: 'integer', minimum: 1, maximum: MAX_HIT_N },
+              id: { type: 'string', minLength: 1, maxLength: MAX_TOKEN_LENGTH },
             },
           },
         },
-        response: { 200: { type: 'object', properties: { accepted: { type: 'integer' }, ...ackedProperties } }, ...errors },
+        response: { 200: { type: 'object', properties: { accepted: { type: 'integer' }, duplicates: { type: 'integer' }, ...ackedProperties } }, ...errors },
       },
     },
     async (request, reply) => {
       // All or nothing: every item is checked before any is counted.
       const items = request.body;
+      let tokens = false;
       for (let i = 0; i < items.length; i++) {
-        const problem = keyProblem((items[i] as HitItem).key);
+        const item = items[i] as HitItem;
+        const problem = keyProblem(item.key) ?? (item.id === undefined ? undefined : tokenProblem(item.id));
         if (problem !== undefined) throw badRequest(`item ${i}: ${problem}`);
+        if (item.id !== undefined) tokens = true;
       }
       const ack = parseAck(request.query);
+      if (tokens) {
+        const once = await replica.hitsOnce(items);
+        const acked = await awaitAck(deps, once, ack, reply);
+        if (acked === undefined) return reply;
+        return { accepted: once.value.accepted, duplicates: once.value.duplicates, ...acked };
+      }
       const committed = await replica.hitsInBatch(items);
       const acked = await awaitAck(deps, committed, ack, reply);
       if (acked === undefined) return reply;

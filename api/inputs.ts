@@ -1,4 +1,5 @@
 import { keyProblem } from '../crdt/key.ts';
+import { tokenProblem } from '../crdt/key-tokens.ts';
 import { MAX_HIT_N } from '../node/config.ts';
 import { parseDuration } from '../node/duration.ts';
 import type { CountRange } from '../node/replica.ts';
@@ -8,6 +9,15 @@ export function checkKey(key: string): string {
   const problem = keyProblem(key);
   if (problem !== undefined) throw badRequest(problem);
   return key;
+}
+
+/** The Idempotency-Key header, if any (a header sent twice arrives joined by ", ", and is one token so). */
+export function parseToken(header: string | string[] | undefined): string | undefined {
+  if (header === undefined) return undefined;
+  const token = Array.isArray(header) ? header.join(', ') : header;
+  const problem = tokenProblem(token);
+  if (problem !== undefined) throw badRequest(`Idempotency-Key: ${problem}`);
+  return token;
 }
 
 export function parseN(text: string | undefined): number {

@@ -2,6 +2,8 @@ import type { ReplicaId } from './gcounter.ts';
 import { KeyBuckets, type OriginSummary } from './key-buckets.ts';
 export { EARLIEST_MS, type OriginSummary } from './key-buckets.ts';
 import { horizon, type Retention } from './retention.ts';
+import { TokenState, type TokenRow } from './token-state.ts';
+import type { Observation } from './key-tokens.ts';
 import { ALL_TIERS, TIMED_TIERS, TIER_SIZE_MS, Tier, bucketStart } from './tiers.ts';
 import type { BucketRef, WindowPlan } from './window-plan.ts';
 
@@ -32,6 +34,8 @@ export class ReplicaState {
   private readonly byKey = new Map<string, Map<ReplicaId, KeyBuckets>>();
   private readonly totals = new Map<string, KeyBuckets>();
   private readonly knownOrigins = new Map<ReplicaId, OriginSummary>();
+  /** Every key's idempotency tokens and the duplicates they prove (see TokenState). */
+  readonly tokens = new TokenState();
 
   get keyCount(): number {
     return this.byKey.size;
@@ -173,18 +177,31 @@ export class ReplicaState {
         const [tier, start] = bucket;
         if (tier === Tier.lifetime || start + TIER_SIZE_MS[tier] > at) buckets.push(bucket);
       }
-      yield { key, buckets };
+      // The tokens it observed in those batches: stamps follow seqs, so none is older than `at`.
+      const tokens = this.tokens.rowsOf(key, origin, at);
+      yield tokens.length === 0 ? { key, buckets } : { key, buckets, tokens };
     }
   }
 
-  /** Sum of the planned buckets over every origin. */
+  /** Sum of the planned buckets over every origin, less the duplicates the key's tokens prove. */
   sum(key: string, plan: WindowPlan): number {
     const buckets = this.bucketsOf(key);
     if (buckets === undefined) return 0;
     let total = 0;
     for (const ref of plan.buckets) total += buckets.get(ref.tier, ref.start);
+    const duplicates = this.tokens.duplicatesOf(key);
+    if (duplicates !== undefined) {
+      for (const ref of plan.buckets) total -= duplicates.get(ref.tier, ref.start);
+      // A duplicate can be known before its origin's hits arrive (a peer may send what it holds in any order).
+      total = Math.max(0, total);
+    }
     // Past 2^53 a sum is no longer exact; it can get there only across origins (each is bounded where hits enter).
     return Math.min(total, Number.MAX_SAFE_INTEGER);
+  }
+
+  /** Join one origin's observation of `token` on `key` (see TokenState); true if it changed anything. */
+  observe(key: string, token: string, observation: Observation): boolean {
+    return this.tokens.join(key, token, observation);
   }
 
   /**
@@ -218,9 +235,13 @@ export class ReplicaState {
     return undefined;
   }
 
-  /** Drop the buckets that retention has expired at `now`. Returns how many went. */
-  dropExpired(now: number, retention: Retention): number {
+  /**
+   * Drop the buckets that retention has expired at `now`, and the tokens past
+   * their window (`droppedToken` hears of each). Returns how many buckets went.
+   */
+  dropExpired(now: number, retention: Retention, droppedToken?: (key: string, token: string, observations: readonly Observation[]) => void): number {
     const horizons = TIMED_TIERS.map((tier) => horizon(tier, now, retention));
+    this.tokens.dropExpired(horizons, droppedToken);
     let dropped = 0;
     for (const [key, origins] of this.byKey) {
       for (const [origin, entry] of origins) {
@@ -277,6 +298,8 @@ export class ReplicaState {
 export interface KeyChange {
   readonly key: string;
   readonly buckets: readonly (readonly [Tier, number, number])[];
+  /** The tokens the origin observed on the key in the same batches. */
+  readonly tokens?: readonly TokenRow[];
 }
 
 /** FNV-1a over the UTF-16 units of a string: computed once per (key, origin). */

@@ -1,8 +1,8 @@
 import type { KeyChange } from '../crdt/replica-state.ts';
-import { encodeDelta, estimateHitRowBytes, estimateSlotGroupBytes } from './delta-codec.ts';
+import { encodeDelta, estimateHitRowBytes, estimateSlotGroupBytes, estimateTokenBytes } from './delta-codec.ts';
 import { LIMITS } from './limits.ts';
 import type { Delta, VersionEntry } from './messages.ts';
-import type { HitRow, SlotRow } from './replica-view.ts';
+import type { HitRow, SlotRow, TokenChange } from './replica-view.ts';
 
 /**
  * A delta too big for one frame, sent as a run of frames of about
@@ -24,7 +24,7 @@ export interface ChunkSource {
 /** A repair (or a partial exchange): every changed key of an origin, read lazily from the state. */
 export class RepairChunks implements ChunkSource {
   done = false;
-  private pending: { key: string; buckets: readonly (readonly [number, number, number])[]; offset: number } | undefined;
+  private pending: { key: string; buckets: readonly (readonly [number, number, number])[]; offset: number; tokens: readonly TokenChange[]; tokenOffset: number } | undefined;
 
   constructor(
     readonly origin: string,
@@ -35,43 +35,58 @@ export class RepairChunks implements ChunkSource {
 
   next(budget: number = LIMITS.chunkBytes): Delta {
     const slots: SlotRow[] = [];
+    const tokens: TokenChange[] = [];
     let bytes = 0;
     for (;;) {
       if (this.pending === undefined) {
         const step = this.keys.next();
         if (step.done === true) {
           this.done = true;
-          return encodeDelta(this.origin, { hits: [], slots }, this.to, this.from);
+          return encodeDelta(this.origin, { hits: [], slots, tokens }, this.to, this.from);
         }
-        this.pending = { ...step.value, offset: 0 };
+        const { key, buckets } = step.value;
+        const keyTokens = (step.value.tokens ?? []).map(([token, at, n]) => ({ key, token, at, n }));
+        this.pending = { key, buckets, offset: 0, tokens: keyTokens, tokenOffset: 0 };
       }
       const { key, buckets, offset } = this.pending;
       // A key whose buckets do not fit whole is split (only possible with very long retentions); its lifetime comes last.
       const fit = Math.max(1, Math.floor((budget - bytes - estimateSlotGroupBytes(key, 0)) / estimateSlotGroupBytes('', 1)));
       const take = Math.min(buckets.length - offset, fit, LIMITS.maxDeltaRows / 2 - slots.length);
-      if (slots.length > 0 && (take < buckets.length - offset || take <= 0)) return this.partial(slots);
+      if (slots.length + tokens.length > 0 && (take < buckets.length - offset || take <= 0)) return this.partial(slots, tokens);
       for (let i = offset; i < offset + take; i++) {
         const [tier, start, count] = buckets[i] as readonly [number, number, number];
         slots.push({ key, tier: tier as SlotRow['tier'], start, count });
       }
-      bytes += estimateSlotGroupBytes(key, take);
+      if (take > 0) bytes += estimateSlotGroupBytes(key, take);
       if (offset + take < buckets.length) {
         this.pending.offset += take;
-        return this.partial(slots);
+        return this.partial(slots, tokens);
+      }
+      // Then the key's tokens, as many as fit; the rest in the next frames.
+      const pending = this.pending;
+      pending.offset = buckets.length;
+      while (pending.tokenOffset < pending.tokens.length) {
+        const change = pending.tokens[pending.tokenOffset] as TokenChange;
+        const size = estimateTokenBytes(change);
+        if (slots.length + tokens.length > 0 && (bytes + size > budget || tokens.length >= LIMITS.maxDeltaRows / 2)) return this.partial(slots, tokens);
+        tokens.push(change);
+        bytes += size;
+        pending.tokenOffset++;
       }
       this.pending = undefined;
-      if (bytes >= budget) return this.partial(slots);
+      if (bytes >= budget) return this.partial(slots, tokens);
     }
   }
 
-  private partial(slots: SlotRow[]): Delta {
-    return encodeDelta(this.origin, { hits: [], slots }, this.to, null);
+  private partial(slots: SlotRow[], tokens: TokenChange[]): Delta {
+    return encodeDelta(this.origin, { hits: [], slots, tokens }, this.to, null);
   }
 }
 
-/** Local commits as hit rows (a coalesced push, or one too big for a frame), in chunks. */
+/** Local commits as hit rows and the tokens they observed (a coalesced push, or one too big for a frame), in chunks. */
 export class HitChunks implements ChunkSource {
   private index = 0;
+  private tokenIndex = 0;
   private started = false;
 
   constructor(
@@ -79,10 +94,11 @@ export class HitChunks implements ChunkSource {
     readonly from: number,
     readonly to: VersionEntry,
     private readonly rows: readonly HitRow[],
+    private readonly tokens: readonly TokenChange[] = [],
   ) {}
 
   get done(): boolean {
-    return this.started && this.index >= this.rows.length;
+    return this.started && this.index >= this.rows.length && this.tokenIndex >= this.tokens.length;
   }
 
   next(budget: number = LIMITS.chunkBytes): Delta {
@@ -97,7 +113,19 @@ export class HitChunks implements ChunkSource {
       end++;
     }
     this.index = end;
-    return encodeDelta(this.origin, { hits: this.rows.slice(start, end), slots: [] }, this.to, this.done ? this.from : null);
+    const tokenStart = this.tokenIndex;
+    if (end >= this.rows.length) {
+      let rows = end - start;
+      while (this.tokenIndex < this.tokens.length && this.tokenIndex - tokenStart < LIMITS.maxDeltaRows / 2) {
+        const size = estimateTokenBytes(this.tokens[this.tokenIndex] as TokenChange);
+        if (rows > 0 && bytes + size > budget) break;
+        bytes += size;
+        rows++;
+        this.tokenIndex++;
+      }
+    }
+    const changes = { hits: this.rows.slice(start, end), slots: [], tokens: this.tokens.slice(tokenStart, this.tokenIndex) };
+    return encodeDelta(this.origin, changes, this.to, this.done ? this.from : null);
   }
 }
 

@@ -1,6 +1,6 @@
 import { TIER_SIZE_MS, Tier, floorTo } from '../crdt/tiers.ts';
 import { ProtocolError, type Delta, type TimeBounds, type VersionEntry } from './messages.ts';
-import type { Changes, HitRow, SlotRow } from './replica-view.ts';
+import type { Changes, HitRow, SlotRow, TokenChange } from './replica-view.ts';
 
 /**
  * Changes ↔ the rows of a delta frame. Times are offsets from `base` (the
@@ -28,7 +28,11 @@ export function encodeDelta(origin: string, changes: Changes, to: VersionEntry, 
     const offset = row.tier === Tier.lifetime ? 0 : (row.start - floorTo(base, TIER_SIZE_MS[row.tier])) / TIER_SIZE_MS[row.tier];
     slots.push(row.tier, offset, row.count);
   }
-  return { type: 'delta', origin, from, to: to[0], at: to[1], base, hits, slots };
+  const delta: Delta = { type: 'delta', origin, from, to: to[0], at: to[1], base, hits, slots };
+  if (changes.tokens === undefined || changes.tokens.length === 0) return delta;
+  const tokens: (string | number)[] = [];
+  for (const t of changes.tokens) tokens.push(t.key, t.token, t.at, t.n);
+  return { ...delta, tokens };
 }
 
 /**
@@ -63,7 +67,11 @@ export function decodeDelta(delta: Delta, bounds: TimeBounds): Changes {
     }
     i += 2 + 3 * n;
   }
-  return { hits, slots };
+  const t = delta.tokens;
+  if (t === undefined || t.length === 0) return { hits, slots };
+  const tokens: TokenChange[] = [];
+  for (let i = 0; i < t.length; i += 4) tokens.push({ key: t[i] as string, token: t[i + 1] as string, at: t[i + 2] as number, n: t[i + 3] as number });
+  return { hits, slots, tokens };
 }
 
 /**
@@ -74,6 +82,10 @@ export function decodeDelta(delta: Delta, bounds: TimeBounds): Changes {
  */
 export function estimateHitRowBytes(row: HitRow): number {
   return row.key.length + 64;
+}
+
+export function estimateTokenBytes(change: TokenChange): number {
+  return change.key.length + change.token.length + 24;
 }
 
 export function estimateSlotGroupBytes(key: string, buckets: number): number {

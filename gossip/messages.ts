@@ -7,11 +7,12 @@
  * on or reopen. See PROTOCOL.md.
  */
 import { keyProblem } from '../crdt/key.ts';
+import { tokenProblem } from '../crdt/key-tokens.ts';
 import { isAddress, isNodeId, isOrigin, nodeIdOf } from '../crdt/names.ts';
 import { EARLIEST_MS } from '../crdt/replica-state.ts';
 import { LIMITS } from './limits.ts';
 
-export const PROTOCOL_VERSION = 3;
+export const PROTOCOL_VERSION = 4;
 
 /** Per origin: the highest seq held completely and the time of that origin's last hit up to it. */
 export type VersionEntry = readonly [seq: number, at: number];
@@ -55,7 +56,9 @@ export interface Sync {
  * Slots of one origin. Complete (`from` set) means: every change of batches
  * (from, to] is in here, so a receiver that holds `from` now holds `to`.
  * `hits` rows: [key, second, s, m, h, d, lifetime] (all five tiers of one
- * key's second); `slots`: [key, n, then n × (tier, offset, count)].
+ * key's second); `slots`: [key, n, then n × (tier, offset, count)];
+ * `tokens` (absent when none): [key, token, at, n] × k, the idempotency
+ * tokens the origin observed in those batches.
  */
 export interface Delta {
   readonly type: 'delta';
@@ -66,6 +69,7 @@ export interface Delta {
   readonly base: number;
   readonly hits: readonly (string | number)[];
   readonly slots: readonly (string | number)[];
+  readonly tokens?: readonly (string | number)[];
 }
 
 /** Flow control: how many bytes of delta frames I have received on this connection so far (sent every 16 KiB or 200 ms while they arrive). */
@@ -107,6 +111,8 @@ export interface ReadReply {
   readonly id: number;
   readonly origins: readonly string[];
   readonly rows: readonly number[];
+  /** The duplicates the peer's tokens prove: [key index, bucket index, count] × n (absent when none). */
+  readonly duplicates?: readonly number[];
   readonly tooBig: boolean;
 }
 
@@ -197,13 +203,31 @@ function checkSlotGroups(value: unknown): string | undefined {
   return rows > LIMITS.maxDeltaRows ? `more than ${LIMITS.maxDeltaRows} rows` : undefined;
 }
 
+/** Token rows [key, token, at, n]: a valid key and token, a time in range, n a safe integer ≥ 1. */
+function checkTokenRows(rows: unknown, b: TimeBounds): string | undefined {
+  if (rows === undefined) return undefined;
+  if (!Array.isArray(rows) || rows.length % 4 !== 0) return 'tokens is not a list of 4-wide rows';
+  if (rows.length / 4 > LIMITS.maxDeltaRows) return `more than ${LIMITS.maxDeltaRows} rows`;
+  const flat: readonly unknown[] = rows;
+  for (let i = 0; i < flat.length; i += 4) {
+    const [key, token, at, n] = [flat[i], flat[i + 1], flat[i + 2], flat[i + 3]];
+    const problem = typeof key === 'string' ? keyProblem(key) : 'key is not a string';
+    if (problem !== undefined) return `token row: ${problem}`;
+    const bad = typeof token === 'string' ? tokenProblem(token) : 'token is not a string';
+    if (bad !== undefined) return `token row: ${bad}`;
+    if (!isInt(at) || !inBounds(at, b)) return 'token row time out of range';
+    if (!isInt(n) || n === 0) return 'token row n is not a safe integer ≥ 1';
+  }
+  return undefined;
+}
+
 function checkDelta(v: Record<string, unknown>, b: TimeBounds): string | undefined {
   if (!isOrigin(v.origin)) return 'origin is not id#incarnation';
   if (!isInt(v.to) || !(v.from === null || (isInt(v.from) && v.from <= v.to))) return 'from/to are not seqs with from ≤ to';
   if (!isInt(v.at) || (v.at !== 0 && !inBounds(v.at, b))) return 'at out of range';
   if (!isInt(v.base) || v.base % 1000 !== 0 || v.base > b.latest) return 'base is not a whole second in range';
   if (Array.isArray(v.hits) && v.hits.length / 7 > LIMITS.maxDeltaRows) return `more than ${LIMITS.maxDeltaRows} rows`;
-  return checkHitRows(v.hits, v.base, b) ?? checkSlotGroups(v.slots);
+  return checkHitRows(v.hits, v.base, b) ?? checkSlotGroups(v.slots) ?? checkTokenRows(v.tokens, b);
 }
 
 /** Buckets a read's runs name in all. */
@@ -237,6 +261,10 @@ function checkReadReply(v: Record<string, unknown>): string | undefined {
   if (!Array.isArray(v.rows) || v.rows.length % 4 !== 0 || v.rows.length > 4 * LIMITS.maxReadRows || !v.rows.every(isInt)) return 'rows is not a list of [key, origin, bucket, count]';
   const rows = v.rows;
   for (let i = 1; i < rows.length; i += 4) if ((rows[i] as number) >= v.origins.length) return 'a row names an origin that is not listed';
+  const duplicates = v.duplicates;
+  if (duplicates !== undefined && (!Array.isArray(duplicates) || duplicates.length % 3 !== 0 || duplicates.length > 3 * LIMITS.maxReadRows || !duplicates.every(isInt))) {
+    return 'duplicates is not a list of [key, bucket, count]';
+  }
   return undefined;
 }
 

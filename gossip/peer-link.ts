@@ -2,13 +2,15 @@ import { HitChunks, type ChunkSource } from './chunks.ts';
 import { LIMITS } from './limits.ts';
 import type { Delta, SyncEntry, VersionEntry } from './messages.ts';
 import type { ConnId } from './membership.ts';
-import type { HitRow } from './replica-view.ts';
+import type { HitRow, TokenChange } from './replica-view.ts';
 
 /** Own commits not yet sent to one peer, merged per (key, second): the newest counts win, they are absolute. */
 interface HeldPush {
   readonly from: number;
   to: VersionEntry;
   readonly rows: Map<string, HitRow>;
+  /** Tokens are not merged: each is an observation of its own (they count toward the held limit). */
+  readonly tokens: TokenChange[];
 }
 
 /**
@@ -117,11 +119,14 @@ export class PeerLink {
   }
 
   /** Hold own commits (from, to] for later; false when the held push grew past its limit and was dropped. */
-  hold(rows: readonly HitRow[], from: number, to: VersionEntry): boolean {
-    this.held ??= { from, to, rows: new Map() };
+  hold(rows: readonly HitRow[], from: number, to: VersionEntry, tokens: readonly TokenChange[] = []): boolean {
+    this.held ??= { from, to, rows: new Map(), tokens: [] };
     this.held.to = to;
     for (const row of rows) this.held.rows.set(`${row.second}\u0000${row.key}`, row);
-    if (this.held.rows.size <= LIMITS.maxHeldRows) return true;
+    if (this.held.rows.size + this.held.tokens.length + tokens.length <= LIMITS.maxHeldRows) {
+      for (const token of tokens) this.held.tokens.push(token);
+      return true;
+    }
     // Too much to hold: drop it; the peer's next sync shows what it lacks and a repair sends it.
     this.held = undefined;
     this.chain = undefined;
@@ -130,7 +135,7 @@ export class PeerLink {
 
   /** Start holding afresh from `from` (a repair covers everything before it). */
   restartHold(from: number, to: VersionEntry): void {
-    this.held = { from, to, rows: new Map() };
+    this.held = { from, to, rows: new Map(), tokens: [] };
   }
 
   /** The held push, as chunks, if it can follow what was sent: the peer will hold its `from`. */
@@ -139,8 +144,8 @@ export class PeerLink {
     if (held === undefined || this.chain === undefined || held.from > this.chain.seq) return undefined;
     this.held = undefined;
     this.chain.seq = Math.max(this.chain.seq, held.to[0]);
-    if (held.rows.size === 0) return undefined;
-    return new HitChunks(origin, held.from, held.to, [...held.rows.values()]);
+    if (held.rows.size === 0 && held.tokens.length === 0) return undefined;
+    return new HitChunks(origin, held.from, held.to, [...held.rows.values()], held.tokens);
   }
 
   /** The next queued frame, if the socket has room (`budget` frames at most per call). */

@@ -10,7 +10,7 @@ import { fromRuns } from './read-plan.ts';
 import { PeerLink, seqOf } from './peer-link.ts';
 import { OwnOriginHolders } from './own-origin-holders.ts';
 import { RelayQueue, type Relay } from './relays.ts';
-import type { HitRow, LocalCommit, ReplicaView, SlotRow } from './replica-view.ts';
+import type { HitRow, LocalCommit, ReplicaView, SlotRow, TokenChange } from './replica-view.ts';
 import type { KeyChange } from '../crdt/replica-state.ts';
 import type { Tier } from '../crdt/tiers.ts';
 
@@ -575,7 +575,7 @@ export class GossipCore {
     const to: VersionEntry = [delta.to, delta.at];
     const raised = this.replica.apply(delta.origin, changes, delta.from === null ? undefined : { from: delta.from, to }, to);
     this.stats.deltasApplied++;
-    this.stats.rowsApplied += raised.hits.length + raised.slots.length;
+    this.stats.rowsApplied += raised.hits.length + raised.slots.length + (raised.tokens?.length ?? 0);
     const member = this.memberOf(c);
     const out: Output[] = [];
     // An origin holds what it sends of itself; a relay says nothing of what the relayer holds in full.
@@ -586,9 +586,9 @@ export class GossipCore {
       const held = this.replica.entry(delta.origin)?.[0] ?? 0;
       if (held >= delta.to) out.push({ kind: 'send', conn: c.id, message: { type: 'held', origin: delta.origin, seq: held } });
     }
-    if (raised.hits.length + raised.slots.length > 0) {
+    if (raised.hits.length + raised.slots.length + (raised.tokens?.length ?? 0) > 0) {
       // Relay only the new parts; complete only if nothing was dropped.
-      const whole = raised.hits.length === changes.hits.length && raised.slots.length === changes.slots.length;
+      const whole = raised.hits.length === changes.hits.length && raised.slots.length === changes.slots.length && (raised.tokens?.length ?? 0) === (changes.tokens?.length ?? 0);
       this.relays.add({ origin: delta.origin, from: whole ? delta.from : null, to, changes: raised, source: c.peerId ?? '', readyAt: now + this.config.relayDelayMs });
     }
     return out;
@@ -598,7 +598,8 @@ export class GossipCore {
   private answerRead(read: Read): ReadReply {
     const counts = this.replica.countsAt(read.keys, fromRuns(read.runs), LIMITS.maxReadRows);
     if (counts === undefined) return { type: 'readReply', id: read.id, origins: [], rows: [], tooBig: true };
-    return { type: 'readReply', id: read.id, origins: counts.origins, rows: counts.rows, tooBig: false };
+    const reply: ReadReply = { type: 'readReply', id: read.id, origins: counts.origins, rows: counts.rows, tooBig: false };
+    return counts.duplicates.length === 0 ? reply : { ...reply, duplicates: counts.duplicates };
   }
 
   private noteHeld(peer: string, seq: number): void {
@@ -611,7 +612,11 @@ export class GossipCore {
     if (first === undefined || last === undefined) return;
     // Merge the batches since the last push: one row per (key, second), the newest counts.
     const merged = new Map<string, HitRow>();
-    for (const commit of this.pushes) for (const row of commit.hits) merged.set(`${row.second}\u0000${row.key}`, row);
+    const tokens: TokenChange[] = [];
+    for (const commit of this.pushes) {
+      for (const row of commit.hits) merged.set(`${row.second}\u0000${row.key}`, row);
+      for (const token of commit.tokens ?? []) tokens.push(token);
+    }
     this.pushes.length = 0;
     const rows = [...merged.values()];
     const to: VersionEntry = [last.seq, last.at];
@@ -620,10 +625,10 @@ export class GossipCore {
     for (const c of this.openConns()) {
       const link = c.link as PeerLink;
       if (link.inStep(this.self.origin) && link.chain !== undefined && link.chain.seq === from) {
-        frames ??= allChunks(new HitChunks(this.self.origin, from, to, rows));
+        frames ??= allChunks(new HitChunks(this.self.origin, from, to, rows, tokens));
         for (const message of frames) out.push({ kind: 'send', conn: c.id, message });
         link.chain.seq = last.seq;
-      } else if (!link.hold(rows, from, to)) this.stats.limited.held++;
+      } else if (!link.hold(rows, from, to, tokens)) this.stats.limited.held++;
     }
   }
 
@@ -725,7 +730,7 @@ export class GossipCore {
 /** The frames of a relay: its hit rows, then its slot groups; only the last frame may say complete. */
 function relayFrames(relay: Relay): Delta[] {
   const frames: Delta[] = [];
-  if (relay.changes.hits.length > 0) frames.push(...allChunks(new HitChunks(relay.origin, 0, relay.to, relay.changes.hits)));
+  if (relay.changes.hits.length + (relay.changes.tokens?.length ?? 0) > 0) frames.push(...allChunks(new HitChunks(relay.origin, 0, relay.to, relay.changes.hits, relay.changes.tokens)));
   if (relay.changes.slots.length > 0) frames.push(...allChunks(new RepairChunks(relay.origin, null, relay.to, groupsOf(relay.changes.slots))));
   return frames.map((frame, i) => ({ ...frame, from: i === frames.length - 1 ? relay.from : null }));
 }

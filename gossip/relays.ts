@@ -48,4 +48,4 @@ export class RelayQueue {
   }
 }
 
-const size = (relay: Relay): number => relay.changes.hits.length + relay.changes.slots.length;
+const size = (relay: Relay): number => relay.changes.hits.length + relay.changes.slots.length + (relay.changes.tokens?.length ?? 0);

@@ -17,10 +17,20 @@ export interface SlotRow {
   readonly count: number;
 }
 
-/** Changes of one origin: hit rows for fresh local batches, slot rows for repairs. */
+/** One observation of an idempotency token by the origin the changes are of. */
+export interface TokenChange {
+  readonly key: string;
+  readonly token: string;
+  readonly at: number;
+  readonly n: number;
+}
+
+/** Changes of one origin: hit rows for fresh local batches, slot rows for repairs, and the tokens it observed in them. */
 export interface Changes {
   readonly hits: readonly HitRow[];
   readonly slots: readonly SlotRow[];
+  /** Absent: none. */
+  readonly tokens?: readonly TokenChange[];
 }
 
 /** A local commit, as gossip sees it: batch `seq` at `at`, with the new counts of every (key, second) it touched. */
@@ -28,10 +38,15 @@ export interface LocalCommit {
   readonly seq: number;
   readonly at: number;
   readonly hits: readonly HitRow[];
+  /** The idempotency tokens the batch observed (absent: none). */
+  readonly tokens?: readonly TokenChange[];
 }
 
 /** Called for every slot a remote delta changed (its count, or the seq it is known at): what must be made durable. */
 export type TouchedSlot = (origin: string, key: string, tier: Tier, start: number, seq: number) => void;
+
+/** Called for every token observation a remote delta added: what must be made durable. */
+export type TouchedToken = (origin: string, change: TokenChange) => void;
 
 /**
  * What gossip needs of a replica. node/ implements it over the real state and
@@ -50,10 +65,11 @@ export interface ReplicaView {
   changedKeys(origin: string, since: VersionEntry | undefined): Iterator<KeyChange>;
   /**
    * What this replica holds of `keys` at `refs`, per origin: rows [key index,
-   * origin index, bucket index, count] (non-zero only) over `origins`; undefined
+   * origin index, bucket index, count] (non-zero only) over `origins`, and the
+   * duplicates its tokens prove as [key index, bucket index, count]; undefined
    * when there would be more than `maxRows` rows. What a fresh read asks a peer.
    */
-  countsAt(keys: readonly string[], refs: readonly BucketRef[], maxRows: number): { origins: string[]; rows: number[] } | undefined;
+  countsAt(keys: readonly string[], refs: readonly BucketRef[], maxRows: number): { origins: string[]; rows: number[]; duplicates: number[] } | undefined;
   /** False for an origin this replica does not hold and has no room for (the origin limit). */
   accepts(origin: string): boolean;
   /**

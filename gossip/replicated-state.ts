@@ -3,7 +3,7 @@ import { ALL_TIERS, bucketStart } from '../crdt/tiers.ts';
 import type { BucketRef } from '../crdt/window-plan.ts';
 import { LIMITS } from './limits.ts';
 import type { SyncEntry, VersionEntry, VersionVector } from './messages.ts';
-import type { Changes, HitRow, ReplicaView, SlotRow, TouchedSlot } from './replica-view.ts';
+import type { Changes, HitRow, ReplicaView, SlotRow, TokenChange, TouchedSlot, TouchedToken } from './replica-view.ts';
 
 /**
  * A ReplicaState with the version vector gossip keeps beside it: per origin,
@@ -17,6 +17,7 @@ export class ReplicatedState implements ReplicaView {
     private origin_: string,
     readonly state: ReplicaState,
     private readonly onTouched?: TouchedSlot,
+    private readonly onToken?: TouchedToken,
   ) {}
 
   get origin(): string {
@@ -65,9 +66,10 @@ export class ReplicatedState implements ReplicaView {
     return this.state.changedKeys(origin, since?.[0] ?? 0, since?.[1] ?? Number.NEGATIVE_INFINITY);
   }
 
-  countsAt(keys: readonly string[], refs: readonly BucketRef[], maxRows: number): { origins: string[]; rows: number[] } | undefined {
+  countsAt(keys: readonly string[], refs: readonly BucketRef[], maxRows: number): { origins: string[]; rows: number[]; duplicates: number[] } | undefined {
     const originIndex = new Map<string, number>();
     const rows: number[] = [];
+    const duplicates: number[] = [];
     for (let k = 0; k < keys.length; k++) {
       for (const [origin, bucket, count] of this.state.originCounts(keys[k] as string, refs)) {
         let o = originIndex.get(origin);
@@ -75,8 +77,12 @@ export class ReplicatedState implements ReplicaView {
         rows.push(k, o, bucket, count);
         if (rows.length > 4 * maxRows) return undefined;
       }
+      for (const [bucket, count] of this.state.tokens.duplicateCounts(keys[k] as string, refs)) {
+        duplicates.push(k, bucket, count);
+        if (rows.length + duplicates.length > 4 * maxRows) return undefined;
+      }
     }
-    return { origins: [...originIndex.keys()], rows };
+    return { origins: [...originIndex.keys()], rows, duplicates };
   }
 
   accepts(origin: string): boolean {
@@ -111,8 +117,15 @@ export class ReplicatedState implements ReplicaView {
       if (raised) for (let j = i; j < end; j++) slots.push(changes.slots[j] as SlotRow);
       i = end;
     }
+    // After the counts: a duplicate proven before its hits arrive would be taken off hits not yet held.
+    const tokens: TokenChange[] = [];
+    for (const change of changes.tokens ?? []) {
+      if (!this.state.observe(change.key, change.token, { origin, at: change.at, n: change.n })) continue;
+      tokens.push(change);
+      this.onToken?.(origin, change);
+    }
     if (complete !== undefined && (this.vv.get(origin)?.[0] ?? 0) >= complete.from) this.raise(origin, complete.to);
-    return { hits, slots };
+    return { hits, slots, tokens };
   }
 
   private knownOriginCount(): number {

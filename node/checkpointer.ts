@@ -2,6 +2,7 @@ import type { ReplicaState } from '../crdt/replica-state.ts';
 import type { Slot } from '../crdt/slot.ts';
 import type { Tier } from '../crdt/tiers.ts';
 import { slotIndexesOf, type DirtySet, type DirtySlots } from './dirty-slots.ts';
+import type { DirtyTokens } from './dirty-tokens.ts';
 import type { Logger } from './logger.ts';
 import type { NodeMetrics } from './metrics.ts';
 import { PeriodicTask } from './periodic-task.ts';
@@ -34,6 +35,7 @@ export class Checkpointer {
       readonly state: ReplicaState;
       readonly store: Store;
       readonly dirty: DirtySlots;
+      readonly dirtyTokens: DirtyTokens;
       /** This replica's own origin (it changes when the replica starts a new incarnation). */
       readonly origin: () => string;
       /** The seq every applied batch is at or below, and the last hit stamp. */
@@ -81,9 +83,9 @@ export class Checkpointer {
   }
 
   private async checkpoint(): Promise<void> {
-    const { state, store, dirty, logger, metrics } = this.deps;
+    const { state, store, dirty, dirtyTokens, logger, metrics } = this.deps;
     const origin = this.deps.origin();
-    if (dirty.size === 0) {
+    if (dirty.size === 0 && dirtyTokens.size === 0) {
       this.failed = false;
       return;
     }
@@ -94,6 +96,7 @@ export class Checkpointer {
       [VV_META, JSON.stringify(this.deps.remoteVector())],
     ]);
     const taken = dirty.take();
+    const tokens = dirtyTokens.take();
     // Slots are read a chunk at a time, between writes (a burst can leave a million). An own slot is written with
     // its count and its key's last seq read in the same synchronous step, so replay after a crash applies exactly
     // the records that count does not hold yet: a record that touched the slot has a seq at most the key's last
@@ -103,6 +106,8 @@ export class Checkpointer {
     const stopTimer = metrics?.checkpointSeconds.startTimer();
     let written = 0;
     try {
+      // Tokens first: the log records they came in are truncated below, and the vector goes with the last slots.
+      for (let i = 0; i < tokens.length; i += CHUNK_SLOTS) await store.commit({ slots: [], tokens: tokens.slice(i, i + CHUNK_SLOTS), meta: new Map() });
       for (;;) {
         const chunk: Slot[] = [];
         for (let next = slots.next(); next.done !== true; next = slots.next()) {
@@ -119,6 +124,7 @@ export class Checkpointer {
       this.failed = false;
     } catch (error) {
       dirty.restore(taken);
+      dirtyTokens.restore(tokens);
       this.failed = true;
       logger.error({ err: error, slots: written }, 'checkpoint failed; will retry');
     } finally {

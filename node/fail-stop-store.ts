@@ -1,6 +1,6 @@
 import type { Slot } from '../crdt/slot.ts';
 import type { TimedTier } from '../crdt/tiers.ts';
-import { StoreError, type CommitBatch, type LogRecord, type OnCorrupt, type Store } from './store.ts';
+import { StoreError, type CommitBatch, type LogRecord, type OnCorrupt, type Store, type StoredToken } from './store.ts';
 
 /** The store failed a write and takes none until it is reopened; the message says why. */
 export class StoreFailedError extends StoreError {}
@@ -67,6 +67,14 @@ export class FailStopStore implements Store {
 
   scanSlots(onCorrupt?: OnCorrupt): AsyncIterable<Slot> {
     return this.inner.scanSlots(onCorrupt);
+  }
+
+  scanTokens(onCorrupt?: OnCorrupt): AsyncIterable<StoredToken> {
+    return this.inner.scanTokens(onCorrupt);
+  }
+
+  deleteTokens(tokens: readonly { readonly origin: string; readonly key: string; readonly token: string }[]): Promise<void> {
+    return this.write(() => this.inner.deleteTokens(tokens));
   }
 
   scanLog(onCorrupt?: OnCorrupt): AsyncIterable<LogRecord> {

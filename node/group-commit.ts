@@ -1,3 +1,5 @@
+import type { TokenChange } from '../gossip/replica-view.ts';
+
 /**
  * Group commit: hits that arrive while a write is in flight (or in the same
  * turn of the event loop) join one batch, written in one LevelDB batch and
@@ -11,6 +13,8 @@ export class PendingHits {
   requests = 0;
   /** The latest hit stamp in the batch. */
   maxAt = 0;
+  /** Idempotency tokens observed in this batch (their hits are in `bySecond` too), by key NUL token. */
+  readonly tokens = new Map<string, TokenChange>();
   /** Once written: the origin and seq it was written as. */
   origin = '';
   seq = 0;
@@ -24,6 +28,17 @@ export class PendingHits {
     keys.set(key, (keys.get(key) ?? 0) + n);
     this.hits += n;
   }
+
+  /** Count `n` hits of `key` at `at` under an idempotency token (the caller checked it is new). */
+  addWithToken(key: string, token: string, at: number, n: number): void {
+    this.add(key, at - (at % 1000), n);
+    this.tokens.set(tokenId(key, token), { key, token, at, n });
+  }
+}
+
+/** One map key for a (key, token) pair: neither holds NUL. */
+export function tokenId(key: string, token: string): string {
+  return `${key}\u0000${token}`;
 }
 
 interface Batch {
@@ -37,6 +52,7 @@ export class GroupCommit {
   private open: Batch | undefined;
   private inFlight: Promise<void> | undefined;
   private writing: PendingHits | undefined;
+  private writingDone: Promise<void> | undefined;
 
   constructor(private readonly write: (pending: PendingHits) => Promise<void>) {}
 
@@ -46,6 +62,16 @@ export class GroupCommit {
     fill(batch.pending);
     batch.pending.requests++;
     return batch.done;
+  }
+
+  /** The observation of a token added but not yet written, if any. */
+  pendingToken(key: string, token: string): { change: TokenChange; done: Promise<void> } | undefined {
+    const id = tokenId(key, token);
+    const open = this.open?.pending.tokens.get(id);
+    if (open !== undefined && this.open !== undefined) return { change: open, done: this.open.done };
+    const writing = this.writing?.tokens.get(id);
+    if (writing !== undefined && this.writingDone !== undefined) return { change: writing, done: this.writingDone };
+    return undefined;
   }
 
   /** Hits of `key` added but not yet written: in the open batch and the one being written. */
@@ -84,6 +110,7 @@ export class GroupCommit {
     if (batch === undefined || this.inFlight !== undefined) return;
     this.open = undefined;
     this.writing = batch.pending;
+    this.writingDone = batch.done;
     this.inFlight = this.write(batch.pending).then(
       () => batch.resolve(),
       (error: unknown) => batch.reject(error),
@@ -91,6 +118,7 @@ export class GroupCommit {
     void this.inFlight.finally(() => {
       this.inFlight = undefined;
       this.writing = undefined;
+      this.writingDone = undefined;
       this.kick();
     });
   }

@@ -1,8 +1,8 @@
 import type { Slot } from '../crdt/slot.ts';
 import type { TimedTier } from '../crdt/tiers.ts';
 import { decodeLogEntry } from './log-record.ts';
-import { LOG_RANGE, META_PREFIX, SLOT_RANGE, decodeSlot, logKey, padStart, slotKey, slotValue, tierPrefix } from './slot-codec.ts';
-import { decodeOrReport, type CommitBatch, type CorruptRecord, type LogRecord, type OnCorrupt, type Store } from './store.ts';
+import { LOG_RANGE, META_PREFIX, SLOT_RANGE, TOKEN_RANGE, decodeSlot, decodeToken, logKey, padStart, slotKey, slotValue, tierPrefix, tokenKey } from './slot-codec.ts';
+import { decodeOrReport, type CommitBatch, type CorruptRecord, type LogRecord, type OnCorrupt, type Store, type StoredToken } from './store.ts';
 
 type Range = { readonly gte: string; readonly lt?: string; readonly lte?: string };
 
@@ -54,6 +54,7 @@ export class MemoryStore implements Store {
   commit(batch: CommitBatch): Promise<void> {
     return this.write(() => {
       for (const s of batch.slots) this.raw.set(slotKey(s.origin, s.tier, s.start, s.key), slotValue(s.count, s.seq));
+      for (const t of batch.tokens ?? []) this.raw.set(tokenKey(t.origin, t.key, t.token), `${t.at}:${t.n}`);
       for (const [name, value] of batch.meta) this.raw.set(META_PREFIX + name, value);
       if (batch.log !== undefined) this.raw.set(logKey(batch.log.seq), batch.log.record);
     });
@@ -91,7 +92,7 @@ export class MemoryStore implements Store {
 
   /** Put a raw db key and value in the slot or log range, open or not (tests only: it bypasses the codec). */
   plantRaw(kind: CorruptRecord['kind'], key: string, value: string): void {
-    if (!inRange(key, kind === 'slot' ? SLOT_RANGE : LOG_RANGE)) throw new Error(`${JSON.stringify(key)} is not a ${kind} db key`);
+    if (!inRange(key, kind === 'slot' ? SLOT_RANGE : kind === 'token' ? TOKEN_RANGE : LOG_RANGE)) throw new Error(`${JSON.stringify(key)} is not a ${kind} db key`);
     this.raw.set(key, value);
   }
 
@@ -121,6 +122,21 @@ export class MemoryStore implements Store {
       if (slot !== undefined) yield slot;
     }
     await Promise.resolve();
+  }
+
+  async *scanTokens(onCorrupt?: OnCorrupt): AsyncIterable<StoredToken> {
+    this.assertOpen();
+    for (const [key, value] of this.entries(TOKEN_RANGE)) {
+      const token = decodeOrReport('token', key, value, decodeToken, onCorrupt);
+      if (token !== undefined) yield token;
+    }
+    await Promise.resolve();
+  }
+
+  deleteTokens(tokens: readonly { readonly origin: string; readonly key: string; readonly token: string }[]): Promise<void> {
+    return this.write(() => {
+      for (const t of tokens) this.raw.delete(tokenKey(t.origin, t.key, t.token));
+    });
   }
 
   deleteBefore(origin: string, tier: TimedTier, start: number, limit: number): Promise<number> {

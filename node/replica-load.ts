@@ -4,6 +4,7 @@ import { ALL_TIERS, bucketStart } from '../crdt/tiers.ts';
 import type { VersionEntry, VersionVector } from '../gossip/messages.ts';
 import { AT_META, SEQ_META, VV_META } from './checkpointer.ts';
 import { DirtySlots } from './dirty-slots.ts';
+import { DirtyTokens } from './dirty-tokens.ts';
 import { loadOrCreateIdentity, type Identity } from './identity.ts';
 import { logSeq } from './slot-codec.ts';
 import type { CorruptRecord, LogRecord, Store } from './store.ts';
@@ -13,6 +14,7 @@ export interface Loaded {
   readonly created: boolean;
   readonly state: ReplicaState;
   readonly dirty: DirtySlots;
+  readonly dirtyTokens: DirtyTokens;
   readonly slots: number;
   readonly replayed: number;
   readonly seq: number;
@@ -63,10 +65,14 @@ export async function loadReplica(store: Store, id: string, now: number): Promis
     const touched = slot.origin === origin ? storedSeq.get(slot.key) : undefined;
     if (touched?.has(slot.start + slot.tier) === true) touched.set(slot.start + slot.tier, slot.seq);
   }
+  for await (const t of store.scanTokens(onCorrupt)) state.observe(t.key, t.token, { origin: t.origin, at: t.at, n: t.n });
   const dirty = new DirtySlots();
+  const dirtyTokens = new DirtyTokens();
   let lastAt = metaNumber(await store.getMeta(AT_META), AT_META, corrupt);
   const vv = metaVector(await store.getMeta(VV_META), corrupt);
-  for (const { seq: recordSeq, increments } of records) {
+  for (const { seq: recordSeq, increments, tokens } of records) {
+    // A token is one observation whatever the slots hold: joining it again changes nothing.
+    for (const t of tokens ?? []) if (state.observe(t.key, t.token, { origin, at: t.at, n: t.n })) dirtyTokens.add({ origin, ...t });
     for (const [key, second, n] of increments) {
       lastAt = Math.max(lastAt, second);
       for (const tier of ALL_TIERS) {
@@ -80,7 +86,7 @@ export async function loadReplica(store: Store, id: string, now: number): Promis
   }
   // The own origin's slots from before the last checkpoint carry seqs too: never go below them.
   seq = Math.max(seq, state.summary(origin)?.high ?? 0);
-  return { identity, created, state, dirty, slots, replayed: records.length, seq, lastAt, vv, corrupt };
+  return { identity, created, state, dirty, dirtyTokens, slots, replayed: records.length, seq, lastAt, vv, corrupt };
 }
 
 function metaNumber(text: string | undefined, name: string, corrupt: CorruptRecord[]): number {

@@ -8,8 +8,11 @@ import { ReplicatedState } from '../gossip/replicated-state.ts';
 import { AT_META, Checkpointer, SEQ_META, VV_META } from './checkpointer.ts';
 import type { Clock } from './clock.ts';
 import type { DirtySlots } from './dirty-slots.ts';
+import type { DirtyTokens } from './dirty-tokens.ts';
 import { checkCountLimit, type CountLedger } from './count-limit.ts';
 import { GroupCommit, type PendingHits } from './group-commit.ts';
+import { planTokens, type TokenLookup, type TokenPlan } from './token-plan.ts';
+import type { TokenChange } from '../gossip/replica-view.ts';
 import { IDENTITY_META, newIncarnation, type Identity } from './identity.ts';
 import { encodeLogRecord } from './log-record.ts';
 import type { Logger } from './logger.ts';
@@ -38,7 +41,25 @@ export interface HitItem {
   readonly key: string;
   /** Default 1. */
   readonly n?: number;
+  /** An idempotency token: the item counts once however often it is sent. */
+  readonly id?: string;
 }
+
+/** What a hit with an idempotency token came to: counted now, or a repeat of one counted before (`at` is then that one's). */
+export interface TokenOutcome {
+  readonly at: number;
+  readonly duplicate: boolean;
+}
+
+/** What a batch came to: hits counted, and items that repeated a token already counted. */
+export interface BatchOutcome {
+  readonly accepted: number;
+  readonly duplicates: number;
+}
+
+/** Idempotency tokens a node holds by default (its own and its peers'); past it, new tokens are refused (503). */
+export const DEFAULT_MAX_TOKENS = 2_000_000;
+
 
 export interface ReplicaOptions {
   readonly store: Store;
@@ -54,6 +75,8 @@ export interface ReplicaOptions {
   readonly storeRetryMs?: number;
   /** A clock that goes back further than this makes the replica a new incarnation instead of stamping hits in the past's future. */
   readonly maxBackwardJumpMs?: number;
+  /** Tokens held at most before new ones are refused; default DEFAULT_MAX_TOKENS. */
+  readonly maxTokens?: number;
 }
 
 /** The replica is shutting down and takes no more hits. */
@@ -131,6 +154,7 @@ export class Replica {
     identity: Identity,
     readonly state: ReplicaState,
     private readonly dirty: DirtySlots,
+    private readonly dirtyTokens: DirtyTokens,
     seq: number,
     lastAt: number,
     vv: VersionVector,
@@ -148,9 +172,14 @@ export class Replica {
     this.lastAt = lastAt;
     this.lastStamp = lastAt;
     // Every remote change that raised a count or a key's seq is made durable at the next checkpoint.
-    this.replicated = new ReplicatedState(identity.origin, state, (origin, key, tier, start, changedSeq) => {
-      if (origin !== this.identity_.origin) dirty.markRemote(origin, key, tier, start, changedSeq);
-    });
+    this.replicated = new ReplicatedState(
+      identity.origin,
+      state,
+      (origin, key, tier, start, changedSeq) => {
+        if (origin !== this.identity_.origin) dirty.markRemote(origin, key, tier, start, changedSeq);
+      },
+      (origin, change) => dirtyTokens.add({ origin, ...change }),
+    );
     this.replicated.restore(vv);
     this.replicated.noteLocal(seq, lastAt);
     this.retentionClock = new RetentionClock(options.clock);
@@ -158,6 +187,7 @@ export class Replica {
       state,
       store: this.store,
       dirty,
+      dirtyTokens,
       origin: () => this.identity_.origin,
       seq: () => this.seq_,
       lastAt: () => this.lastAt,
@@ -189,13 +219,13 @@ export class Replica {
       await store.close(); // leave the directory unlocked for whoever comes next
       throw error;
     }
-    const { identity, created, state, dirty, slots, replayed, seq, lastAt, vv, corrupt } = loaded;
+    const { identity, created, state, dirty, dirtyTokens, slots, replayed, seq, lastAt, vv, corrupt } = loaded;
     for (const record of corrupt) {
       metrics?.storeCorruptRecords.labels(record.kind).inc();
       logger.warn({ corrupt: record }, 'skipped a corrupt record in the store');
     }
     reportRecoveryProblems(store.recoveryProblems ?? [], logger, metrics);
-    const replica = new Replica(options, identity, state, dirty, seq, lastAt, vv);
+    const replica = new Replica(options, identity, state, dirty, dirtyTokens, seq, lastAt, vv);
     metrics?.keys.set(state.keyCount);
     logger.info({ origin: identity.origin, created, slots, replayed, corrupt: corrupt.length, keys: state.keyCount, seq }, created ? 'new replica created' : 'replica reopened');
     await replica.checkpointer.run();
@@ -293,6 +323,82 @@ export class Replica {
       },
       () => checkCountLimit(items, this.countLedger),
     );
+  }
+
+  /**
+   * Count a batch whose items may carry idempotency tokens (`id`): an item
+   * whose token this node knows (counted here, or heard of from a peer)
+   * counts nothing again; a token with another n fails the whole batch
+   * (TokenConflictError) before anything is counted. A batch of repeats only
+   * writes nothing. Resolves once the new hits are durable.
+   */
+  async hitsOnce(items: readonly HitItem[]): Promise<Committed<BatchOutcome>> {
+    for (;;) {
+      const plan = planTokens(items, this.tokenLookup);
+      if (plan.waitFor !== undefined) {
+        await plan.waitFor;
+        continue;
+      }
+      if (plan.fresh.length === 0) {
+        this.assertAccepting();
+        return { value: { accepted: 0, duplicates: plan.duplicates }, origin: this.identity_.origin, seq: this.seq_ };
+      }
+      let checked: TokenPlan = plan;
+      try {
+        const committed = await this.admit(
+          (pending, at) => {
+            let total = 0;
+            const second = bucketStart(0, at);
+            for (const item of checked.fresh) {
+              const n = item.n ?? 1;
+              if (item.id === undefined) pending.add(item.key, second, n);
+              else pending.addWithToken(item.key, item.id, at, n);
+              total += n;
+            }
+            return { accepted: total, duplicates: checked.duplicates };
+          },
+          () => {
+            // In the step that adds them: a request for the same token may have come in during the waits.
+            checked = planTokens(items, this.tokenLookup);
+            if (checked.waitFor !== undefined || checked.fresh.length !== plan.fresh.length) throw new TokenSeenError();
+            this.checkTokenRoom(checked.fresh);
+            checkCountLimit(checked.fresh, this.countLedger);
+          },
+        );
+        return committed;
+      } catch (error) {
+        if (error instanceof TokenSeenError) continue;
+        throw error;
+      }
+    }
+  }
+
+  /** One hit of `n` under an idempotency token: counted once, however often it is sent (see hitsOnce). */
+  async hitOnce(key: string, n: number, token: string): Promise<Committed<TokenOutcome>> {
+    const committed = await this.hitsOnce([{ key, n, id: token }]);
+    if (committed.value.duplicates === 0) return { ...committed, value: { at: this.tokenAt(key, token), duplicate: false } };
+    const first = this.state.tokens.first(key, token);
+    const own = first === undefined || first.origin === this.identity_.origin;
+    // An ack for a repeat waits for what this node holds of its own origin; a token counted by another origin is vouched for by this node alone.
+    return { value: { at: first?.at ?? 0, duplicate: true }, origin: own ? this.identity_.origin : (first?.origin ?? ''), seq: own ? this.seq_ : 0 };
+  }
+
+  private tokenAt(key: string, token: string): number {
+    return this.state.tokens.first(key, token)?.at ?? this.lastAt;
+  }
+
+  private readonly tokenLookup: TokenLookup = {
+    first: (key, token) => this.state.tokens.first(key, token),
+    pending: (key, token) => this.commits.pendingToken(key, token),
+  };
+
+  private checkTokenRoom(items: readonly HitItem[]): void {
+    const max = this.options.maxTokens ?? DEFAULT_MAX_TOKENS;
+    let added = 0;
+    for (const item of items) if (item.id !== undefined) added++;
+    if (added > 0 && this.state.tokens.size + added > max) {
+      throw new HitsRefusedError(`this node holds its limit of ${max} idempotency tokens (they are kept for the 1 s tier's retention); hits with a token are refused until older ones expire`);
+    }
   }
 
   plan(range: CountRange): WindowPlan {
@@ -531,12 +637,18 @@ export class Replica {
         if (this.commitListeners.length > 0) rows.push({ key, second, counts });
       }
     }
+    const tokens: TokenChange[] = [];
+    for (const change of pending.tokens.values()) {
+      if (!this.state.observe(change.key, change.token, { origin, at: change.at, n: change.n })) continue;
+      this.dirtyTokens.add({ origin, ...change });
+      tokens.push(change);
+    }
     this.seq_ = seq;
     pending.seq = seq;
     pending.origin = origin;
     this.lastAt = Math.max(this.lastAt, pending.maxAt);
     this.replicated.noteLocal(seq, this.lastAt);
-    for (const listener of this.commitListeners) listener({ seq, at: this.lastAt, hits: rows });
+    for (const listener of this.commitListeners) listener(tokens.length === 0 ? { seq, at: this.lastAt, hits: rows } : { seq, at: this.lastAt, hits: rows, tokens });
     if (metrics !== undefined) {
       metrics.hitsAccepted.inc(pending.hits);
       metrics.storeBatchHits.observe(pending.hits);
@@ -546,3 +658,6 @@ export class Replica {
 }
 
 const NO_META: ReadonlyMap<string, string> = new Map();
+
+/** A token came in between planning a batch and adding it: plan again. */
+class TokenSeenError extends Error {}

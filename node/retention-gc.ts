@@ -58,7 +58,11 @@ export class RetentionGc {
     if (clock.paused === true) return 0;
     const now = clock.now() - READ_GRACE_MS;
     try {
-      const dropped = state.dropExpired(now, retention);
+      const tokens: { origin: string; key: string; token: string }[] = [];
+      const dropped = state.dropExpired(now, retention, (key, token, observations) => {
+        for (const o of observations) tokens.push({ origin: o.origin, key, token });
+      });
+      for (let i = 0; i < tokens.length; i += DELETE_CHUNK) await store.deleteTokens(tokens.slice(i, i + DELETE_CHUNK));
       for (const origin of state.origins()) {
         for (const tier of TIMED_TIERS) {
           while ((await store.deleteBefore(origin, tier, horizon(tier, now, retention), DELETE_CHUNK)) === DELETE_CHUNK);
@@ -66,7 +70,7 @@ export class RetentionGc {
       }
       metrics?.expiredBuckets.inc(dropped);
       metrics?.keys.set(state.keyCount);
-      if (dropped > 0) logger.debug({ dropped }, 'expired buckets deleted');
+      if (dropped + tokens.length > 0) logger.debug({ dropped, tokens: tokens.length }, 'expired buckets and tokens deleted');
       return dropped;
     } catch (error) {
       logger.error({ err: error }, 'retention pass failed; will retry');

@@ -1,5 +1,6 @@
 import type { Slot } from '../crdt/slot.ts';
 import type { TimedTier } from '../crdt/tiers.ts';
+import type { TokenChange } from '../gossip/replica-view.ts';
 
 /** One increment of a log record: `n` hits of `key` in the second bucket starting at `second`. */
 export type LogIncrement = readonly [key: string, second: number, n: number];
@@ -14,18 +15,27 @@ export interface LogEntry {
 export interface LogRecord {
   readonly seq: number;
   readonly increments: readonly LogIncrement[];
+  /** The idempotency tokens the batch observed (absent: none). */
+  readonly tokens?: readonly TokenChange[];
 }
 
-/** One atomic write: slots with their new absolute counts, metadata, and at most one log record. */
+/** One origin's observation of an idempotency token, as stored. */
+export interface StoredToken extends TokenChange {
+  readonly origin: string;
+}
+
+/** One atomic write: slots with their new absolute counts, token observations, metadata, and at most one log record. */
 export interface CommitBatch {
   readonly slots: readonly Slot[];
+  /** Token observations to write (absent: none). */
+  readonly tokens?: readonly StoredToken[];
   readonly meta: ReadonlyMap<string, string>;
   readonly log?: LogEntry;
 }
 
 /** A stored record that does not decode, skipped by a scan. `key` is the raw db key, at most 200 characters. */
 export interface CorruptRecord {
-  readonly kind: 'slot' | 'log' | 'meta';
+  readonly kind: 'slot' | 'log' | 'meta' | 'token';
   readonly key: string;
   readonly reason: string;
 }
@@ -51,6 +61,10 @@ export interface Store {
   commit(batch: CommitBatch): Promise<void>;
   /** Every slot, for rebuilding the in-memory state at start-up. */
   scanSlots(onCorrupt?: OnCorrupt): AsyncIterable<Slot>;
+  /** Every token observation. */
+  scanTokens(onCorrupt?: OnCorrupt): AsyncIterable<StoredToken>;
+  /** Delete token observations past their window (one batch; the caller keeps it small). */
+  deleteTokens(tokens: readonly { readonly origin: string; readonly key: string; readonly token: string }[]): Promise<void>;
   /** The log records, in seq order. */
   scanLog(onCorrupt?: OnCorrupt): AsyncIterable<LogRecord>;
   /** Delete the log records up to and including `seq` (they are checkpointed). */

@@ -11,7 +11,7 @@ import { decodeDelta, encodeDelta } from '../../gossip/delta-codec.ts';
 import { LIMITS } from '../../gossip/limits.ts';
 import { PROTOCOL_VERSION, ProtocolError, parseMessage, timeBounds, type Delta, type Message, type SyncEntry } from '../../gossip/messages.ts';
 import { GossipCore, type Output } from '../../gossip/protocol.ts';
-import type { Changes, HitRow, SlotRow } from '../../gossip/replica-view.ts';
+import type { Changes, HitRow, SlotRow, TokenChange } from '../../gossip/replica-view.ts';
 import { mulberry32 } from '../../gossip/random.ts';
 import { ReplicatedState } from '../../gossip/replicated-state.ts';
 
@@ -50,7 +50,12 @@ const slotRowArb: fc.Arbitrary<SlotRow> = fc.oneof(
   fc.record({ key: keyArb, count: countArb }).map(({ key, count }): SlotRow => ({ key, tier: Tier.lifetime, start: 0, count })),
 );
 
-const changesArb: fc.Arbitrary<Changes> = fc.record({ hits: fc.array(hitRowArb, { maxLength: 20 }), slots: fc.array(slotRowArb, { maxLength: 20 }) });
+const tokenArb = fc.oneof(fc.constantFrom('a', ' ', '~', 'retry-1', 'x'.repeat(255)), fc.string({ unit: fc.integer({ min: 0x20, max: 0x7e }).map((c) => String.fromCharCode(c)), minLength: 1, maxLength: 40 }));
+const tokenChangeArb: fc.Arbitrary<TokenChange> = fc.record({ key: keyArb, token: tokenArb, at: secondArb.chain((s) => fc.integer({ min: s, max: s + 999 })), n: fc.integer({ min: 1, max: 2 ** 40 }) });
+
+const changesArb: fc.Arbitrary<Changes> = fc
+  .record({ hits: fc.array(hitRowArb, { maxLength: 20 }), slots: fc.array(slotRowArb, { maxLength: 20 }), tokens: fc.array(tokenChangeArb, { maxLength: 10 }) })
+  .map((c) => (c.tokens.length === 0 ? { hits: c.hits, slots: c.slots } : c));
 
 /** A valid delta to break one field of at a time. */
 function validDelta(): Delta {

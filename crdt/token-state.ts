@@ -1,0 +1,122 @@
+import type { ReplicaId } from './gcounter.ts';
+import { KeyBuckets } from './key-buckets.ts';
+import { KeyTokens, type Observation } from './key-tokens.ts';
+import { ALL_TIERS, Tier, bucketStart } from './tiers.ts';
+import type { BucketRef } from './window-plan.ts';
+
+/** One observation as a repair or a push carries it: [token, at, n] of the origin it goes with. */
+export type TokenRow = readonly [token: string, at: number, n: number];
+
+/**
+ * Every key's token map, and what they prove: per key, the hits that are
+ * duplicates, in the buckets (every tier) of the observations that were not
+ * the earliest of their token. A count subtracts these from the G-Counter
+ * sum, bucket by bucket. The duplicates are kept up to date on every join, so
+ * a read costs one lookup more for a key that has any, and nothing for the
+ * rest.
+ */
+export class TokenState {
+  private readonly byKey = new Map<string, KeyTokens>();
+  private readonly duplicates = new Map<string, KeyBuckets>();
+  private tokens = 0;
+
+  /** Tokens held, over all keys. */
+  get size(): number {
+    return this.tokens;
+  }
+
+  /** The observation of `token` on `key` that counts, or undefined. */
+  first(key: string, token: string): Observation | undefined {
+    return this.byKey.get(key)?.first(token);
+  }
+
+  /** Join one observation; returns true if the state changed (a new one, or an earlier one of the same origin). */
+  join(key: string, token: string, observation: Observation): boolean {
+    let tokens = this.byKey.get(key);
+    if (tokens === undefined) {
+      tokens = new KeyTokens();
+      this.byKey.set(key, tokens);
+    }
+    const before = tokens.size;
+    const change = tokens.join(token, observation);
+    if (change === undefined) return false;
+    this.tokens += tokens.size - before;
+    for (const o of change.removed) this.addDuplicate(key, o, -1);
+    for (const o of change.added) this.addDuplicate(key, o, 1);
+    return true;
+  }
+
+  /** Join every observation of `other` (the state-based join of two token maps). */
+  merge(other: TokenState): void {
+    for (const { key, token, origin, at, n } of other.observations()) this.join(key, token, { origin, at, n });
+  }
+
+  /** The duplicate hits of `key` in one bucket. */
+  duplicatesIn(key: string, tier: Tier, start: number): number {
+    return this.duplicates.get(key)?.get(tier, start) ?? 0;
+  }
+
+  /** Buckets of duplicates of `key`, when it has any: what a count subtracts. */
+  duplicatesOf(key: string): KeyBuckets | undefined {
+    return this.duplicates.get(key);
+  }
+
+  /** `key`'s duplicates at `refs` (non-zero only), as [index into refs, count]: what a fresh read answers beside the counts. */
+  *duplicateCounts(key: string, refs: readonly BucketRef[]): IterableIterator<[number, number]> {
+    const buckets = this.duplicates.get(key);
+    if (buckets === undefined) return;
+    for (let i = 0; i < refs.length; i++) {
+      const ref = refs[i] as BucketRef;
+      const count = buckets.get(ref.tier, ref.start);
+      if (count > 0) yield [i, count];
+    }
+  }
+
+  /** The observations `origin` made of `key`'s tokens at or after `at`: what a repair of that origin carries. */
+  rowsOf(key: string, origin: ReplicaId, at: number): TokenRow[] {
+    const rows: TokenRow[] = [];
+    const tokens = this.byKey.get(key);
+    if (tokens === undefined) return rows;
+    for (const [token, list] of tokens.entries()) {
+      for (const o of list) if (o.origin === origin && o.at >= at) rows.push([token, o.at, o.n]);
+    }
+    return rows;
+  }
+
+  /** Every observation, for snapshots and equality checks. */
+  *observations(): IterableIterator<{ key: string; token: string } & Observation> {
+    for (const [key, tokens] of this.byKey) {
+      for (const [token, list] of tokens.entries()) for (const o of list) yield { key, token, ...o };
+    }
+  }
+
+  /**
+   * Forget tokens past their window (see KeyTokens.dropBefore) and the
+   * duplicate buckets retention dropped. `dropped` hears of every observation
+   * forgotten (the store deletes them). Returns how many tokens went.
+   */
+  dropExpired(horizons: readonly number[], dropped?: (key: string, token: string, observations: readonly Observation[]) => void): number {
+    const second = horizons[Tier.second] ?? Number.NEGATIVE_INFINITY;
+    const day = horizons[Tier.day] ?? Number.NEGATIVE_INFINITY;
+    let count = 0;
+    for (const [key, tokens] of this.byKey) {
+      count += tokens.dropBefore(second, day, dropped === undefined ? undefined : (token, list) => dropped(key, token, list));
+      if (tokens.size === 0) this.byKey.delete(key);
+    }
+    for (const [key, buckets] of this.duplicates) {
+      buckets.dropBefore(horizons);
+      if (buckets.size === 0) this.duplicates.delete(key);
+    }
+    this.tokens -= count;
+    return count;
+  }
+
+  private addDuplicate(key: string, o: Observation, sign: 1 | -1): void {
+    let buckets = this.duplicates.get(key);
+    if (buckets === undefined) {
+      buckets = new KeyBuckets(0, { digest: 0, high: 0 });
+      this.duplicates.set(key, buckets);
+    }
+    for (const tier of ALL_TIERS) buckets.add(tier, bucketStart(tier, o.at), sign * o.n);
+  }
+}
