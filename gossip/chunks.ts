@@ -52,7 +52,7 @@ export class RepairChunks implements ChunkSource {
       // A key whose buckets do not fit whole is split (only possible with very long retentions); its lifetime comes last.
       const fit = Math.max(1, Math.floor((budget - bytes - estimateSlotGroupBytes(key, 0)) / estimateSlotGroupBytes('', 1)));
       const take = Math.min(buckets.length - offset, fit, LIMITS.maxDeltaRows / 2 - slots.length);
-      if (slots.length + tokens.length > 0 && (take < buckets.length - offset || take <= 0)) return this.partial(slots, tokens);
+      if (offset < buckets.length && slots.length + tokens.length > 0 && (take < buckets.length - offset || take <= 0)) return this.partial(slots, tokens);
       for (let i = offset; i < offset + take; i++) {
         const [tier, start, count] = buckets[i] as readonly [number, number, number];
         slots.push({ key, tier: tier as SlotRow['tier'], start, count });

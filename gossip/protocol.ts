@@ -727,21 +727,42 @@ export class GossipCore {
   }
 }
 
-/** The frames of a relay: its hit rows, then its slot groups; only the last frame may say complete. */
+/**
+ * The frames of a relay: its hit rows (a relayed push) or its slot groups (a
+ * relayed repair), each with the tokens that came with them; only the last
+ * frame may say complete. Tokens ride with their key's rows, in the same
+ * frame when they fit: a frame lost on the way then loses rows a sync shows
+ * missing, never tokens alone.
+ */
 function relayFrames(relay: Relay): Delta[] {
+  const { hits, slots, tokens = [] } = relay.changes;
   const frames: Delta[] = [];
-  if (relay.changes.hits.length + (relay.changes.tokens?.length ?? 0) > 0) frames.push(...allChunks(new HitChunks(relay.origin, 0, relay.to, relay.changes.hits, relay.changes.tokens)));
-  if (relay.changes.slots.length > 0) frames.push(...allChunks(new RepairChunks(relay.origin, null, relay.to, groupsOf(relay.changes.slots))));
+  if (hits.length > 0 || slots.length === 0) frames.push(...allChunks(new HitChunks(relay.origin, 0, relay.to, hits, slots.length === 0 ? tokens : [])));
+  if (slots.length > 0) frames.push(...allChunks(new RepairChunks(relay.origin, null, relay.to, groupsOf(slots, tokens))));
   return frames.map((frame, i) => ({ ...frame, from: i === frames.length - 1 ? relay.from : null }));
 }
 
-/** Slot rows (runs of one key) as the per-key groups a chunk source reads. */
-function groupsOf(slots: readonly SlotRow[]): Iterator<KeyChange> {
-  const groups: { key: string; buckets: [Tier, number, number][] }[] = [];
+/** Slot rows (runs of one key) as the per-key groups a chunk source reads, each with its key's tokens (a key with tokens only gets a group of its own). */
+function groupsOf(slots: readonly SlotRow[], tokens: readonly TokenChange[]): Iterator<KeyChange> {
+  const groups: { key: string; buckets: [Tier, number, number][]; tokens: [string, number, number][] }[] = [];
+  const byKey = new Map<string, (typeof groups)[number]>();
   for (const s of slots) {
     const last = groups[groups.length - 1];
     if (last?.key === s.key) last.buckets.push([s.tier, s.start, s.count]);
-    else groups.push({ key: s.key, buckets: [[s.tier, s.start, s.count]] });
+    else {
+      const group = { key: s.key, buckets: [[s.tier, s.start, s.count]] as [Tier, number, number][], tokens: [] };
+      groups.push(group);
+      byKey.set(s.key, group);
+    }
+  }
+  for (const t of tokens) {
+    let group = byKey.get(t.key);
+    if (group === undefined) {
+      group = { key: t.key, buckets: [], tokens: [] };
+      groups.push(group);
+      byKey.set(t.key, group);
+    }
+    group.tokens.push([t.token, t.at, t.n]);
   }
   return groups[Symbol.iterator]();
 }

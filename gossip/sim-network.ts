@@ -115,6 +115,26 @@ export class SimNetwork {
     node.core.localCommit({ seq: node.seq, at: this.now, hits: [row] });
   }
 
+  /**
+   * `n` hits of `key` under an idempotency token on node `index`, as a node
+   * takes them: counted (and the observation pushed with the hit) unless the
+   * node already knows the token. Returns false for a repeat.
+   */
+  hitOnce(index: number, key: string, token: string, n = 1): boolean {
+    const node = this.node(index);
+    if (node.state.tokens.first(key, token) !== undefined) return false;
+    node.seq++;
+    node.taken += n;
+    node.state.addHit(node.origin, key, this.now, n, node.seq);
+    node.state.observe(key, token, { origin: node.origin, at: this.now, n });
+    node.replicated.noteLocal(node.seq, this.now);
+    const second = bucketStart(0, this.now);
+    const counts = ALL_TIERS.map((tier) => node.state.get(node.origin, key, tier, bucketStart(tier, second)));
+    const row: HitRow = { key, second, counts: counts as unknown as HitRow['counts'] };
+    node.core.localCommit({ seq: node.seq, at: this.now, hits: [row], tokens: [{ key, token, at: this.now, n }] });
+    return true;
+  }
+
   /** Cut the network into groups (node index → group); open connections across groups break. */
   partition(groupOf: (index: number) => number): void {
     this.groups = this.nodes.map((n) => groupOf(n.index));
@@ -310,8 +330,7 @@ function before(x: Event, y: Event): boolean {
 
 /** A canonical text of a state's slots, for equality checks. */
 export function fingerprint(state: ReplicaState): string {
-  return [...state.slots()]
-    .map((s) => `${s.origin}|${s.key}|${s.tier}|${s.start}|${s.count}`)
-    .sort()
-    .join('\n');
+  const slots = [...state.slots()].map((s) => `${s.origin}|${s.key}|${s.tier}|${s.start}|${s.count}`);
+  const tokens = [...state.tokens.observations()].map((o) => `token|${o.origin}|${o.key}|${o.token}|${o.at}|${o.n}`);
+  return [...slots, ...tokens].sort().join('\n');
 }
