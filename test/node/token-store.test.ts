@@ -1,0 +1,139 @@
+/**
+ * Idempotency tokens in the store, on real LevelDB files: a token counted
+ * survives a reopen whether it was still in the write-ahead log or already
+ * checkpointed; a peer's token is made durable with the checkpoint; expired
+ * tokens are deleted from disk; a token record the store did not write is
+ * skipped and reported, and the store still opens.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { DEFAULT_RETENTION } from '../../crdt/retention.ts';
+import { LIFETIME_PLAN } from '../../crdt/window-plan.ts';
+import { ManualClock } from '../../node/clock.ts';
+import { LevelStore } from '../../node/level-store.ts';
+import { MemoryStore } from '../../node/memory-store.ts';
+import { Replica } from '../../node/replica.ts';
+import { decodeToken, tokenKey } from '../../node/slot-codec.ts';
+import type { CorruptRecord, StoredToken } from '../../node/store.ts';
+import { TokenConflictError } from '../../node/token-plan.ts';
+
+const logger = pino({ level: 'silent' });
+const T0 = Date.UTC(2026, 10, 30, 12, 0, 0);
+const dirs: string[] = [];
+
+afterEach(async () => {
+  for (const dir of dirs.splice(0)) await rm(dir, { recursive: true, force: true });
+});
+
+async function tempStore(): Promise<LevelStore> {
+  const dir = await mkdtemp(join(tmpdir(), 'hitmesh-tokens-'));
+  dirs.push(dir);
+  return new LevelStore(dir);
+}
+
+const open = (store: LevelStore | MemoryStore, clock: ManualClock): Promise<Replica> =>
+  Replica.open({ store, id: 'n1', retention: DEFAULT_RETENTION, clock, logger, checkpointIntervalMs: 1e9, gcIntervalMs: 1e9 });
+
+async function tokensOf(store: LevelStore | MemoryStore): Promise<StoredToken[]> {
+  const out: StoredToken[] = [];
+  if (!store.isOpen) await store.open();
+  for await (const t of store.scanTokens()) out.push(t);
+  return out;
+}
+
+describe('idempotency tokens in the store', () => {
+  it('a token counted once stays counted once across reopens, from the log and from a checkpoint', async () => {
+    const clock = new ManualClock(T0);
+    const disk = await tempStore();
+    let replica = await open(disk, clock);
+    expect((await replica.hitOnce('k', 2, 'req-1')).value.duplicate).toBe(false);
+    expect((await replica.hitOnce('k', 2, 'req-1')).value.duplicate).toBe(true);
+    // Closed without a checkpoint: only the log holds the token (a crash right after the 200).
+    await disk.close();
+    replica = await open(new LevelStore(disk.location), clock);
+    expect((await replica.hitOnce('k', 2, 'req-1')).value.duplicate).toBe(true);
+    expect(replica.count('k', LIFETIME_PLAN)).toBe(2);
+    await expect(replica.hitOnce('k', 3, 'req-1')).rejects.toBeInstanceOf(TokenConflictError);
+    await replica.checkpoint();
+    await replica.close();
+    const store = new LevelStore(disk.location);
+    expect((await tokensOf(store)).map((t) => [t.key, t.token, t.n])).toEqual([['k', 'req-1', 2]]);
+    await store.close();
+    replica = await open(new LevelStore(disk.location), clock);
+    expect((await replica.hitOnce('k', 2, 'req-1')).value.duplicate).toBe(true);
+    expect(replica.count('k', LIFETIME_PLAN)).toBe(2);
+    await replica.close();
+  });
+
+  it('a peer\'s token is written with the checkpoint; the duplicates it proves count once after a reopen', async () => {
+    const clock = new ManualClock(T0);
+    const disk = await tempStore();
+    let replica = await open(disk, clock);
+    await replica.hitOnce('k', 1, 'both-sides');
+    const at = T0 + 5_000;
+    // The other side of a partition took the same token later: its hit and its observation arrive by gossip.
+    replica.view.apply(
+      'n2#bb',
+      { hits: [{ key: 'k', second: at, counts: [1, 1, 1, 1, 1] }], slots: [], tokens: [{ key: 'k', token: 'both-sides', at, n: 1 }] },
+      { from: 0, to: [1, at] },
+      [1, at],
+    );
+    expect(replica.count('k', LIFETIME_PLAN)).toBe(1);
+    await replica.close();
+    replica = await open(new LevelStore(disk.location), clock);
+    expect(replica.count('k', LIFETIME_PLAN)).toBe(1);
+    expect(replica.state.tokens.first('k', 'both-sides')?.origin).toBe(replica.identity.origin);
+    await replica.close();
+  });
+
+  it('deletes expired tokens from disk, and keeps one that proves a duplicate while coarser tiers need it', async () => {
+    const clock = new ManualClock(T0);
+    const store = new MemoryStore();
+    const replica = await open(store, clock);
+    await replica.hitOnce('k', 1, 'lone');
+    await replica.hitOnce('k', 1, 'twice');
+    replica.view.apply('n2#bb', { hits: [{ key: 'k', second: T0 + 2_000, counts: [1, 1, 1, 1, 1] }], slots: [], tokens: [{ key: 'k', token: 'twice', at: T0 + 2_000, n: 1 }] }, undefined, [1, T0 + 2_000]);
+    await replica.checkpoint();
+    expect((await tokensOf(store)).length).toBe(3);
+    clock.advance(DEFAULT_RETENTION[0] + 3 * 3_600_000);
+    await replica.expire();
+    expect((await tokensOf(store)).map((t) => `${t.token}@${t.origin.split('#')[0] ?? ''}`).sort()).toEqual(['twice@n1', 'twice@n2']);
+    expect(replica.state.tokens.first('k', 'lone')).toBeUndefined();
+    expect(replica.count('k', LIFETIME_PLAN)).toBe(2);
+    await replica.close();
+  });
+
+  it('skips and reports a token record the store did not write, and still opens', async () => {
+    const clock = new ManualClock(T0);
+    const store = new MemoryStore();
+    const replica = await open(store, clock);
+    await replica.hitOnce('k', 1, 'good');
+    await replica.checkpoint();
+    await replica.close();
+    const origin = replica.identity.origin;
+    const bad: [string, string][] = [
+      [tokenKey(origin, 'k', 'tab\there'), `${T0}:1`],
+      [tokenKey(origin, 'k', 'zero'), `${T0}:0`],
+      [tokenKey(origin, 'k', 'old'), '5:1'],
+      [tokenKey('no-origin', 'k', 'x'), `${T0}:1`],
+      [`${tokenKey(origin, 'k', 'x')}\u0000extra`, `${T0}:1`],
+      [tokenKey(origin, 'k', 'lead'), `0${T0}:1`],
+    ];
+    for (const [key, value] of bad) store.plantRaw('token', key, value);
+    await store.open();
+    const corrupt: CorruptRecord[] = [];
+    const scanned: StoredToken[] = [];
+    for await (const t of store.scanTokens((r) => corrupt.push(r))) scanned.push(t);
+    expect(scanned.map((t) => t.token)).toEqual(['good']);
+    expect(corrupt).toHaveLength(bad.length);
+    for (const [key, value] of bad) expect(() => decodeToken(key, value)).toThrow();
+    await store.close();
+    const again = await open(store, clock);
+    expect((await again.hitOnce('k', 1, 'good')).value.duplicate).toBe(true);
+    expect(again.count('k', LIFETIME_PLAN)).toBe(1);
+    await again.close();
+  });
+});
