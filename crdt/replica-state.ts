@@ -191,9 +191,12 @@ export class ReplicaState {
     for (const ref of plan.buckets) total += buckets.get(ref.tier, ref.start);
     const duplicates = this.tokens.duplicatesOf(key);
     if (duplicates !== undefined) {
-      for (const ref of plan.buckets) total -= duplicates.get(ref.tier, ref.start);
-      // A duplicate can be known before its origin's hits arrive (a peer may send what it holds in any order).
-      total = Math.max(0, total);
+      // Each origin's duplicates off that origin's own count, never below zero (see TokenState).
+      const origins = this.byKey.get(key);
+      for (const [origin, dup] of duplicates) {
+        const own = origins?.get(origin);
+        for (const ref of plan.buckets) total -= Math.min(dup.get(ref.tier, ref.start), own?.get(ref.tier, ref.start) ?? 0);
+      }
     }
     // Past 2^53 a sum is no longer exact; it can get there only across origins (each is bounded where hits enter).
     return Math.min(total, Number.MAX_SAFE_INTEGER);

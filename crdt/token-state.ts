@@ -8,16 +8,18 @@ import type { BucketRef } from './window-plan.ts';
 export type TokenRow = readonly [token: string, at: number, n: number];
 
 /**
- * Every key's token map, and what they prove: per key, the hits that are
- * duplicates, in the buckets (every tier) of the observations that were not
- * the earliest of their token. A count subtracts these from the G-Counter
- * sum, bucket by bucket. The duplicates are kept up to date on every join, so
- * a read costs one lookup more for a key that has any, and nothing for the
- * rest.
+ * Every key's token map, and what they prove: per key and origin, the hits
+ * that are duplicates, in the buckets (every tier) of that origin's
+ * observations that were not the earliest of their token. A count takes them
+ * off that origin's count of the bucket, and never more than it holds there:
+ * a peer's duplicates only ever lower what that peer counted (a lying peer
+ * cannot take off anyone else's hits, and a duplicate known before its hits
+ * arrive takes nothing off yet). They are kept up to date on every join, so a
+ * read costs a little more for a key that has any, and nothing for the rest.
  */
 export class TokenState {
   private readonly byKey = new Map<string, KeyTokens>();
-  private readonly duplicates = new Map<string, KeyBuckets>();
+  private readonly duplicates = new Map<string, Map<ReplicaId, KeyBuckets>>();
   private tokens = 0;
 
   /** Tokens held, over all keys. */
@@ -51,24 +53,26 @@ export class TokenState {
     for (const { key, token, origin, at, n } of other.observations()) this.join(key, token, { origin, at, n });
   }
 
-  /** The duplicate hits of `key` in one bucket. */
+  /** The duplicate hits of `key` in one bucket, over every origin (before each is capped by what its origin holds). */
   duplicatesIn(key: string, tier: Tier, start: number): number {
-    return this.duplicates.get(key)?.get(tier, start) ?? 0;
+    let total = 0;
+    for (const buckets of this.duplicates.get(key)?.values() ?? []) total += buckets.get(tier, start);
+    return total;
   }
 
-  /** Buckets of duplicates of `key`, when it has any: what a count subtracts. */
-  duplicatesOf(key: string): KeyBuckets | undefined {
+  /** Per origin, the buckets of duplicates of `key`, when it has any: what a count takes off. */
+  duplicatesOf(key: string): ReadonlyMap<ReplicaId, KeyBuckets> | undefined {
     return this.duplicates.get(key);
   }
 
-  /** `key`'s duplicates at `refs` (non-zero only), as [index into refs, count]: what a fresh read answers beside the counts. */
-  *duplicateCounts(key: string, refs: readonly BucketRef[]): IterableIterator<[number, number]> {
-    const buckets = this.duplicates.get(key);
-    if (buckets === undefined) return;
-    for (let i = 0; i < refs.length; i++) {
-      const ref = refs[i] as BucketRef;
-      const count = buckets.get(ref.tier, ref.start);
-      if (count > 0) yield [i, count];
+  /** `key`'s duplicates at `refs` (non-zero only), as [origin, index into refs, count]: what a fresh read answers beside the counts. */
+  *duplicateCounts(key: string, refs: readonly BucketRef[]): IterableIterator<[ReplicaId, number, number]> {
+    for (const [origin, buckets] of this.duplicates.get(key) ?? []) {
+      for (let i = 0; i < refs.length; i++) {
+        const ref = refs[i] as BucketRef;
+        const count = buckets.get(ref.tier, ref.start);
+        if (count > 0) yield [origin, i, count];
+      }
     }
   }
 
@@ -103,19 +107,27 @@ export class TokenState {
       count += tokens.dropBefore(second, day, dropped === undefined ? undefined : (token, list) => dropped(key, token, list));
       if (tokens.size === 0) this.byKey.delete(key);
     }
-    for (const [key, buckets] of this.duplicates) {
-      buckets.dropBefore(horizons);
-      if (buckets.size === 0) this.duplicates.delete(key);
+    for (const [key, origins] of this.duplicates) {
+      for (const [origin, buckets] of origins) {
+        buckets.dropBefore(horizons);
+        if (buckets.size === 0) origins.delete(origin);
+      }
+      if (origins.size === 0) this.duplicates.delete(key);
     }
     this.tokens -= count;
     return count;
   }
 
   private addDuplicate(key: string, o: Observation, sign: 1 | -1): void {
-    let buckets = this.duplicates.get(key);
+    let origins = this.duplicates.get(key);
+    if (origins === undefined) {
+      origins = new Map();
+      this.duplicates.set(key, origins);
+    }
+    let buckets = origins.get(o.origin);
     if (buckets === undefined) {
       buckets = new KeyBuckets(0, { digest: 0, high: 0 });
-      this.duplicates.set(key, buckets);
+      origins.set(o.origin, buckets);
     }
     for (const tier of ALL_TIERS) buckets.add(tier, bucketStart(tier, o.at), sign * o.n);
   }

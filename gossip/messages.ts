@@ -111,7 +111,7 @@ export interface ReadReply {
   readonly id: number;
   readonly origins: readonly string[];
   readonly rows: readonly number[];
-  /** The duplicates the peer's tokens prove: [key index, bucket index, count] × n (absent when none). */
+  /** The duplicates the peer's tokens prove, per origin: [key index, origin index, bucket index, count] × n (absent when none). */
   readonly duplicates?: readonly number[];
   readonly tooBig: boolean;
 }
@@ -262,8 +262,10 @@ function checkReadReply(v: Record<string, unknown>): string | undefined {
   const rows = v.rows;
   for (let i = 1; i < rows.length; i += 4) if ((rows[i] as number) >= v.origins.length) return 'a row names an origin that is not listed';
   const duplicates = v.duplicates;
-  if (duplicates !== undefined && (!Array.isArray(duplicates) || duplicates.length % 3 !== 0 || duplicates.length > 3 * LIMITS.maxReadRows || !duplicates.every(isInt))) {
-    return 'duplicates is not a list of [key, bucket, count]';
+  if (duplicates !== undefined) {
+    if (!Array.isArray(duplicates) || duplicates.length % 4 !== 0 || duplicates.length > 4 * LIMITS.maxReadRows || !duplicates.every(isInt)) return 'duplicates is not a list of [key, origin, bucket, count]';
+    const d: readonly number[] = duplicates;
+    for (let i = 1; i < d.length; i += 4) if ((d[i] as number) >= v.origins.length) return 'a duplicate names an origin that is not listed';
   }
   return undefined;
 }

@@ -66,7 +66,7 @@ export interface ReplicaView {
   /**
    * What this replica holds of `keys` at `refs`, per origin: rows [key index,
    * origin index, bucket index, count] (non-zero only) over `origins`, and the
-   * duplicates its tokens prove as [key index, bucket index, count]; undefined
+   * duplicates its tokens prove as [key index, origin index, bucket index, count]; undefined
    * when there would be more than `maxRows` rows. What a fresh read asks a peer.
    */
   countsAt(keys: readonly string[], refs: readonly BucketRef[], maxRows: number): { origins: string[]; rows: number[]; duplicates: number[] } | undefined;

@@ -77,8 +77,10 @@ export class ReplicatedState implements ReplicaView {
         rows.push(k, o, bucket, count);
         if (rows.length > 4 * maxRows) return undefined;
       }
-      for (const [bucket, count] of this.state.tokens.duplicateCounts(keys[k] as string, refs)) {
-        duplicates.push(k, bucket, count);
+      for (const [origin, bucket, count] of this.state.tokens.duplicateCounts(keys[k] as string, refs)) {
+        let o = originIndex.get(origin);
+        if (o === undefined) originIndex.set(origin, (o = originIndex.size));
+        duplicates.push(k, o, bucket, count);
         if (rows.length + duplicates.length > 4 * maxRows) return undefined;
       }
     }

@@ -90,10 +90,14 @@ export class FreshReads {
       for (const [origin, bucket, count] of this.deps.state.originCounts(key, refs)) bucketsOf(byOrigin, origin).set(bucket, count);
       return byOrigin;
     });
-    // key index → bucket index → the most duplicates anyone's tokens prove there. Each member's is a lower bound of
-    // the truth (it subtracts only what it can prove), so the most of them is too: a fresh read may count a duplicate
-    // no member answering knew of, never take off a hit that counts.
-    const duplicates = keys.map((key) => new Map<number, number>(this.deps.state.tokens.duplicateCounts(key, refs)));
+    // key index → origin → bucket index → the most duplicates anyone's tokens prove there. Each member's is a lower
+    // bound of the truth (it takes off only what it can prove), so the most of them is too: a fresh read may count a
+    // duplicate no member answering knew of, never take off a hit that counts. Each is capped by that origin's count.
+    const duplicates = keys.map((key) => {
+      const byOrigin = new Map<string, Map<number, number>>();
+      for (const [origin, bucket, count] of this.deps.state.tokens.duplicateCounts(key, refs)) bucketsOf(byOrigin, origin).set(bucket, count);
+      return byOrigin;
+    });
     for (const reply of replies.values()) {
       if (reply.tooBig) continue;
       for (let i = 0; i < reply.rows.length; i += 4) {
@@ -102,17 +106,20 @@ export class FreshReads {
         if (count > (buckets.get(b) ?? 0)) buckets.set(b, count);
       }
       const d = reply.duplicates ?? [];
-      for (let i = 0; i < d.length; i += 3) {
-        const [k, b, count] = [d[i] as number, d[i + 1] as number, d[i + 2] as number];
-        const buckets = duplicates[k] as Map<number, number>;
+      for (let i = 0; i < d.length; i += 4) {
+        const [k, o, b, count] = [d[i] as number, d[i + 1] as number, d[i + 2] as number, d[i + 3] as number];
+        const buckets = bucketsOf(duplicates[k] as Map<string, Map<number, number>>, reply.origins[o] as string);
         if (count > (buckets.get(b) ?? 0)) buckets.set(b, count);
       }
     }
     keys.forEach((key, k) => {
+      const held = joined[k] as Map<string, Map<number, number>>;
       let total = 0;
-      for (const buckets of (joined[k] as Map<string, Map<number, number>>).values()) for (const count of buckets.values()) total += count;
-      for (const count of (duplicates[k] as Map<number, number>).values()) total -= count;
-      counts[key] = Math.min(Math.max(0, total), Number.MAX_SAFE_INTEGER);
+      for (const buckets of held.values()) for (const count of buckets.values()) total += count;
+      for (const [origin, dup] of duplicates[k] as Map<string, Map<number, number>>) {
+        for (const [b, count] of dup) total -= Math.min(count, held.get(origin)?.get(b) ?? 0);
+      }
+      counts[key] = Math.min(total, Number.MAX_SAFE_INTEGER);
     });
     const answered = [this.deps.self(), ...[...replies].filter(([, r]) => !r.tooBig).map(([peer]) => peer)];
     return { ok: !tooBig && answered.length >= needed, tooBig, counts, answered, needed };
@@ -129,6 +136,6 @@ function bucketsOf(byOrigin: Map<string, Map<number, number>>, origin: string): 
 function fits(reply: ReadReply, keys: number, buckets: number): boolean {
   for (let i = 0; i < reply.rows.length; i += 4) if ((reply.rows[i] as number) >= keys || (reply.rows[i + 2] as number) >= buckets) return false;
   const d = reply.duplicates ?? [];
-  for (let i = 0; i < d.length; i += 3) if ((d[i] as number) >= keys || (d[i + 1] as number) >= buckets) return false;
+  for (let i = 0; i < d.length; i += 4) if ((d[i] as number) >= keys || (d[i + 2] as number) >= buckets) return false;
   return true;
 }

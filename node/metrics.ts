@@ -75,6 +75,18 @@ export class NodeMetrics {
     registers: [this.registry],
   });
 
+  readonly tokens = new Gauge({
+    name: 'hitmesh_idempotency_tokens',
+    help: 'Idempotency tokens held (own and peers\'), kept for the 1 s tier\'s retention; new ones are refused at the limit.',
+    registers: [this.registry],
+  });
+
+  readonly tokenRepeats = new Counter({
+    name: 'hitmesh_idempotency_repeats_total',
+    help: 'Hits answered as a repeat of an idempotency token already counted (nothing counted again).',
+    registers: [this.registry],
+  });
+
   readonly gossipFrames = new Counter({
     name: 'hitmesh_gossip_frames_total',
     help: 'Gossip frames by peer, direction (in/out) and message type.',

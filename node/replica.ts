@@ -341,6 +341,7 @@ export class Replica {
       }
       if (plan.fresh.length === 0) {
         this.assertAccepting();
+        this.options.metrics?.tokenRepeats.inc(plan.duplicates);
         return { value: { accepted: 0, duplicates: plan.duplicates }, origin: this.identity_.origin, seq: this.seq_ };
       }
       let checked: TokenPlan = plan;
@@ -365,6 +366,7 @@ export class Replica {
             checkCountLimit(checked.fresh, this.countLedger);
           },
         );
+        this.options.metrics?.tokenRepeats.inc(committed.value.duplicates);
         return committed;
       } catch (error) {
         if (error instanceof TokenSeenError) continue;

@@ -175,6 +175,7 @@ export function startReplication(options: ReplicationOptions): Replication {
     metrics.gossipMembers.set(core.memberCount);
     // Keys also arrive by gossip: count them when scraped, not only on local hits.
     metrics.keys.set(replica.state.keyCount);
+    metrics.tokens.set(replica.state.tokens.size);
     metrics.gossipOrigins.set(replica.state.originCount);
   };
   metrics.beforeScrape(collect);

@@ -181,6 +181,21 @@ describe('token map (a CRDT of idempotency tokens)', () => {
     expect(state.tokens.size).toBe(0);
   });
 
+  it('a duplicate is taken off its own origin\'s count only: a lying peer cannot lower anyone else\'s hits, and one known before its hits takes nothing', () => {
+    const state = new ReplicaState();
+    const second = bucketStart(Tier.second, T0);
+    state.addHit('honest#1', 'home', T0, 5, 1);
+    // Two "observations" of one token by peers that counted nothing of it.
+    state.observe('home', 'lie', { origin: 'evil#1', at: T0, n: 1_000 });
+    state.observe('home', 'lie', { origin: 'evil#2', at: T0 + 1, n: 1_000 });
+    for (const tier of ALL_TIERS) expect(state.sum('home', { from: 0, to: 0, buckets: [{ tier, start: bucketStart(tier, T0) }] }), `tier ${tier}`).toBe(5);
+    // Once the later origin's hits arrive, its duplicate takes them off: the token counts once.
+    state.addHit('evil#2', 'home', T0 + 1, 1_000, 1);
+    expect(state.sum('home', { from: 0, to: 0, buckets: [{ tier: Tier.second, start: second }] })).toBe(5);
+    state.addHit('evil#1', 'home', T0, 1_000, 1);
+    expect(state.sum('home', { from: 0, to: 0, buckets: [{ tier: Tier.second, start: second }] })).toBe(1_005);
+  });
+
   it('names what is wrong with a bad token', () => {
     expect(tokenProblem('')).toMatch(/1-255/);
     expect(tokenProblem('x'.repeat(256))).toMatch(/1-255/);

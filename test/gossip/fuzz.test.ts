@@ -54,8 +54,23 @@ const deltaArb = fc
     base: fc.oneof({ weight: 4, arbitrary: fc.integer({ min: 0, max: 3 * 86_400 }).map((s) => NOW - (NOW % 1000) - s * 1000) }, { weight: 1, arbitrary: timeArb.map((t) => t - (t % 1000)) }),
     hits: fc.array(fc.tuple(keyArb, fc.integer({ min: 0, max: 90_000 }), fc.array(countArb, { minLength: 5, maxLength: 5 })), { maxLength: 4 }),
     slots: fc.array(fc.tuple(keyArb, fc.oneof({ weight: 8, arbitrary: fc.integer({ min: 0, max: 4 }) }, { weight: 1, arbitrary: fc.constant(5) }), fc.oneof({ weight: 8, arbitrary: fc.nat({ max: 3 }) }, { weight: 1, arbitrary: fc.integer({ min: -1, max: 5_000 }) }), countArb), { maxLength: 4 }),
+    // Idempotency tokens: the same few a lot (so origins collide on them), now and then one that is not a token.
+    tokens: fc.option(
+      fc.array(
+        fc.tuple(
+          // Honest keys too: a peer's duplicates may only ever be taken off that peer's own hits.
+          fc.oneof(keyArb, fc.constantFrom(...HONEST)),
+          fc.oneof({ weight: 20, arbitrary: fc.constantFrom('t1', 't2', ' ', '~'.repeat(255)) }, { weight: 1, arbitrary: fc.constantFrom('', 'x'.repeat(256), 'é', 'a\u0000', 7) }),
+          fc.oneof({ weight: 20, arbitrary: fc.integer({ min: NOW - 3 * DAY, max: NOW }) }, { weight: 1, arbitrary: timeArb }),
+          fc.oneof({ weight: 20, arbitrary: fc.integer({ min: 1, max: 5 }) }, { weight: 1, arbitrary: countArb }),
+        ),
+        { maxLength: 3 },
+      ),
+      { nil: undefined, freq: 2 },
+    ),
   })
-  .map(({ to, complete, nest, hits, slots, ...d }) => ({
+  .map(({ to, complete, nest, hits, slots, tokens, ...d }) => ({
+    ...(tokens === undefined ? {} : { tokens: tokens.flat() }),
     ...d,
     to,
     from: complete ? Math.max(0, to - 3) : null,
