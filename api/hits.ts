@@ -50,7 +50,7 @@ async function singleHit(app: FastifyInstance, deps: ApiDeps): Promise<void> {
     async (request, reply) => {
       const key = checkKey(request.params.key);
       const n = parseN(request.query.n);
-      const token = parseToken(request.headers['idempotency-key']);
+      const token = parseToken(request.headers['idempotency-key'], request.raw.rawHeaders);
       const ack = parseAck(request.query);
       if (token !== undefined) {
         const once = await replica.hitOnce(key, n, token);

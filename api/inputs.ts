@@ -11,13 +11,19 @@ export function checkKey(key: string): string {
   return key;
 }
 
-/** The Idempotency-Key header, if any (a header sent twice arrives joined by ", ", and is one token so). */
-export function parseToken(header: string | string[] | undefined): string | undefined {
+/**
+ * The Idempotency-Key header, if any. Sent twice it is a 400: Node joins
+ * repeated headers with ", ", and "a, a" would be a token of its own that no
+ * retry sending "a" once matches.
+ */
+export function parseToken(header: string | string[] | undefined, rawHeaders: readonly string[]): string | undefined {
   if (header === undefined) return undefined;
-  const token = Array.isArray(header) ? header.join(', ') : header;
-  const problem = tokenProblem(token);
+  let times = 0;
+  for (let i = 0; i < rawHeaders.length; i += 2) if ((rawHeaders[i] as string).toLowerCase() === 'idempotency-key') times++;
+  if (times > 1 || Array.isArray(header)) throw badRequest('Idempotency-Key must be sent once');
+  const problem = tokenProblem(header);
   if (problem !== undefined) throw badRequest(`Idempotency-Key: ${problem}`);
-  return token;
+  return header;
 }
 
 export function parseN(text: string | undefined): number {

@@ -35,10 +35,13 @@ export function compareObservations(a: Observation, b: Observation): number {
  * The token map of one key, a CRDT: token → the observations of it, one per
  * origin (a set, joined by union; where one origin is seen with two, the
  * earlier one stays, so the join is still a semilattice). The earliest
- * observation of a token is the one that counts; every other is a proven
- * duplicate, to be subtracted from the buckets it fell in. Both are pure
- * functions of the set, so every node that holds the same observations
- * subtracts the same hits from the same buckets, whatever order they came in.
+ * observation of a token is the one that counts; every other one made within
+ * the window (`windowMs`, the 1 s tier's retention) of it is a proven
+ * duplicate, to be taken off the buckets it fell in. One made later is a new
+ * hit: past the window a token is a new one (and every node sees it so,
+ * whether or not it still holds the earliest). All of it is a pure function of
+ * the set, so every node that holds the same observations takes the same hits
+ * off the same buckets, whatever order they came in.
  *
  * The earliest alone would not do: the later observations' hits are in their
  * origins' slots, and every node must know where to take them off.
@@ -46,6 +49,8 @@ export function compareObservations(a: Observation, b: Observation): number {
 export class KeyTokens {
   /** token → its observations, earliest first (nearly always exactly one). */
   private readonly byToken = new Map<string, Observation[]>();
+
+  constructor(private readonly windowMs: number) {}
 
   get size(): number {
     return this.byToken.size;
@@ -60,12 +65,17 @@ export class KeyTokens {
     return this.byToken.get(token) ?? [];
   }
 
+  /** The duplicates among a token's observations (earliest first): those after the first, within the window of it. */
+  duplicates(list: readonly Observation[]): Observation[] {
+    const first = list[0];
+    if (first === undefined) return [];
+    return list.slice(1).filter((o) => o.at - first.at < this.windowMs);
+  }
+
   /**
-   * Join one observation. Returns the duplicates it settles, as [removed, added]:
-   * the observations that stopped being duplicates (an earlier one of the
-   * same origin replaced them) and those that became duplicates (the new one,
-   * when it is not the earliest; the old earliest, when the new one is
-   * earlier). Undefined when nothing changed.
+   * Join one observation. Returns the duplicates before and after (a new
+   * earliest one can make the old earliest a duplicate, or free others past
+   * its window), or undefined when nothing changed.
    */
   join(token: string, observation: Observation): { readonly removed: readonly Observation[]; readonly added: readonly Observation[] } | undefined {
     const list = this.byToken.get(token);
@@ -74,20 +84,12 @@ export class KeyTokens {
       return { removed: [], added: [] };
     }
     const same = list.findIndex((o) => o.origin === observation.origin);
-    if (same >= 0) {
-      const old = list[same] as Observation;
-      if (compareObservations(observation, old) >= 0) return undefined;
-      // Replaced by an earlier one of the same origin: undo the old duplicates, redo them.
-      const before = list.slice(1);
-      list[same] = observation;
-      list.sort(compareObservations);
-      return { removed: before, added: list.slice(1) };
-    }
-    const wasFirst = list[0] as Observation;
-    list.push(observation);
+    if (same >= 0 && compareObservations(observation, list[same] as Observation) >= 0) return undefined;
+    const removed = this.duplicates(list);
+    if (same >= 0) list[same] = observation;
+    else list.push(observation);
     list.sort(compareObservations);
-    if (list[0] === observation) return { removed: [], added: [wasFirst] };
-    return { removed: [], added: [observation] };
+    return { removed, added: this.duplicates(list) };
   }
 
   /** Every token with its observations. */
@@ -96,18 +98,20 @@ export class KeyTokens {
   }
 
   /**
-   * Forget the tokens that can no longer matter: one observed once, once the
-   * 1 s tier no longer holds its second (`secondHorizon`); one with
-   * duplicates, once the day tier no longer holds the day of its latest
-   * observation (`dayHorizon`), for until then its duplicates are still being
-   * taken off the coarser buckets. Calls `dropped` for each; returns how many.
+   * Forget the tokens that can no longer matter: one without duplicates, a
+   * window after the 1 s tier dropped its first second (`secondHorizon`):
+   * until then an observation a partition held back may still arrive, and
+   * must find the first on every node. One with duplicates is kept for good:
+   * its duplicates are taken off the coarser buckets and the lifetime
+   * total, which outlive any token (about 150 bytes each; only hits retried
+   * on two nodes before they heard of each other make them). Calls `dropped`
+   * for each; returns how many.
    */
-  dropBefore(secondHorizon: number, dayHorizon: number, dropped?: (token: string, observations: readonly Observation[]) => void): number {
+  dropBefore(secondHorizon: number, dropped?: (token: string, observations: readonly Observation[]) => void): number {
     let count = 0;
+    const limit = secondHorizon - this.windowMs;
     for (const [token, list] of this.byToken) {
-      const last = list[list.length - 1] as Observation;
-      const expired = list.length === 1 ? last.at < secondHorizon : last.at < dayHorizon;
-      if (!expired) continue;
+      if ((list[0] as Observation).at >= limit || this.duplicates(list).length > 0) continue;
       this.byToken.delete(token);
       dropped?.(token, list);
       count++;

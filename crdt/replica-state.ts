@@ -1,7 +1,7 @@
 import type { ReplicaId } from './gcounter.ts';
 import { KeyBuckets, type OriginSummary } from './key-buckets.ts';
 export { EARLIEST_MS, type OriginSummary } from './key-buckets.ts';
-import { horizon, type Retention } from './retention.ts';
+import { DEFAULT_RETENTION, horizon, type Retention } from './retention.ts';
 import { TokenState, type TokenRow } from './token-state.ts';
 import type { Observation } from './key-tokens.ts';
 import { ALL_TIERS, TIMED_TIERS, TIER_SIZE_MS, Tier, bucketStart } from './tiers.ts';
@@ -35,7 +35,12 @@ export class ReplicaState {
   private readonly totals = new Map<string, KeyBuckets>();
   private readonly knownOrigins = new Map<ReplicaId, OriginSummary>();
   /** Every key's idempotency tokens and the duplicates they prove (see TokenState). */
-  readonly tokens = new TokenState();
+  readonly tokens: TokenState;
+
+  /** `tokenWindowMs`: how long a token counts once (the 1 s tier's retention, which every node must share). */
+  constructor(tokenWindowMs: number = DEFAULT_RETENTION[Tier.second]) {
+    this.tokens = new TokenState(tokenWindowMs);
+  }
 
   get keyCount(): number {
     return this.byKey.size;

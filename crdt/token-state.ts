@@ -22,6 +22,9 @@ export class TokenState {
   private readonly duplicates = new Map<string, Map<ReplicaId, KeyBuckets>>();
   private tokens = 0;
 
+  /** `windowMs`: how long after a token's first observation another is a duplicate of it (the 1 s tier's retention). */
+  constructor(readonly windowMs: number) {}
+
   /** Tokens held, over all keys. */
   get size(): number {
     return this.tokens;
@@ -32,11 +35,22 @@ export class TokenState {
     return this.byKey.get(key)?.first(token);
   }
 
+  /** Is a hit with `token` on `key` at `now` a repeat of one counted (the first observation is within the window)? Returns that one. */
+  repeatOf(key: string, token: string, now: number): Observation | undefined {
+    const first = this.first(key, token);
+    return first !== undefined && now - first.at < this.windowMs ? first : undefined;
+  }
+
+  /** Does this replica hold `origin`'s observation of `token` on `key` (a checkpoint writes only what is still held)? */
+  holds(key: string, token: string, origin: string): boolean {
+    return this.byKey.get(key)?.observations(token).some((o) => o.origin === origin) === true;
+  }
+
   /** Join one observation; returns true if the state changed (a new one, or an earlier one of the same origin). */
   join(key: string, token: string, observation: Observation): boolean {
     let tokens = this.byKey.get(key);
     if (tokens === undefined) {
-      tokens = new KeyTokens();
+      tokens = new KeyTokens(this.windowMs);
       this.byKey.set(key, tokens);
     }
     const before = tokens.size;
@@ -95,16 +109,15 @@ export class TokenState {
   }
 
   /**
-   * Forget tokens past their window (see KeyTokens.dropBefore) and the
+   * Forget tokens that can no longer matter (see KeyTokens.dropBefore) and the
    * duplicate buckets retention dropped. `dropped` hears of every observation
    * forgotten (the store deletes them). Returns how many tokens went.
    */
   dropExpired(horizons: readonly number[], dropped?: (key: string, token: string, observations: readonly Observation[]) => void): number {
     const second = horizons[Tier.second] ?? Number.NEGATIVE_INFINITY;
-    const day = horizons[Tier.day] ?? Number.NEGATIVE_INFINITY;
     let count = 0;
     for (const [key, tokens] of this.byKey) {
-      count += tokens.dropBefore(second, day, dropped === undefined ? undefined : (token, list) => dropped(key, token, list));
+      count += tokens.dropBefore(second, dropped === undefined ? undefined : (token, list) => dropped(key, token, list));
       if (tokens.size === 0) this.byKey.delete(key);
     }
     for (const [key, origins] of this.duplicates) {

@@ -122,7 +122,7 @@ export class SimNetwork {
    */
   hitOnce(index: number, key: string, token: string, n = 1): boolean {
     const node = this.node(index);
-    if (node.state.tokens.first(key, token) !== undefined) return false;
+    if (node.state.tokens.repeatOf(key, token, this.now) !== undefined) return false;
     node.seq++;
     node.taken += n;
     node.state.addHit(node.origin, key, this.now, n, node.seq);

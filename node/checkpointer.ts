@@ -107,7 +107,9 @@ export class Checkpointer {
     let written = 0;
     try {
       // Tokens first: the log records they came in are truncated below, and the vector goes with the last slots.
-      for (let i = 0; i < tokens.length; i += CHUNK_SLOTS) await store.commit({ slots: [], tokens: tokens.slice(i, i + CHUNK_SLOTS), meta: new Map() });
+      // One retention dropped since it was marked is not written back (its record would outlive it until the next start).
+      const held = tokens.filter((t) => state.tokens.holds(t.key, t.token, t.origin));
+      for (let i = 0; i < held.length; i += CHUNK_SLOTS) await store.commit({ slots: [], tokens: held.slice(i, i + CHUNK_SLOTS), meta: new Map() });
       for (;;) {
         const chunk: Slot[] = [];
         for (let next = slots.next(); next.done !== true; next = slots.next()) {

@@ -32,7 +32,7 @@ export interface Loaded {
  * and returned in `corrupt` (the store opens whatever it holds); a skipped
  * log record's seq still counts as used, so it is never handed out again.
  */
-export async function loadReplica(store: Store, id: string, now: number): Promise<Loaded> {
+export async function loadReplica(store: Store, id: string, now: number, tokenWindowMs: number): Promise<Loaded> {
   const { identity, created } = await loadOrCreateIdentity(store, id, now);
   const origin = identity.origin;
   const corrupt: CorruptRecord[] = [];
@@ -57,7 +57,7 @@ export async function loadReplica(store: Store, id: string, now: number): Promis
       storedSeq.set(key, slots);
     }
   }
-  const state = new ReplicaState();
+  const state = new ReplicaState(tokenWindowMs);
   let slots = 0;
   for await (const slot of store.scanSlots(onCorrupt)) {
     state.join(slot, slot.seq);

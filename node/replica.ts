@@ -1,6 +1,6 @@
 import type { ReplicaState } from '../crdt/replica-state.ts';
 import type { Retention } from '../crdt/retention.ts';
-import { bucketStart } from '../crdt/tiers.ts';
+import { Tier, bucketStart } from '../crdt/tiers.ts';
 import { LIFETIME_PLAN, planWindow, type WindowPlan } from '../crdt/window-plan.ts';
 import type { VersionEntry, VersionVector } from '../gossip/messages.ts';
 import type { HitRow, LocalCommit, ReplicaView } from '../gossip/replica-view.ts';
@@ -35,6 +35,8 @@ export interface Committed<T> {
   readonly value: T;
   readonly origin: string;
   readonly seq: number;
+  /** Instead of a batch to wait for: how many members are known to hold the hits (a repeat of a token another node counted). */
+  readonly holders?: number;
 }
 
 export interface HitItem {
@@ -58,7 +60,7 @@ export interface BatchOutcome {
 }
 
 /** Idempotency tokens a node holds by default (its own and its peers'); past it, new tokens are refused (503). */
-export const DEFAULT_MAX_TOKENS = 2_000_000;
+export const DEFAULT_MAX_TOKENS = 1_000_000;
 
 
 export interface ReplicaOptions {
@@ -214,7 +216,7 @@ export class Replica {
     if (!store.isOpen) await store.open();
     let loaded: Awaited<ReturnType<typeof loadReplica>>;
     try {
-      loaded = await loadReplica(store, options.id, clock.now());
+      loaded = await loadReplica(store, options.id, clock.now(), options.retention[Tier.second]);
     } catch (error) {
       await store.close(); // leave the directory unlocked for whoever comes next
       throw error;
@@ -342,7 +344,7 @@ export class Replica {
       if (plan.fresh.length === 0) {
         this.assertAccepting();
         this.options.metrics?.tokenRepeats.inc(plan.duplicates);
-        return { value: { accepted: 0, duplicates: plan.duplicates }, origin: this.identity_.origin, seq: this.seq_ };
+        return { value: { accepted: 0, duplicates: plan.duplicates }, ...this.repeatHolders(items) };
       }
       let checked: TokenPlan = plan;
       try {
@@ -379,10 +381,22 @@ export class Replica {
   async hitOnce(key: string, n: number, token: string): Promise<Committed<TokenOutcome>> {
     const committed = await this.hitsOnce([{ key, n, id: token }]);
     if (committed.value.duplicates === 0) return { ...committed, value: { at: this.tokenAt(key, token), duplicate: false } };
-    const first = this.state.tokens.first(key, token);
-    const own = first === undefined || first.origin === this.identity_.origin;
-    // An ack for a repeat waits for what this node holds of its own origin; a token counted by another origin is vouched for by this node alone.
-    return { value: { at: first?.at ?? 0, duplicate: true }, origin: own ? this.identity_.origin : (first?.origin ?? ''), seq: own ? this.seq_ : 0 };
+    return { ...committed, value: { at: this.state.tokens.first(key, token)?.at ?? 0, duplicate: true } };
+  }
+
+  /**
+   * What an ack of repeats waits for: this node's current batch when this
+   * origin counted them all (it holds every one of them), else the two nodes
+   * known to hold a token another counted, this one and the one that counted it.
+   */
+  private repeatHolders(items: readonly HitItem[]): { origin: string; seq: number; holders?: number } {
+    const origin = this.identity_.origin;
+    for (const item of items) {
+      if (item.id === undefined) continue;
+      const first = this.state.tokens.first(item.key, item.id);
+      if (first !== undefined && first.origin !== origin) return { origin, seq: this.seq_, holders: 2 };
+    }
+    return { origin, seq: this.seq_ };
   }
 
   private tokenAt(key: string, token: string): number {
@@ -390,7 +404,7 @@ export class Replica {
   }
 
   private readonly tokenLookup: TokenLookup = {
-    first: (key, token) => this.state.tokens.first(key, token),
+    first: (key, token) => this.state.tokens.repeatOf(key, token, this.options.clock.now()),
     pending: (key, token) => this.commits.pendingToken(key, token),
   };
 

@@ -7,6 +7,7 @@ import { ALL_TIERS, TIMED_TIERS, Tier, bucketStart } from '../../crdt/tiers.ts';
 import { TokenState } from '../../crdt/token-state.ts';
 
 const T0 = Date.UTC(2026, 5, 1, 12, 0, 0);
+const WINDOW = DEFAULT_RETENTION[Tier.second];
 
 interface Seen extends Observation {
   readonly key: string;
@@ -22,8 +23,8 @@ const seenArb: fc.Arbitrary<Seen> = fc.record({
   n: fc.integer({ min: 1, max: 5 }),
 });
 
-function stateOf(seen: readonly Seen[]): TokenState {
-  const state = new TokenState();
+function stateOf(seen: readonly Seen[], windowMs = WINDOW): TokenState {
+  const state = new TokenState(windowMs);
   for (const { key, token, ...o } of seen) state.join(key, token, o);
   return state;
 }
@@ -39,13 +40,13 @@ function snapshot(state: TokenState): string[] {
 }
 
 function joined(...states: TokenState[]): TokenState {
-  const out = new TokenState();
+  const out = new TokenState(states[0]?.windowMs ?? WINDOW);
   for (const s of states) out.merge(s);
   return out;
 }
 
 /** What a token map must say, worked out from scratch: per token, the earliest observation (per origin its earliest) counts, every other is a duplicate. */
-function expectedDuplicates(seen: readonly Seen[]): Map<string, number> {
+function expectedDuplicates(seen: readonly Seen[], windowMs = WINDOW): Map<string, number> {
   const byToken = new Map<string, Map<string, Seen>>();
   for (const s of seen) {
     const id = `${s.key}\u0000${s.token}`;
@@ -57,7 +58,8 @@ function expectedDuplicates(seen: readonly Seen[]): Map<string, number> {
   const duplicates = new Map<string, number>();
   for (const origins of byToken.values()) {
     const sorted = [...origins.values()].sort(compareObservations);
-    for (const loser of sorted.slice(1)) {
+    const first = sorted[0] as Seen;
+    for (const loser of sorted.slice(1).filter((o) => o.at - first.at < windowMs)) {
       for (const tier of ALL_TIERS) {
         const id = `${loser.key}|${tier}|${bucketStart(tier, loser.at)}`;
         duplicates.set(id, (duplicates.get(id) ?? 0) + loser.n);
@@ -70,12 +72,12 @@ function expectedDuplicates(seen: readonly Seen[]): Map<string, number> {
 describe('token map (a CRDT of idempotency tokens)', () => {
   it('join is commutative, associative and idempotent, whatever order observations come in', () => {
     fc.assert(
-      fc.property(fc.array(seenArb, { maxLength: 30 }), fc.array(seenArb, { maxLength: 30 }), fc.array(seenArb, { maxLength: 30 }), (a, b, c) => {
-        const [A, B, C] = [stateOf(a), stateOf(b), stateOf(c)];
+      fc.property(fc.array(seenArb, { maxLength: 30 }), fc.array(seenArb, { maxLength: 30 }), fc.array(seenArb, { maxLength: 30 }), fc.constantFrom(WINDOW, 60_000, 1), (a, b, c, w) => {
+        const [A, B, C] = [stateOf(a, w), stateOf(b, w), stateOf(c, w)];
         expect(snapshot(joined(A, B))).toEqual(snapshot(joined(B, A)));
         expect(snapshot(joined(joined(A, B), C))).toEqual(snapshot(joined(A, joined(B, C))));
         expect(snapshot(joined(A, A))).toEqual(snapshot(A));
-        expect(snapshot(stateOf([...a].reverse()))).toEqual(snapshot(A));
+        expect(snapshot(stateOf([...a].reverse(), w))).toEqual(snapshot(A));
       }),
       { numRuns: 300 },
     );
@@ -83,9 +85,9 @@ describe('token map (a CRDT of idempotency tokens)', () => {
 
   it('the earliest observation of a token counts (by time, then origin); every other is a duplicate in the buckets it fell in', () => {
     fc.assert(
-      fc.property(fc.array(seenArb, { maxLength: 40 }), (seen) => {
-        const state = stateOf(seen);
-        const expected = expectedDuplicates(seen);
+      fc.property(fc.array(seenArb, { maxLength: 40 }), fc.constantFrom(WINDOW, 60_000, 1), (seen, w) => {
+        const state = stateOf(seen, w);
+        const expected = expectedDuplicates(seen, w);
         for (const s of seen) {
           for (const tier of ALL_TIERS) {
             const start = bucketStart(tier, s.at);
@@ -146,7 +148,7 @@ describe('token map (a CRDT of idempotency tokens)', () => {
   });
 
   it('an earlier observation of the same origin replaces a later one (a rule-breaking peer cannot make a join order matter)', () => {
-    const state = new TokenState();
+    const state = new TokenState(WINDOW);
     state.join('k', 't', { origin: 'b#1', at: T0 + 5_000, n: 1 });
     state.join('k', 't', { origin: 'a#1', at: T0 + 9_000, n: 1 });
     expect(state.duplicatesIn('k', Tier.second, T0 + 9_000)).toBe(1);
@@ -159,26 +161,47 @@ describe('token map (a CRDT of idempotency tokens)', () => {
     expect(state.size).toBe(1);
   });
 
-  it('forgets a token seen once with the 1 s tier, and one with duplicates only with the day tier, their duplicates in coarser buckets kept till then', () => {
-    const state = new ReplicaState();
+  it('forgets a token seen once a window after the 1 s tier dropped its second, and one with duplicates never (they are taken off the lifetime total for good)', () => {
+    const state = new ReplicaState(WINDOW);
     state.observe('k', 'once', { origin: 'a#1', at: T0, n: 1 });
     state.observe('k', 'twice', { origin: 'a#1', at: T0, n: 2 });
     state.observe('k', 'twice', { origin: 'b#1', at: T0 + 1_500, n: 2 });
-    const later = T0 + DEFAULT_RETENTION[Tier.second] + 3_600_000;
     const dropped: string[] = [];
-    state.dropExpired(later, DEFAULT_RETENTION, (key, token, list) => dropped.push(`${key}/${token}/${list.length}`));
+    const drop = (at: number): void => void state.dropExpired(at, DEFAULT_RETENTION, (key, token, list) => dropped.push(`${key}/${token}/${list.length}`));
+    // Past the 1 s tier's retention, a late observation (a partition held it back) must still find the first on every node.
+    drop(T0 + WINDOW + 3_600_000);
+    expect(dropped).toEqual([]);
+    drop(T0 + 2 * WINDOW + 3_600_000);
     expect(dropped).toEqual(['k/once/1']);
-    expect(state.tokens.first('k', 'once')).toBeUndefined();
     expect(state.tokens.first('k', 'twice')?.origin).toBe('a#1');
-    // The second bucket went with the 1 s tier; the hour still holds the duplicate.
+    // The second bucket went with the 1 s tier; the hour and the lifetime still take the duplicate off.
     expect(state.tokens.duplicatesIn('k', Tier.second, bucketStart(Tier.second, T0 + 1_500))).toBe(0);
     expect(state.tokens.duplicatesIn('k', Tier.hour, bucketStart(Tier.hour, T0 + 1_500))).toBe(2);
-    expect(state.tokens.duplicatesIn('k', Tier.lifetime, 0)).toBe(2);
     const muchLater = T0 + DEFAULT_RETENTION[Tier.day] + 2 * 86_400_000;
     for (const tier of TIMED_TIERS) expect(horizon(tier, muchLater, DEFAULT_RETENTION)).toBeGreaterThan(T0);
-    state.dropExpired(muchLater, DEFAULT_RETENTION, (key, token) => dropped.push(`${key}/${token}`));
-    expect(dropped).toEqual(['k/once/1', 'k/twice']);
-    expect(state.tokens.size).toBe(0);
+    drop(muchLater);
+    expect(dropped).toEqual(['k/once/1']);
+    expect(state.tokens.duplicatesIn('k', Tier.lifetime, 0)).toBe(2);
+    expect(state.tokens.size).toBe(1);
+  });
+
+  it('an observation a window or more after the first is a new hit, not a duplicate, on every node whether or not it still holds the first', () => {
+    const early = new TokenState(WINDOW);
+    early.join('k', 't', { origin: 'a#1', at: T0, n: 1 });
+    early.join('k', 't', { origin: 'b#1', at: T0 + WINDOW - 1, n: 1 });
+    early.join('k', 't', { origin: 'c#1', at: T0 + WINDOW, n: 1 });
+    expect(early.duplicatesIn('k', Tier.lifetime, 0)).toBe(1);
+    expect(early.duplicatesIn('k', Tier.second, bucketStart(Tier.second, T0 + WINDOW))).toBe(0);
+    // A node that never held a#1's observation: b is then the first, c is within its window.
+    const late = new TokenState(WINDOW);
+    late.join('k', 't', { origin: 'c#1', at: T0 + WINDOW, n: 1 });
+    late.join('k', 't', { origin: 'b#1', at: T0 + WINDOW - 1, n: 1 });
+    expect(late.duplicatesIn('k', Tier.lifetime, 0)).toBe(1);
+    // And the earlier one arriving makes b the duplicate and frees c, as on the first node.
+    late.join('k', 't', { origin: 'a#1', at: T0, n: 1 });
+    expect(snapshot(late)).toEqual(snapshot(early));
+    expect(early.repeatOf('k', 't', T0 + WINDOW - 1)?.origin).toBe('a#1');
+    expect(early.repeatOf('k', 't', T0 + WINDOW)).toBeUndefined();
   });
 
   it('a duplicate is taken off its own origin\'s count only: a lying peer cannot lower anyone else\'s hits, and one known before its hits takes nothing', () => {
