@@ -53,7 +53,7 @@ export function retryLines(report: ExperimentReport): string[] {
   const ms = (v: number | null): string => (v === null ? 'never' : `${v} ms`);
   const gaps = retryGaps(r);
   return [
-    `idempotent hits, cut ${group(r.sides[0])} | ${group(r.sides[1])}: ${r.logical} logical (${r.acked} acked, ${r.failed} failed, ${r.unknown} unknown) on ${r.keys} keys of their own, ${r.attempts} attempts`,
+    `idempotent hits, cut ${group(r.sides[0])} | ${group(r.sides[1])}: ${r.logical} logical (${r.acked} acked, ${r.failed} failed, ${r.unknown} unknown) on ${r.keys} keys of their own, ${r.attempts} attempts (the slowest answered in ${r.slowestMs} ms)`,
     `  retries: ${r.retries}, ${r.acrossCut} across the cut while it held, ${r.acrossAfterHeal} across sides after the heal`,
     `  taken on both sides while cut (each must count once after the heal): ${r.bothSides}`,
     `  "duplicate": true answers: ${r.duplicates}; repeats on a node that had already answered 200 (each must say so): ${r.sameNodeRepeats}`,

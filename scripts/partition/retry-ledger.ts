@@ -90,6 +90,8 @@ export interface RetryTally {
   readonly conflictsSent: number;
   readonly conflictsRefused: number;
   readonly flagViolations: number;
+  /** The longest an attempt waited for its answer, ms. */
+  readonly slowestMs: number;
 }
 
 /** Flag violations listed in the report; the rest are counted. */
@@ -158,9 +160,11 @@ export class RetryLedger {
     let sameNodeRepeats = 0;
     let conflictsSent = 0;
     let conflictsRefused = 0;
+    let slowestMs = 0;
     for (const hit of this.hits) {
       t[logicalOutcome(hit).outcome.kind]++;
       t.attempts += hit.attempts.length;
+      for (const a of hit.attempts) if (a.answer !== undefined) slowestMs = Math.max(slowestMs, a.answeredAt - a.sentAt);
       const [first, ...rest] = hit.attempts.filter((a) => !a.conflict);
       for (const a of rest) {
         t.retries++;
@@ -182,7 +186,7 @@ export class RetryLedger {
         if (answeredBefore(hit, a)) sameNodeRepeats++;
       }
     }
-    return { ...t, duplicates, sameNodeRepeats, conflictsSent, conflictsRefused, flagViolations: this.flagViolations().length };
+    return { ...t, duplicates, sameNodeRepeats, conflictsSent, conflictsRefused, flagViolations: this.flagViolations().length, slowestMs };
   }
 }
 

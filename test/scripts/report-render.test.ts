@@ -377,13 +377,14 @@ describe('a retry report', () => {
     flags: [],
     lastAnswerMs: 420,
     agreedMs: 460,
+    slowestMs: 35,
     ...over,
   });
 
   it('gives the idempotent hits, retries, duplicates and the check of their keys, in the text and on the page', () => {
     const report = passing({ experiment: 'retry', retry: retry() });
     const text = renderReportText(report);
-    expect(text).toContain('idempotent hits, cut {c1, c2} | {c3}: 400 logical (398 acked, 1 failed, 1 unknown) on 20 keys of their own, 900 attempts');
+    expect(text).toContain('idempotent hits, cut {c1, c2} | {c3}: 400 logical (398 acked, 1 failed, 1 unknown) on 20 keys of their own, 900 attempts (the slowest answered in 35 ms)');
     expect(text).toContain('  retries: 480, 190 across the cut while it held, 40 across sides after the heal');
     expect(text).toContain('  "duplicate": true answers: 250; repeats on a node that had already answered 200 (each must say so): 90');
     expect(text).toContain('  retry keys: 300 (node, key, window) checked, 0 violations; the last retry answered 420 ms after the heal, every node agreed on them 460 ms after it');

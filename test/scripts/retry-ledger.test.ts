@@ -156,6 +156,7 @@ describe('the tally', () => {
       conflictsSent: 1,
       conflictsRefused: 1,
       flagViolations: 0,
+      slowestMs: 3_000,
     });
     expect(ledger.lastAnsweredAt()).toBe(10_610);
   });
