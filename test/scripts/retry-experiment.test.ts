@@ -5,11 +5,14 @@
  * and after the heal. After the heal every token must count once on every
  * node, and every node's answers must follow the duplicate and 422 rules.
  */
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { findExperiment } from '../../scripts/partition/experiments.ts';
 import { renderReportHtml } from '../../scripts/partition/report-html.ts';
 import { renderReportText } from '../../scripts/partition/report-text.ts';
 import { runExperiment } from '../../scripts/partition/run-experiment.ts';
+
+const SETTINGS = { nodes: 3, durationS: 5, rate: 150, keys: 10, seed: 1, cutMode: 'cut', convergeLimitS: 30, continuous: false } as const;
 
 describe('npm run partition -- retry', () => {
   it('every idempotent hit counts once on every node after the heal, however often and wherever it was retried', async () => {
@@ -18,7 +21,7 @@ describe('npm run partition -- retry', () => {
     const lines: string[] = [];
     const report = await runExperiment(
       experiment,
-      { nodes: 3, durationS: 5, rate: 150, keys: 10, seed: 1, cutMode: 'cut', convergeLimitS: 30, continuous: false },
+      SETTINGS,
       { nodeLine: (id, line) => lines.push(`${id} ${line}`) },
     );
     const text = renderReportText(report);
@@ -56,5 +59,38 @@ describe('npm run partition -- retry', () => {
     const html = renderReportHtml(report);
     expect(html).toContain('<h2>Idempotent retries</h2>');
     expect(html).not.toMatch(/https?:\/\//);
+  });
+
+  // The mutation test of the check; its control is the test above (the same settings, without the bug).
+  it('a planted bug that never takes a duplicate off (every answer still right) fails the check on the retry keys and nowhere else', async () => {
+    const experiment = findExperiment('retry');
+    if (experiment === undefined) throw new Error('no retry experiment');
+    // Not imported here: importing it would patch this process's TokenState too.
+    const fixture = fileURLToPath(new URL('../fixtures/keep-duplicates.ts', import.meta.url));
+    const planted = new Set<string>();
+    const report = await runExperiment(experiment, SETTINGS, {
+      nodeArgs: ['--import', fixture],
+      nodeLine: (id, line) => {
+        if (line.includes('planted bug: duplicates are never taken off')) planted.add(id);
+      },
+    });
+    // Every node joined some token taken elsewhere too, so the patch ran in each of them.
+    expect([...planted].sort()).toEqual(['n1', 'n2', 'n3']);
+    const retry = report.retry;
+    if (retry === undefined) throw new Error('no retry section in the report');
+    expect(report.ok).toBe(false);
+    expect(report.convergence.converged).toBe(true);
+    expect(report.checks.violations).toEqual([]);
+    // The answers were right; the counts were not: every retry key a token taken on both sides fell on is counted too high, on every node.
+    expect(retry.flagViolations).toBe(0);
+    expect(retry.bothSides).toBeGreaterThan(0);
+    expect(retry.violations.length).toBeGreaterThan(0);
+    expect(new Set(retry.violations.map((v) => v.kind))).toEqual(new Set(['double-counted']));
+    const lifetime = retry.violations.filter((v) => v.window === 'all');
+    expect(new Set(lifetime.map((v) => v.node))).toEqual(new Set(['n1', 'n2', 'n3']));
+    for (const v of lifetime) expect(v.count ?? 0).toBeGreaterThan(v.acked + v.unknown);
+    const text = renderReportText(report);
+    expect(text.trimEnd().split('\n').at(-1)).toMatch(/^FAIL: hits counted twice \(\d+ checks\)$/);
+    expect(text).toMatch(/double-counted +n\d {2}key "retry-00\d" {2}window all +count \d+/);
   });
 });
