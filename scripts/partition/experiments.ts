@@ -48,6 +48,8 @@ export interface FaultContext {
   waitReplicated(id: string): Promise<void>;
   /** One probe of the `fresh` experiment: a write on `writer` at the pairing's level, then at once the read on `reader` that must see it. */
   readAfterWrite(pairing: Pairing, writer: string, reader: string): Promise<void>;
+  /** The `retry` experiment's clients (retry-load.ts): idempotent hits retried across `sides` from now until the heal; the runner lets the last retries land after it and checks them. */
+  retryHits(sides: readonly [readonly string[], readonly string[]]): void;
 }
 
 export interface Experiment {
@@ -180,6 +182,21 @@ export const EXPERIMENTS: readonly Experiment[] = [
           await ctx.readAfterWrite(pairing, writer, reader);
         }
       }
+      await ctx.until(ctx.healAtMs);
+    },
+  },
+  {
+    name: 'retry',
+    summary: 'a majority and a minority cut from each other; hits with an Idempotency-Key retried across the cut, during it and after the heal, each must count once',
+    minNodes: 2,
+    describe: (ids) => {
+      const [major, minor] = halves(ids);
+      return `${set(major)} and ${set(minor)} cut from each other, hits on both sides; besides, hits with an Idempotency-Key each, a share of them retried as a client whose answer was lost or slow would (on the other side, on the same node, there and back, several times, during the cut and after the heal): each must count once`;
+    },
+    run: async (ctx) => {
+      const [major, minor] = halves(ctx.ids);
+      ctx.cut(major, minor);
+      ctx.retryHits([major, minor]);
       await ctx.until(ctx.healAtMs);
     },
   },

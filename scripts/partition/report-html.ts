@@ -5,7 +5,7 @@
  */
 import type { ExperimentReport, FaultSpan, NodeSummary, TimelineEvent, Violation } from './report.ts';
 import { colourOf, CSS, esc, n1, niceAxis, runs, tickValues } from './html-parts.ts';
-import { allViolations, closedRangeText, convergenceText, idsText, nodesWithViolations, plural, rangesText, verdictLine } from './report-text.ts';
+import { allViolations, closedRangeText, convergenceText, idsText, nodesWithViolations, plural, rangesText, retryLines, verdictLine } from './report-text.ts';
 
 const MAX_VIOLATION_ROWS = 50;
 
@@ -46,10 +46,11 @@ ${nodesHtml(report, ids)}
 <ul class="results">
 <li>Hits: ${report.hits.sent} sent, ${report.hits.acked} acked, ${report.hits.failed} failed, ${report.hits.unknown} unknown</li>
 <li>Convergence: ${esc(convergenceText(report))}</li>
-<li>Checks: ${report.checks.total} (node, key, window) triples checked, ${plural(report.checks.violations.length, 'violation')}</li>
+<li>Checks: ${report.checks.total} (node, key, window) triples checked${report.retry === undefined ? '' : `, ${report.retry.checked} of the retry keys`}, ${plural(report.checks.violations.length + (report.retry?.violations.length ?? 0), 'violation')}</li>
 ${checkedHtml(report)}</ul>
 ${closedRangesHtml(report)}
 ${freshHtml(report)}
+${retryHtml(report)}
 ${violationsHtml(allViolations(report))}
 </body>
 </html>
@@ -243,6 +244,15 @@ function freshHtml(r: ExperimentReport): string {
     `<table class="fresh"><thead><tr><th>write, then read</th><th>seen</th><th>missed</th><th>inconclusive</th><th>slowest</th></tr></thead><tbody>${rows.join('')}</tbody></table>` +
     (misses.length > 0 ? `<ul>${misses.join('')}</ul>` : '')
   );
+}
+
+/** The `retry` experiment: the same figures as the text summary, one per line; a line about broken answers or gaps is marked bad. */
+function retryHtml(r: ExperimentReport): string {
+  const [title, ...lines] = retryLines(r);
+  if (title === undefined || r.retry === undefined) return '';
+  const bad = (line: string): boolean => /^ {2}([A-Z-]+ |not exercised:)/.test(line) || (line.startsWith('  answers that broke') && r.retry?.flagViolations !== 0);
+  const items = lines.map((line) => `<li${bad(line) ? ' class="bad"' : ''}>${esc(line.trim())}</li>`);
+  return `<h2>Idempotent retries</h2><p class="note">${esc(title)}</p><ul class="retry">${items.join('')}</ul>`;
 }
 
 function closedRangesHtml(r: ExperimentReport): string {

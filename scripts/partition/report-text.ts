@@ -3,6 +3,7 @@
  * same in a terminal, a CI log or a file. Drawn from the report alone (see report.ts).
  */
 import type { CheckedRange, ClosedRangeResult, ExperimentReport, NodeSummary, Violation, ViolationKind } from './report.ts';
+import { retryGaps } from './retry-load.ts';
 
 /** Violations listed one per line; the rest are only counted. */
 const MAX_VIOLATION_LINES = 10;
@@ -20,14 +21,15 @@ export function renderReportText(report: ExperimentReport): string {
     `hits: ${hits.sent} sent, ${hits.acked} acked, ${hits.failed} failed, ${hits.unknown} unknown`,
     `convergence: ${convergenceText(report)}`,
     ...continuousLines(report),
-    `checks: ${checks.total} (node, key, window) checked${report.continuous === undefined ? '' : ` after the load stopped, ${plural(report.continuous.ranges.length, 'closed range')} while it ran`}, ${plural(violations.length, 'violation')}`,
+    `checks: ${checks.total} (node, key, window) checked${report.continuous === undefined ? '' : ` after the load stopped, ${plural(report.continuous.ranges.length, 'closed range')} while it ran`}${report.retry === undefined ? '' : `, ${report.retry.checked} of the retry keys`}, ${plural(violations.length, 'violation')}`,
     ...(checks.ranges === undefined ? [] : [`  read: ${rangesText(checks.ranges)}`]),
     ...(ids === undefined ? [] : [`  ${ids}`]),
     ...violations.slice(0, MAX_VIOLATION_LINES).map((v) => `  ${violationText(v)}`),
+    ...(violations.length > MAX_VIOLATION_LINES ? [`  … and ${violations.length - MAX_VIOLATION_LINES} more`] : []),
     ...freshLines(report),
+    ...retryLines(report),
+    verdictLine(report),
   ];
-  if (violations.length > MAX_VIOLATION_LINES) lines.push(`  … and ${violations.length - MAX_VIOLATION_LINES} more`);
-  lines.push(verdictLine(report));
   return `${lines.join('\n')}\n`;
 }
 
@@ -43,6 +45,26 @@ export function freshLines(report: ExperimentReport): string[] {
   return lines;
 }
 
+/** The `retry` experiment: what the clients sent, how the nodes answered, and the check of the retry keys. */
+export function retryLines(report: ExperimentReport): string[] {
+  const r = report.retry;
+  if (r === undefined) return [];
+  const group = (ids: readonly string[]): string => `{${[...ids].sort().join(', ')}}`;
+  const ms = (v: number | null): string => (v === null ? 'never' : `${v} ms`);
+  const gaps = retryGaps(r);
+  return [
+    `idempotent hits, cut ${group(r.sides[0])} | ${group(r.sides[1])}: ${r.logical} logical (${r.acked} acked, ${r.failed} failed, ${r.unknown} unknown) on ${r.keys} keys of their own, ${r.attempts} attempts (the slowest answered in ${r.slowestMs} ms)`,
+    `  retries: ${r.retries}, ${r.acrossCut} across the cut while it held, ${r.acrossAfterHeal} across sides after the heal`,
+    `  taken on both sides while cut (each must count once after the heal): ${r.bothSides}`,
+    `  "duplicate": true answers: ${r.duplicates}; repeats on a node that had already answered 200 (each must say so): ${r.sameNodeRepeats}`,
+    `  the same token with another n on a node that took it: ${r.conflictsSent} sent, ${r.conflictsRefused} answered 422`,
+    `  retry keys: ${r.checked} (node, key, window) checked, ${plural(r.violations.length, 'violation')}; the last retry answered ${ms(r.lastAnswerMs)} after the heal, every node agreed on them ${ms(r.agreedMs)} after it`,
+    `  answers that broke the rules: ${r.flagViolations}${r.flagViolations > r.flags.length ? ` (${r.flags.length} listed)` : ''}`,
+    ...r.flags.slice(0, MAX_VIOLATION_LINES).map((f) => `  ${f.kind.toUpperCase()} ${f.node} token ${JSON.stringify(f.token)} key ${JSON.stringify(f.key)}: ${f.detail}`),
+    ...(gaps.length === 0 ? [] : [`  not exercised: ${gaps.join('; ')}`]),
+  ];
+}
+
 /**
  * The one-line verdict, shared with the HTML page so both say the same thing. PASS or FAIL follows
  * `report.ok`; a FAIL names every kind of breakage the report records.
@@ -51,7 +73,8 @@ export function verdictLine(report: ExperimentReport): string {
   const { convergence } = report;
   if (report.ok) {
     const how = report.continuous === undefined ? '' : ' (on a closed range, the load still running)';
-    return `PASS: no acknowledged hit lost, none counted twice, converged in ${convergence.ms ?? '?'} ms after the heal${how}`;
+    const retried = report.retry === undefined ? '' : `; each of ${report.retry.logical} idempotent hits counted once over ${report.retry.attempts} attempts`;
+    return `PASS: no acknowledged hit lost, none counted twice, converged in ${convergence.ms ?? '?'} ms after the heal${how}${retried}`;
   }
   const broke: string[] = [];
   const lost = countKind(report, 'lost');
@@ -70,6 +93,10 @@ export function verdictLine(report: ExperimentReport): string {
   const missed = Object.values(report.fresh?.byPairing ?? {}).reduce((n, t) => n + t.missed, 0);
   if (missed > 0) broke.push(`reads missed acknowledged writes (${plural(missed, 'probe')})`);
   if (report.fresh !== undefined && Object.values(report.fresh.byPairing).some((t) => t.seen === 0)) broke.push('a read-after-write pairing had no conclusive probe');
+  const retry = report.retry;
+  if (retry !== undefined && retry.flagViolations > 0) broke.push(`answers broke the Idempotency-Key rules (${plural(retry.flagViolations, 'answer')})`);
+  if (retry !== undefined && retry.agreedMs === null) broke.push('nodes did not agree on the retry keys');
+  if (retry !== undefined) for (const gap of retryGaps(retry)) broke.push(`inconclusive: ${gap}`);
   const unsettled = report.continuous?.ranges.filter((r) => r.agreedAtMs === null).length ?? 0;
   if (unsettled > 0) broke.push(`nodes did not agree on ${plural(unsettled, 'closed range')}`);
   if (report.continuous !== undefined && report.continuous.settledMs === null) broke.push('counts did not agree after the load stopped');
@@ -85,7 +112,7 @@ export function nodesWithViolations(report: ExperimentReport): ReadonlySet<strin
 
 /** The final checks' violations, then those of the closed ranges judged while the load ran. */
 export function allViolations(report: ExperimentReport): readonly Violation[] {
-  return [...report.checks.violations, ...(report.continuous?.ranges.flatMap((r) => r.violations) ?? [])];
+  return [...report.checks.violations, ...(report.continuous?.ranges.flatMap((r) => r.violations) ?? []), ...(report.retry?.violations ?? [])];
 }
 
 /** One closed range: where it lies (seconds since the load start) and how it went. */

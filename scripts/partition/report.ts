@@ -8,10 +8,12 @@
  * `epoch…`.
  */
 import type { FreshSummary } from './fresh-probes.ts';
+import type { RetryReport } from './retry-load.ts';
 
 export type { FreshSummary } from './fresh-probes.ts';
+export type { RetryReport } from './retry-load.ts';
 
-export type ExperimentName = 'split' | 'isolate' | 'bridge' | 'flap' | 'slow' | 'fresh' | 'crash' | 'wipe' | 'chaos';
+export type ExperimentName = 'split' | 'isolate' | 'bridge' | 'flap' | 'slow' | 'fresh' | 'retry' | 'crash' | 'wipe' | 'chaos';
 
 /** How a cut link fails: refuse connections, or accept and forward nothing. */
 export type CutMode = 'cut' | 'blackhole';
@@ -190,6 +192,8 @@ export interface ExperimentReport {
   readonly continuous?: ContinuousChecks;
   /** The `fresh` experiment's read-after-write probes. */
   readonly fresh?: FreshSummary;
+  /** The `retry` experiment's idempotent hits: what was sent and answered, and the check of their keys' counts. */
+  readonly retry?: RetryReport;
   readonly checks: {
     /** (node, key, window) triples checked, experiment keys only (ids: see `ids`). */
     readonly total: number;

@@ -7,6 +7,7 @@
  * `continuous` it goes on through the heal and convergence is judged on
  * closed time ranges (continuous.ts).
  */
+import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,6 +26,7 @@ import type { ExperimentReport, ExperimentSettings, FaultSpan, TimelineEvent } f
 import { shuffled } from './seeded.ts';
 import { sleep } from './timing.ts';
 import { FreshProbes, freshHeld } from './fresh-probes.ts';
+import { checkRetries, retryHeld, RetryLoad, settleRetries } from './retry-load.ts';
 
 export interface RunOptions {
   /** One line about how it is going, about once a second. */
@@ -42,6 +44,8 @@ export interface RunOptions {
 const SAMPLE_EVERY_MS = 250;
 /** The timeline goes on this long after convergence, so the chart shows the lines settled. */
 const TAIL_MS = 1_000;
+/** The `retry` experiment's logical hits per second, as a share of --rate (most are sent more than once). */
+const RETRY_SHARE = 0.25;
 
 export async function runExperiment(experiment: Experiment, settings: ExperimentSettings, options: RunOptions = {}): Promise<ExperimentReport> {
   const random = mulberry32(settings.seed);
@@ -53,6 +57,8 @@ export async function runExperiment(experiment: Experiment, settings: Experiment
   );
   const byName = [...ids].sort((a, b) => Number(a.slice(1)) - Number(b.slice(1)));
   const keys = Array.from({ length: settings.keys }, (_, i) => `key-${String(i).padStart(3, '0')}`);
+  // The `retry` experiment's idempotent hits go to keys of their own: the load's keys must add up to their ids.
+  const retryKeys = keys.map((key) => key.replace(/^key-/, 'retry-'));
   const dataRoot = await mkdtemp(join(tmpdir(), `hitmesh-${experiment.name}-`));
   const cluster = await ProxiedCluster.start({
     ids: byName,
@@ -106,6 +112,7 @@ export async function runExperiment(experiment: Experiment, settings: Experiment
 
   const linkSpans: SpanHandle[] = [];
   let fresh: FreshProbes | undefined;
+  let retries: RetryLoad | undefined;
   const ctx: FaultContext = {
     ids,
     random: faultRandom,
@@ -146,6 +153,12 @@ export async function runExperiment(experiment: Experiment, settings: Experiment
       const node = (id: string): { id: string; url: string } => ({ id, url: cluster.node(id).url });
       return fresh.probe(pairing, node(writer), node(reader));
     },
+    retryHits: (sides) => {
+      const targets = cluster.nodes.map((n) => ({ id: n.id, url: n.url }));
+      const runId = `retry-s${settings.seed}-${randomUUID().slice(0, 8)}`;
+      retries ??= new RetryLoad({ targets, sides, keys: retryKeys, rate: settings.rate * RETRY_SHARE, random: mulberry32(settings.seed ^ 0x85ebca6b), runId });
+      retries.start();
+    },
   };
 
   let report: ExperimentReport;
@@ -167,6 +180,12 @@ export async function runExperiment(experiment: Experiment, settings: Experiment
       ...(options.signal === undefined ? {} : { signal: options.signal }),
     };
     const limitMs = settings.convergeLimitS * 1000;
+    retries?.heal();
+    // The retry keys settle on their own clock: their last retries land after the heal, while the load's keys converge.
+    const retryProbe = { ...probe, keys: retryKeys };
+    const retrySettled = retries === undefined ? undefined : settleRetries(retries, retryProbe, healAtMs, healAtMs + limitMs);
+    // Awaited below; this only keeps an abort meanwhile from being an unhandled rejection.
+    retrySettled?.catch(() => undefined);
     let convergedMs: number | null;
     let loadEndMs: number;
     let continuous: ContinuousOutcome | undefined;
@@ -180,6 +199,7 @@ export async function runExperiment(experiment: Experiment, settings: Experiment
       const agreedAt = await awaitAgreement(probe, [undefined], healAtMs + limitMs);
       convergedMs = agreedAt === null ? null : agreedAt - healAtMs;
     }
+    const settled = await retrySettled;
     await sleepUntil(now() + TAIL_MS);
     sampling = false;
     await sampler;
@@ -187,7 +207,9 @@ export async function runExperiment(experiment: Experiment, settings: Experiment
 
     // The window checked besides the lifetime (whole seconds from the faults to the load's end), and one bucket of each coarser tier.
     const { fromMs: epochFromMs, toMs: epochToMs } = checkedRange(epoch0, faultAtMs, loadEndMs);
-    const { lifetime: all, checks } = await finalCheck(probe, checkedScopes(epoch0, faultAtMs, loadEndMs), now() + limitMs);
+    const scopes = checkedScopes(epoch0, faultAtMs, loadEndMs);
+    const { lifetime: all, checks } = await finalCheck(probe, scopes, now() + limitMs);
+    const retry = retries === undefined || settled === undefined ? undefined : await checkRetries(retries, retryProbe, scopes, now() + limitMs, settled);
     const converged = convergedMs !== null;
     report = {
       version: 1,
@@ -208,13 +230,20 @@ export async function runExperiment(experiment: Experiment, settings: Experiment
       timeline,
       ...(continuous === undefined ? {} : { continuous: continuous.checks }),
       ...(fresh === undefined ? {} : { fresh: fresh.summary() }),
+      ...(retry === undefined ? {} : { retry }),
       checks,
-      ok: converged && checks.violations.length === 0 && (continuous === undefined || continuousHeld(continuous.checks)) && (fresh === undefined || freshHeld(fresh.summary())),
+      ok:
+        converged &&
+        checks.violations.length === 0 &&
+        (continuous === undefined || continuousHeld(continuous.checks)) &&
+        (fresh === undefined || freshHeld(fresh.summary())) &&
+        (retry === undefined || retryHeld(retry)),
     };
   } finally {
     clearInterval(ticker);
     sampling = false;
     await load.stop();
+    await retries?.drain();
     await sampler;
     await cluster.stop();
     if (options.keepData === true) options.progress?.(`data kept in ${dataRoot}`);

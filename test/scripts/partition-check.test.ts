@@ -131,7 +131,7 @@ describe('partition flags', () => {
     expect(options.out).toBe('reports');
     const all = parsePartitionArgs(['all', '--nodes', '5', '--mode', 'blackhole']);
     if (all === 'help') throw new Error('expected options');
-    expect(all.experiments.map((e) => e.name)).toEqual(['split', 'isolate', 'bridge', 'flap', 'slow', 'fresh', 'crash', 'wipe', 'chaos']);
+    expect(all.experiments.map((e) => e.name)).toEqual(['split', 'isolate', 'bridge', 'flap', 'slow', 'fresh', 'retry', 'crash', 'wipe', 'chaos']);
     expect(all.settings.cutMode).toBe('blackhole');
     expect(parsePartitionArgs(['--help'])).toBe('help');
   });

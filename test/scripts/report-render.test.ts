@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import type { ClosedRangeResult, ExperimentReport, Timeline, Violation } from '../../scripts/partition/report.ts';
 import { renderReportHtml } from '../../scripts/partition/report-html.ts';
 import { renderReportText } from '../../scripts/partition/report-text.ts';
+import { esc } from '../../scripts/partition/html-parts.ts';
 
 const NASTY_KEY = '<b>&"x';
 const NASTY_ESCAPED = '&lt;b&gt;&amp;&quot;x';
@@ -350,5 +351,67 @@ describe('a --continuous report', () => {
     expect(html).toContain('<td>missing</td><td>c2</td>');
     // The node table marks c2 as having broken a guarantee.
     expect(html).toMatch(/c2<\/td><td>127\.0\.0\.1:7002<\/td>.*?<td class="bad">/);
+  });
+});
+
+describe('a retry report', () => {
+  const retry = (over: Partial<NonNullable<ExperimentReport['retry']>> = {}): NonNullable<ExperimentReport['retry']> => ({
+    sides: [['c1', 'c2'], ['c3']],
+    keys: 20,
+    logical: 400,
+    acked: 398,
+    failed: 1,
+    unknown: 1,
+    attempts: 900,
+    retries: 480,
+    acrossCut: 190,
+    acrossAfterHeal: 40,
+    bothSides: 120,
+    duplicates: 250,
+    sameNodeRepeats: 90,
+    conflictsSent: 40,
+    conflictsRefused: 40,
+    flagViolations: 0,
+    checked: 300,
+    violations: [],
+    flags: [],
+    lastAnswerMs: 420,
+    agreedMs: 460,
+    slowestMs: 35,
+    ...over,
+  });
+
+  it('gives the idempotent hits, retries, duplicates and the check of their keys, in the text and on the page', () => {
+    const report = passing({ experiment: 'retry', retry: retry() });
+    const text = renderReportText(report);
+    expect(text).toContain('idempotent hits, cut {c1, c2} | {c3}: 400 logical (398 acked, 1 failed, 1 unknown) on 20 keys of their own, 900 attempts (the slowest answered in 35 ms)');
+    expect(text).toContain('  retries: 480, 190 across the cut while it held, 40 across sides after the heal');
+    expect(text).toContain('  "duplicate": true answers: 250; repeats on a node that had already answered 200 (each must say so): 90');
+    expect(text).toContain('  retry keys: 300 (node, key, window) checked, 0 violations; the last retry answered 420 ms after the heal, every node agreed on them 460 ms after it');
+    expect(text.trimEnd().split('\n').at(-1)).toBe('PASS: no acknowledged hit lost, none counted twice, converged in 1234 ms after the heal; each of 400 idempotent hits counted once over 900 attempts');
+    const html = renderReportHtml(report);
+    expect(html).toContain('<h2>Idempotent retries</h2>');
+    expect(html).not.toContain('<ul class="retry"><li class="bad">');
+    expect(renderReportText(passing())).not.toContain('idempotent');
+    expect(renderReportHtml(passing())).not.toContain('Idempotent retries');
+  });
+
+  it('a token counted twice, a repeat not flagged and a run that never crossed the cut each fail the verdict, escaped on the page', () => {
+    const twice = violation({ kind: 'double-counted', key: 'retry-003', node: 'c3', count: 12, acked: 9 });
+    const flag = { kind: 'not-flagged' as const, token: NASTY_KEY, key: 'retry-003', node: 'c1', detail: 'answered "duplicate": false though it had already answered 200 for this token' };
+    const report = makeReport({ experiment: 'retry', checks: { total: 120, violations: [] }, retry: retry({ violations: [twice], flags: [flag], flagViolations: 3, acrossCut: 0 }) });
+    const verdict = renderReportText(report).trimEnd().split('\n').at(-1) ?? '';
+    expect(verdict).toMatch(/^FAIL: hits counted twice \(1 check\)/);
+    expect(verdict).toContain('answers broke the Idempotency-Key rules (3 answers)');
+    expect(verdict).toContain('inconclusive: no retry crossed the cut while it held');
+    const text = renderReportText(report);
+    expect(text).toContain('  answers that broke the rules: 3 (1 listed)');
+    expect(text).toContain(`  NOT-FLAGGED c1 token ${JSON.stringify(NASTY_KEY)} key "retry-003": answered`);
+    const html = renderReportHtml(report);
+    // The token is shown JSON-quoted, then escaped.
+    expect(html).toContain(`token ${esc(JSON.stringify(NASTY_KEY))} key`);
+    expect(html).not.toContain('<b>');
+    expect(html).toContain('<td>double-counted</td><td>c3</td><td><code>retry-003</code></td>');
+    expect(html.match(/<li class="bad">/g)?.length).toBeGreaterThanOrEqual(3);
   });
 });
