@@ -98,18 +98,17 @@ export class KeyTokens {
   }
 
   /**
-   * Forget the tokens that can no longer matter: one without duplicates, a
-   * window after the 1 s tier dropped its first second (`secondHorizon`):
-   * until then an observation a partition held back may still arrive, and
-   * must find the first on every node. One with duplicates is kept for good:
-   * its duplicates are taken off the coarser buckets and the lifetime
-   * total, which outlive any token (about 150 bytes each; only hits retried
-   * on two nodes before they heard of each other make them). Calls `dropped`
-   * for each; returns how many.
+   * Forget the tokens that can no longer matter: one without duplicates whose
+   * first observation is older than `limit` (TokenState puts it a while past
+   * the 1 s tier's horizon: until then an observation a partition held back
+   * may still arrive, and must find the first on every node). One with
+   * duplicates is kept for good: its duplicates are taken off the coarser
+   * buckets and the lifetime total, which outlive any token (only hits
+   * retried on two nodes before they heard of each other make them). Calls
+   * `dropped` for each; returns how many.
    */
-  dropBefore(secondHorizon: number, dropped?: (token: string, observations: readonly Observation[]) => void): number {
+  dropBefore(limit: number, dropped?: (token: string, observations: readonly Observation[]) => void): number {
     let count = 0;
-    const limit = secondHorizon - this.windowMs;
     for (const [token, list] of this.byToken) {
       if ((list[0] as Observation).at >= limit || this.duplicates(list).length > 0) continue;
       this.byToken.delete(token);

@@ -4,6 +4,18 @@ import { KeyTokens, type Observation } from './key-tokens.ts';
 import { ALL_TIERS, Tier, bucketStart } from './tiers.ts';
 import type { BucketRef } from './window-plan.ts';
 
+/**
+ * How long past the 1 s tier's horizon a token seen once is kept: an
+ * observation held back by a partition up to this long still finds the first
+ * on every node (nodes drop tokens on their own timers; see KeyTokens).
+ */
+export const LATE_OBSERVATION_MS = 15 * 60_000;
+
+/** The oldest first observation a token seen once may have to be kept, given the 1 s tier's horizon. */
+export function tokenDropLimit(secondHorizon: number): number {
+  return secondHorizon - LATE_OBSERVATION_MS;
+}
+
 /** One observation as a repair or a push carries it: [token, at, n] of the origin it goes with. */
 export type TokenRow = readonly [token: string, at: number, n: number];
 
@@ -39,6 +51,13 @@ export class TokenState {
   repeatOf(key: string, token: string, now: number): Observation | undefined {
     const first = this.first(key, token);
     return first !== undefined && now - first.at < this.windowMs ? first : undefined;
+  }
+
+  /** Every observation of a token that proved a duplicate (what is kept for good), else undefined. */
+  keptOf(key: string, token: string): readonly Observation[] | undefined {
+    const tokens = this.byKey.get(key);
+    const list = tokens?.observations(token) ?? [];
+    return tokens !== undefined && tokens.duplicates(list).length > 0 ? list : undefined;
   }
 
   /** Does this replica hold `origin`'s observation of `token` on `key` (a checkpoint writes only what is still held)? */
@@ -114,10 +133,10 @@ export class TokenState {
    * forgotten (the store deletes them). Returns how many tokens went.
    */
   dropExpired(horizons: readonly number[], dropped?: (key: string, token: string, observations: readonly Observation[]) => void): number {
-    const second = horizons[Tier.second] ?? Number.NEGATIVE_INFINITY;
+    const limit = tokenDropLimit(horizons[Tier.second] ?? Number.NEGATIVE_INFINITY);
     let count = 0;
     for (const [key, tokens] of this.byKey) {
-      count += tokens.dropBefore(second, dropped === undefined ? undefined : (token, list) => dropped(key, token, list));
+      count += tokens.dropBefore(limit, dropped === undefined ? undefined : (token, list) => dropped(key, token, list));
       if (tokens.size === 0) this.byKey.delete(key);
     }
     for (const [key, origins] of this.duplicates) {

@@ -13,6 +13,7 @@ export function encodeDelta(origin: string, changes: Changes, to: VersionEntry, 
   let base = Number.POSITIVE_INFINITY;
   for (const row of changes.hits) base = Math.min(base, row.second);
   for (const row of changes.slots) if (row.tier !== Tier.lifetime) base = Math.min(base, floorTo(row.start, 1000));
+  for (const t of changes.tokens ?? []) base = Math.min(base, floorTo(t.at, 1000));
   if (base === Number.POSITIVE_INFINITY) base = floorTo(to[1], 1000);
   const hits: (string | number)[] = [];
   for (const row of changes.hits) hits.push(row.key, (row.second - base) / 1000, ...row.counts);
@@ -31,7 +32,7 @@ export function encodeDelta(origin: string, changes: Changes, to: VersionEntry, 
   const delta: Delta = { type: 'delta', origin, from, to: to[0], at: to[1], base, hits, slots };
   if (changes.tokens === undefined || changes.tokens.length === 0) return delta;
   const tokens: (string | number)[] = [];
-  for (const t of changes.tokens) tokens.push(t.key, t.token, t.at, t.n);
+  for (const t of changes.tokens) tokens.push(t.key, t.token, t.at - base, t.n);
   return { ...delta, tokens };
 }
 
@@ -70,7 +71,7 @@ export function decodeDelta(delta: Delta, bounds: TimeBounds): Changes {
   const t = delta.tokens;
   if (t === undefined || t.length === 0) return { hits, slots };
   const tokens: TokenChange[] = [];
-  for (let i = 0; i < t.length; i += 4) tokens.push({ key: t[i] as string, token: t[i + 1] as string, at: t[i + 2] as number, n: t[i + 3] as number });
+  for (let i = 0; i < t.length; i += 4) tokens.push({ key: t[i] as string, token: t[i + 1] as string, at: delta.base + (t[i + 2] as number), n: t[i + 3] as number });
   return { hits, slots, tokens };
 }
 

@@ -57,7 +57,7 @@ export interface Sync {
  * (from, to] is in here, so a receiver that holds `from` now holds `to`.
  * `hits` rows: [key, second, s, m, h, d, lifetime] (all five tiers of one
  * key's second); `slots`: [key, n, then n × (tier, offset, count)];
- * `tokens` (absent when none): [key, token, at, n] × k, the idempotency
+ * `tokens` (absent when none): [key, token, at − base (ms), n] × k, the idempotency
  * tokens the origin observed in those batches.
  */
 export interface Delta {
@@ -203,8 +203,8 @@ function checkSlotGroups(value: unknown): string | undefined {
   return rows > LIMITS.maxDeltaRows ? `more than ${LIMITS.maxDeltaRows} rows` : undefined;
 }
 
-/** Token rows [key, token, at, n]: a valid key and token, a time in range, n a safe integer ≥ 1. */
-function checkTokenRows(rows: unknown, b: TimeBounds): string | undefined {
+/** Token rows [key, token, ms after base, n]: a valid key and token, a time in range, n a safe integer ≥ 1. */
+function checkTokenRows(rows: unknown, base: number, b: TimeBounds): string | undefined {
   if (rows === undefined) return undefined;
   if (!Array.isArray(rows) || rows.length % 4 !== 0) return 'tokens is not a list of 4-wide rows';
   if (rows.length / 4 > LIMITS.maxDeltaRows) return `more than ${LIMITS.maxDeltaRows} rows`;
@@ -215,7 +215,7 @@ function checkTokenRows(rows: unknown, b: TimeBounds): string | undefined {
     if (problem !== undefined) return `token row: ${problem}`;
     const bad = typeof token === 'string' ? tokenProblem(token) : 'token is not a string';
     if (bad !== undefined) return `token row: ${bad}`;
-    if (!isInt(at) || !inBounds(at, b)) return 'token row time out of range';
+    if (!isInt(at) || !Number.isSafeInteger(base + at) || !inBounds(base + at, b)) return 'token row time out of range';
     if (!isInt(n) || n === 0) return 'token row n is not a safe integer ≥ 1';
   }
   return undefined;
@@ -227,7 +227,7 @@ function checkDelta(v: Record<string, unknown>, b: TimeBounds): string | undefin
   if (!isInt(v.at) || (v.at !== 0 && !inBounds(v.at, b))) return 'at out of range';
   if (!isInt(v.base) || v.base % 1000 !== 0 || v.base > b.latest) return 'base is not a whole second in range';
   if (Array.isArray(v.hits) && v.hits.length / 7 > LIMITS.maxDeltaRows) return `more than ${LIMITS.maxDeltaRows} rows`;
-  return checkHitRows(v.hits, v.base, b) ?? checkSlotGroups(v.slots) ?? checkTokenRows(v.tokens, b);
+  return checkHitRows(v.hits, v.base, b) ?? checkSlotGroups(v.slots) ?? checkTokenRows(v.tokens, v.base, b);
 }
 
 /** Buckets a read's runs name in all. */

@@ -6,7 +6,7 @@ import type { DirtyTokens } from './dirty-tokens.ts';
 import type { Logger } from './logger.ts';
 import type { NodeMetrics } from './metrics.ts';
 import { PeriodicTask } from './periodic-task.ts';
-import type { Store } from './store.ts';
+import type { KeptToken, Store } from './store.ts';
 
 /** Most slots in one LevelDB batch of a checkpoint. */
 const CHUNK_SLOTS = 2_000; // small enough that one chunk never stalls the event loop for long
@@ -108,8 +108,14 @@ export class Checkpointer {
     try {
       // Tokens first: the log records they came in are truncated below, and the vector goes with the last slots.
       // One retention dropped since it was marked is not written back (its record would outlive it until the next start).
-      const held = tokens.filter((t) => state.tokens.holds(t.key, t.token, t.origin));
+      const held = tokens.tokens.filter((t) => state.tokens.holds(t.key, t.token, t.origin));
       for (let i = 0; i < held.length; i += CHUNK_SLOTS) await store.commit({ slots: [], tokens: held.slice(i, i + CHUNK_SLOTS), meta: new Map() });
+      const kept: KeptToken[] = [];
+      for (const { key, token } of tokens.kept) {
+        const observations = state.tokens.keptOf(key, token);
+        if (observations !== undefined) kept.push({ key, token, observations });
+      }
+      for (let i = 0; i < kept.length; i += CHUNK_SLOTS) await store.commit({ slots: [], keptTokens: kept.slice(i, i + CHUNK_SLOTS), meta: new Map() });
       for (;;) {
         const chunk: Slot[] = [];
         for (let next = slots.next(); next.done !== true; next = slots.next()) {

@@ -40,6 +40,7 @@ const FLAGS: readonly FlagSpec[] = [
   { flag: 'checkpoint-interval', value: 'DUR', help: 'how often the write-ahead log is folded into slots', fallback: formatDuration(DEFAULTS.checkpointIntervalMs) },
   { flag: 'push-interval', value: 'DUR', help: 'how often local hits are pushed to peers, batched', fallback: formatDuration(DEFAULTS.pushIntervalMs) },
   { flag: 'sync-interval', value: 'DUR', help: 'how often peers swap version vectors (anti-entropy) and heartbeats', fallback: formatDuration(DEFAULTS.syncIntervalMs) },
+  { flag: 'max-tokens', value: 'N', help: 'most Idempotency-Key tokens held, own and peers\' (about 200 B each, kept a 1 s-tier retention); past it hits with a new token are refused (503)', fallback: String(DEFAULTS.maxTokens) },
   { flag: 'max-connections', value: 'N', help: 'most HTTP connections open at once, gossip ones from peers included; more are refused', fallback: String(DEFAULTS.maxConnections) },
   { flag: 'log-level', value: 'LEVEL', help: 'fatal, error, warn, info, debug, trace or silent', fallback: DEFAULTS.logLevel },
 ];
@@ -157,6 +158,7 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv): CliRe
       syncIntervalMs: duration('sync-interval', DEFAULTS.syncIntervalMs, 50),
       logLevel,
       maxConnections: parseInteger('max-connections', text('max-connections'), DEFAULTS.maxConnections, 1, 1_000_000),
+      maxTokens: parseInteger('max-tokens', text('max-tokens'), DEFAULTS.maxTokens, 0, 100_000_000),
     },
   };
 }

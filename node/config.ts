@@ -38,6 +38,8 @@ export interface NodeConfig {
   readonly syncIntervalMs: number;
   /** Most connections open on the HTTP port at once (gossip from peers included); more are closed as they come. */
   readonly maxConnections: number;
+  /** Most idempotency tokens held (own and peers'); past it hits with a new token are refused (503). */
+  readonly maxTokens: number;
 }
 
 export const DEFAULTS = {
@@ -53,6 +55,7 @@ export const DEFAULTS = {
   syncIntervalMs: 1_000,
   logLevel: 'info',
   maxConnections: 10_000,
+  maxTokens: 1_000_000,
 } as const;
 
 /** How long the HTTP server waits on a client (README, Limits). */

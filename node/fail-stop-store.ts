@@ -73,8 +73,8 @@ export class FailStopStore implements Store {
     return this.inner.scanTokens(onCorrupt);
   }
 
-  deleteTokens(tokens: readonly { readonly origin: string; readonly key: string; readonly token: string }[]): Promise<void> {
-    return this.write(() => this.inner.deleteTokens(tokens));
+  deleteTokensBefore(at: number, limit: number): Promise<number> {
+    return this.write(() => this.inner.deleteTokensBefore(at, limit));
   }
 
   scanLog(onCorrupt?: OnCorrupt): AsyncIterable<LogRecord> {

@@ -2,7 +2,8 @@ import { Level } from 'level';
 import type { Slot } from '../crdt/slot.ts';
 import type { TimedTier } from '../crdt/tiers.ts';
 import { decodeLogEntry } from './log-record.ts';
-import { LOG_RANGE, META_PREFIX, SLOT_RANGE, TOKEN_RANGE, decodeSlot, decodeToken, logKey, padStart, slotKey, slotValue, tierPrefix, tokenKey } from './slot-codec.ts';
+import { LOG_RANGE, META_PREFIX, SLOT_RANGE, decodeSlot, logKey, padStart, slotKey, slotValue, tierPrefix } from './slot-codec.ts';
+import { KEPT_TOKEN_RANGE, TOKEN_CHUNK_RANGE, decodeKeptToken, decodeTokenChunk, keptTokenEntry, tokenChunkEntry, tokenChunkLimit } from './token-codec.ts';
 import { recoveryProblems } from './leveldb-info-log.ts';
 import { StoreError, decodeOrReport, type CommitBatch, type LogRecord, type OnCorrupt, type Store, type StoredToken } from './store.ts';
 
@@ -72,7 +73,8 @@ export class LevelStore implements Store {
   async commit(batch: CommitBatch): Promise<void> {
     const ops: { type: 'put'; key: string; value: string }[] = [];
     for (const s of batch.slots) ops.push({ type: 'put', key: slotKey(s.origin, s.tier, s.start, s.key), value: slotValue(s.count, s.seq) });
-    for (const t of batch.tokens ?? []) ops.push({ type: 'put', key: tokenKey(t.origin, t.key, t.token), value: `${t.at}:${t.n}` });
+    if (batch.tokens !== undefined && batch.tokens.length > 0) ops.push({ type: 'put', ...tokenChunkEntry(batch.tokens) });
+    for (const kept of batch.keptTokens ?? []) ops.push({ type: 'put', ...keptTokenEntry(kept) });
     for (const [name, value] of batch.meta) ops.push({ type: 'put', key: META_PREFIX + name, value });
     if (batch.log !== undefined) ops.push({ type: 'put', key: logKey(batch.log.seq), value: batch.log.record });
     await this.db.batch(ops, { sync: this.fsync });
@@ -103,14 +105,15 @@ export class LevelStore implements Store {
   }
 
   async *scanTokens(onCorrupt?: OnCorrupt): AsyncIterable<StoredToken> {
-    for await (const [key, value] of this.entries(TOKEN_RANGE)) {
-      const token = decodeOrReport('token', key, value, decodeToken, onCorrupt);
-      if (token !== undefined) yield token;
+    for (const [range, decode] of [[TOKEN_CHUNK_RANGE, decodeTokenChunk], [KEPT_TOKEN_RANGE, decodeKeptToken]] as const) {
+      for await (const [key, value] of this.entries(range)) yield* decodeOrReport('token', key, value, decode, onCorrupt) ?? [];
     }
   }
 
-  async deleteTokens(tokens: readonly { readonly origin: string; readonly key: string; readonly token: string }[]): Promise<void> {
-    if (tokens.length > 0) await this.db.batch(tokens.map((t) => ({ type: 'del' as const, key: tokenKey(t.origin, t.key, t.token) })));
+  async deleteTokensBefore(at: number, limit: number): Promise<number> {
+    const keys = await this.db.keys({ gte: TOKEN_CHUNK_RANGE.gte, lt: tokenChunkLimit(at), limit }).all();
+    if (keys.length > 0) await this.db.batch(keys.map((key) => ({ type: 'del' as const, key })));
+    return keys.length;
   }
 
   async deleteBefore(origin: string, tier: TimedTier, start: number, limit: number): Promise<number> {

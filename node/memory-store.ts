@@ -1,7 +1,8 @@
 import type { Slot } from '../crdt/slot.ts';
 import type { TimedTier } from '../crdt/tiers.ts';
 import { decodeLogEntry } from './log-record.ts';
-import { LOG_RANGE, META_PREFIX, SLOT_RANGE, TOKEN_RANGE, decodeSlot, decodeToken, logKey, padStart, slotKey, slotValue, tierPrefix, tokenKey } from './slot-codec.ts';
+import { LOG_RANGE, META_PREFIX, SLOT_RANGE, decodeSlot, logKey, padStart, slotKey, slotValue, tierPrefix } from './slot-codec.ts';
+import { KEPT_TOKEN_RANGE, TOKEN_CHUNK_RANGE, decodeKeptToken, decodeTokenChunk, keptTokenEntry, tokenChunkEntry, tokenChunkLimit } from './token-codec.ts';
 import { decodeOrReport, type CommitBatch, type CorruptRecord, type LogRecord, type OnCorrupt, type Store, type StoredToken } from './store.ts';
 
 type Range = { readonly gte: string; readonly lt?: string; readonly lte?: string };
@@ -54,7 +55,14 @@ export class MemoryStore implements Store {
   commit(batch: CommitBatch): Promise<void> {
     return this.write(() => {
       for (const s of batch.slots) this.raw.set(slotKey(s.origin, s.tier, s.start, s.key), slotValue(s.count, s.seq));
-      for (const t of batch.tokens ?? []) this.raw.set(tokenKey(t.origin, t.key, t.token), `${t.at}:${t.n}`);
+      if (batch.tokens !== undefined && batch.tokens.length > 0) {
+        const chunk = tokenChunkEntry(batch.tokens);
+        this.raw.set(chunk.key, chunk.value);
+      }
+      for (const kept of batch.keptTokens ?? []) {
+        const entry = keptTokenEntry(kept);
+        this.raw.set(entry.key, entry.value);
+      }
       for (const [name, value] of batch.meta) this.raw.set(META_PREFIX + name, value);
       if (batch.log !== undefined) this.raw.set(logKey(batch.log.seq), batch.log.record);
     });
@@ -92,7 +100,7 @@ export class MemoryStore implements Store {
 
   /** Put a raw db key and value in the slot or log range, open or not (tests only: it bypasses the codec). */
   plantRaw(kind: CorruptRecord['kind'], key: string, value: string): void {
-    if (!inRange(key, kind === 'slot' ? SLOT_RANGE : kind === 'token' ? TOKEN_RANGE : LOG_RANGE)) throw new Error(`${JSON.stringify(key)} is not a ${kind} db key`);
+    if (!inRange(key, kind === 'slot' ? SLOT_RANGE : kind === 'token' ? (key.startsWith('d') ? KEPT_TOKEN_RANGE : TOKEN_CHUNK_RANGE) : LOG_RANGE)) throw new Error(`${JSON.stringify(key)} is not a ${kind} db key`);
     this.raw.set(key, value);
   }
 
@@ -126,16 +134,17 @@ export class MemoryStore implements Store {
 
   async *scanTokens(onCorrupt?: OnCorrupt): AsyncIterable<StoredToken> {
     this.assertOpen();
-    for (const [key, value] of this.entries(TOKEN_RANGE)) {
-      const token = decodeOrReport('token', key, value, decodeToken, onCorrupt);
-      if (token !== undefined) yield token;
+    for (const [range, decode] of [[TOKEN_CHUNK_RANGE, decodeTokenChunk], [KEPT_TOKEN_RANGE, decodeKeptToken]] as const) {
+      for (const [key, value] of this.entries(range)) yield* decodeOrReport('token', key, value, decode, onCorrupt) ?? [];
     }
     await Promise.resolve();
   }
 
-  deleteTokens(tokens: readonly { readonly origin: string; readonly key: string; readonly token: string }[]): Promise<void> {
+  deleteTokensBefore(at: number, limit: number): Promise<number> {
+    const keys = this.entries({ gte: TOKEN_CHUNK_RANGE.gte, lt: tokenChunkLimit(at) }).slice(0, limit).map(([key]) => key);
     return this.write(() => {
-      for (const t of tokens) this.raw.delete(tokenKey(t.origin, t.key, t.token));
+      for (const key of keys) this.raw.delete(key);
+      return keys.length;
     });
   }
 

@@ -65,14 +65,21 @@ export async function loadReplica(store: Store, id: string, now: number, tokenWi
     const touched = slot.origin === origin ? storedSeq.get(slot.key) : undefined;
     if (touched?.has(slot.start + slot.tier) === true) touched.set(slot.start + slot.tier, slot.seq);
   }
-  for await (const t of store.scanTokens(onCorrupt)) state.observe(t.key, t.token, { origin: t.origin, at: t.at, n: t.n });
-  const dirty = new DirtySlots();
   const dirtyTokens = new DirtyTokens();
+  for await (const t of store.scanTokens(onCorrupt)) {
+    // Two observations in chunks whose kept record a crash cut off: write it now, before the chunks expire.
+    if (state.observe(t.key, t.token, { origin: t.origin, at: t.at, n: t.n }) && state.tokens.keptOf(t.key, t.token) !== undefined) dirtyTokens.keep(t.key, t.token);
+  }
+  const dirty = new DirtySlots();
   let lastAt = metaNumber(await store.getMeta(AT_META), AT_META, corrupt);
   const vv = metaVector(await store.getMeta(VV_META), corrupt);
   for (const { seq: recordSeq, increments, tokens } of records) {
     // A token is one observation whatever the slots hold: joining it again changes nothing.
-    for (const t of tokens ?? []) if (state.observe(t.key, t.token, { origin, at: t.at, n: t.n })) dirtyTokens.add({ origin, ...t });
+    for (const t of tokens ?? []) {
+      if (!state.observe(t.key, t.token, { origin, at: t.at, n: t.n })) continue;
+      dirtyTokens.add({ origin, ...t });
+      if (state.tokens.keptOf(t.key, t.token) !== undefined) dirtyTokens.keep(t.key, t.token);
+    }
     for (const [key, second, n] of increments) {
       lastAt = Math.max(lastAt, second);
       for (const tier of ALL_TIERS) {

@@ -19,6 +19,7 @@ import type { Logger } from './logger.ts';
 import type { NodeMetrics } from './metrics.ts';
 import { loadReplica } from './replica-load.ts';
 import { RetentionClock } from './retention-clock.ts';
+import { DEFAULTS } from './config.ts';
 import { RetentionGc } from './retention-gc.ts';
 import { FailStopStore } from './fail-stop-store.ts';
 import type { Store } from './store.ts';
@@ -59,8 +60,6 @@ export interface BatchOutcome {
   readonly duplicates: number;
 }
 
-/** Idempotency tokens a node holds by default (its own and its peers'); past it, new tokens are refused (503). */
-export const DEFAULT_MAX_TOKENS = 1_000_000;
 
 
 export interface ReplicaOptions {
@@ -77,7 +76,7 @@ export interface ReplicaOptions {
   readonly storeRetryMs?: number;
   /** A clock that goes back further than this makes the replica a new incarnation instead of stamping hits in the past's future. */
   readonly maxBackwardJumpMs?: number;
-  /** Tokens held at most before new ones are refused; default DEFAULT_MAX_TOKENS. */
+  /** Tokens held at most before new ones are refused; default --max-tokens's. */
   readonly maxTokens?: number;
 }
 
@@ -180,7 +179,10 @@ export class Replica {
       (origin, key, tier, start, changedSeq) => {
         if (origin !== this.identity_.origin) dirty.markRemote(origin, key, tier, start, changedSeq);
       },
-      (origin, change) => dirtyTokens.add({ origin, ...change }),
+      (origin, change) => {
+        dirtyTokens.add({ origin, ...change });
+        if (state.tokens.keptOf(change.key, change.token) !== undefined) dirtyTokens.keep(change.key, change.token);
+      },
     );
     this.replicated.restore(vv);
     this.replicated.noteLocal(seq, lastAt);
@@ -409,11 +411,11 @@ export class Replica {
   };
 
   private checkTokenRoom(items: readonly HitItem[]): void {
-    const max = this.options.maxTokens ?? DEFAULT_MAX_TOKENS;
+    const max = this.options.maxTokens ?? DEFAULTS.maxTokens;
     let added = 0;
     for (const item of items) if (item.id !== undefined) added++;
     if (added > 0 && this.state.tokens.size + added > max) {
-      throw new HitsRefusedError(`this node holds its limit of ${max} idempotency tokens (they are kept for the 1 s tier's retention); hits with a token are refused until older ones expire`);
+      throw new HitsRefusedError(`this node holds its limit of ${max} idempotency tokens (they are kept for the 1 s tier's retention); hits with a token are refused until older ones expire (see --max-tokens)`);
     }
   }
 
@@ -657,6 +659,7 @@ export class Replica {
     for (const change of pending.tokens.values()) {
       if (!this.state.observe(change.key, change.token, { origin, at: change.at, n: change.n })) continue;
       this.dirtyTokens.add({ origin, ...change });
+      if (this.state.tokens.keptOf(change.key, change.token) !== undefined) this.dirtyTokens.keep(change.key, change.token);
       tokens.push(change);
     }
     this.seq_ = seq;

@@ -1,6 +1,7 @@
 import type { ReplicaState } from '../crdt/replica-state.ts';
 import { horizon, type Retention } from '../crdt/retention.ts';
-import { TIMED_TIERS } from '../crdt/tiers.ts';
+import { TIMED_TIERS, Tier } from '../crdt/tiers.ts';
+import { tokenDropLimit } from '../crdt/token-state.ts';
 import type { Clock } from './clock.ts';
 import type { Logger } from './logger.ts';
 import type { NodeMetrics } from './metrics.ts';
@@ -58,11 +59,11 @@ export class RetentionGc {
     if (clock.paused === true) return 0;
     const now = clock.now() - READ_GRACE_MS;
     try {
-      const tokens: { origin: string; key: string; token: string }[] = [];
-      const dropped = state.dropExpired(now, retention, (key, token, observations) => {
-        for (const o of observations) tokens.push({ origin: o.origin, key, token });
-      });
-      for (let i = 0; i < tokens.length; i += DELETE_CHUNK) await store.deleteTokens(tokens.slice(i, i + DELETE_CHUNK));
+      let tokens = 0;
+      const dropped = state.dropExpired(now, retention, () => void tokens++);
+      // Chunks hold observations by time; those of tokens kept for good are in records of their own.
+      const limit = tokenDropLimit(horizon(Tier.second, now, retention));
+      while ((await store.deleteTokensBefore(limit, DELETE_CHUNK)) === DELETE_CHUNK);
       for (const origin of state.origins()) {
         for (const tier of TIMED_TIERS) {
           while ((await store.deleteBefore(origin, tier, horizon(tier, now, retention), DELETE_CHUNK)) === DELETE_CHUNK);
@@ -70,7 +71,7 @@ export class RetentionGc {
       }
       metrics?.expiredBuckets.inc(dropped);
       metrics?.keys.set(state.keyCount);
-      if (dropped + tokens.length > 0) logger.debug({ dropped, tokens: tokens.length }, 'expired buckets and tokens deleted');
+      if (dropped + tokens > 0) logger.debug({ dropped, tokens }, 'expired buckets and tokens deleted');
       return dropped;
     } catch (error) {
       logger.error({ err: error }, 'retention pass failed; will retry');

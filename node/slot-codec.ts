@@ -1,10 +1,8 @@
 import { keyProblem } from '../crdt/key.ts';
-import { tokenProblem } from '../crdt/key-tokens.ts';
-import { EARLIEST_MS } from '../crdt/key-buckets.ts';
 import { isOrigin } from '../crdt/names.ts';
 import type { Slot } from '../crdt/slot.ts';
 import { TIER_NAMES, TIER_SIZE_MS, Tier, isTier } from '../crdt/tiers.ts';
-import { CorruptRecordError, shorten, type StoredToken } from './store.ts';
+import { CorruptRecordError, shorten } from './store.ts';
 
 /**
  * How slots are laid out as LevelDB keys and values. Keys sort by origin, tier
@@ -98,31 +96,3 @@ export function quote(text: string): string {
   return JSON.stringify(shorten(text, 60));
 }
 
-/**
- * Token observations: key = "t" NUL origin NUL hit-key NUL token, value =
- * at ":" n. Neither the hit key nor the token holds NUL.
- */
-const TOKEN_PREFIX = `t${SEP}`;
-export const TOKEN_RANGE = { gte: TOKEN_PREFIX, lt: `t${String.fromCharCode(1)}` } as const;
-
-export function tokenKey(origin: string, key: string, token: string): string {
-  return `${TOKEN_PREFIX}${origin}${SEP}${key}${SEP}${token}`;
-}
-
-const AT_N = /^([1-9][0-9]{0,12}):([1-9][0-9]*)$/;
-
-/** Decode a stored token observation, as strictly as decodeSlot. */
-export function decodeToken(dbKey: string, dbValue: string): StoredToken {
-  const parts = dbKey.split(SEP);
-  if (parts.length !== 4 || parts[0] !== 't') throw new CorruptRecordError(`token key ${quote(dbKey)} is not "t", origin, key, token separated by NUL`);
-  const [, origin = '', key = '', token = ''] = parts;
-  if (!isOrigin(origin)) throw new CorruptRecordError(`token origin ${quote(origin)} is not id#incarnation`);
-  const problem = keyProblem(key) ?? tokenProblem(token);
-  if (problem !== undefined) throw new CorruptRecordError(`token record ${quote(dbKey)}: ${problem}`);
-  const value = AT_N.exec(dbValue);
-  if (value === null) throw new CorruptRecordError(`token value ${quote(dbValue)} is not <at>:<n> in canonical digits`);
-  const at = Number(value[1]);
-  const n = Number(value[2]);
-  if (at < EARLIEST_MS || !Number.isSafeInteger(n)) throw new CorruptRecordError(`token value ${quote(dbValue)} is out of range`);
-  return { origin, key, token, at, n };
-}

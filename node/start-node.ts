@@ -62,6 +62,7 @@ export async function startNode(config: NodeConfig, options: StartOptions = {}):
     metrics,
     gcIntervalMs: config.gcIntervalMs,
     checkpointIntervalMs: config.checkpointIntervalMs,
+    maxTokens: config.maxTokens,
     // Small steps back are absorbed (stamps wait for the clock); a bigger one starts a new incarnation.
     maxBackwardJumpMs: Math.max(1_000, config.maxClockSkewMs),
   });

@@ -1,6 +1,7 @@
 import type { Slot } from '../crdt/slot.ts';
 import type { TimedTier } from '../crdt/tiers.ts';
 import type { TokenChange } from '../gossip/replica-view.ts';
+import type { Observation } from '../crdt/key-tokens.ts';
 
 /** One increment of a log record: `n` hits of `key` in the second bucket starting at `second`. */
 export type LogIncrement = readonly [key: string, second: number, n: number];
@@ -24,11 +25,20 @@ export interface StoredToken extends TokenChange {
   readonly origin: string;
 }
 
+/** A token that proved a duplicate, with every observation of it: kept for good. */
+export interface KeptToken {
+  readonly key: string;
+  readonly token: string;
+  readonly observations: readonly Observation[];
+}
+
 /** One atomic write: slots with their new absolute counts, token observations, metadata, and at most one log record. */
 export interface CommitBatch {
   readonly slots: readonly Slot[];
-  /** Token observations to write (absent: none). */
+  /** Token observations to write, as one chunk (absent: none). */
   readonly tokens?: readonly StoredToken[];
+  /** Tokens that proved a duplicate, written (again) whole. */
+  readonly keptTokens?: readonly KeptToken[];
   readonly meta: ReadonlyMap<string, string>;
   readonly log?: LogEntry;
 }
@@ -61,10 +71,10 @@ export interface Store {
   commit(batch: CommitBatch): Promise<void>;
   /** Every slot, for rebuilding the in-memory state at start-up. */
   scanSlots(onCorrupt?: OnCorrupt): AsyncIterable<Slot>;
-  /** Every token observation. */
+  /** Every token observation, chunked and kept. */
   scanTokens(onCorrupt?: OnCorrupt): AsyncIterable<StoredToken>;
-  /** Delete token observations past their window (one batch; the caller keeps it small). */
-  deleteTokens(tokens: readonly { readonly origin: string; readonly key: string; readonly token: string }[]): Promise<void>;
+  /** Delete at most `limit` chunks of token observations all made before `at` (kept tokens stay); resolves with how many went. */
+  deleteTokensBefore(at: number, limit: number): Promise<number>;
   /** The log records, in seq order. */
   scanLog(onCorrupt?: OnCorrupt): AsyncIterable<LogRecord>;
   /** Delete the log records up to and including `seq` (they are checkpointed). */

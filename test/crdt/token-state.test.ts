@@ -4,7 +4,7 @@ import { compareObservations, tokenProblem, type Observation } from '../../crdt/
 import { ReplicaState } from '../../crdt/replica-state.ts';
 import { DEFAULT_RETENTION, horizon } from '../../crdt/retention.ts';
 import { ALL_TIERS, TIMED_TIERS, Tier, bucketStart } from '../../crdt/tiers.ts';
-import { TokenState } from '../../crdt/token-state.ts';
+import { LATE_OBSERVATION_MS, TokenState } from '../../crdt/token-state.ts';
 
 const T0 = Date.UTC(2026, 5, 1, 12, 0, 0);
 const WINDOW = DEFAULT_RETENTION[Tier.second];
@@ -161,7 +161,7 @@ describe('token map (a CRDT of idempotency tokens)', () => {
     expect(state.size).toBe(1);
   });
 
-  it('forgets a token seen once a window after the 1 s tier dropped its second, and one with duplicates never (they are taken off the lifetime total for good)', () => {
+  it('forgets a token seen once a while (15 min) after the 1 s tier dropped its second, and one with duplicates never (they are taken off the lifetime total for good)', () => {
     const state = new ReplicaState(WINDOW);
     state.observe('k', 'once', { origin: 'a#1', at: T0, n: 1 });
     state.observe('k', 'twice', { origin: 'a#1', at: T0, n: 2 });
@@ -169,9 +169,9 @@ describe('token map (a CRDT of idempotency tokens)', () => {
     const dropped: string[] = [];
     const drop = (at: number): void => void state.dropExpired(at, DEFAULT_RETENTION, (key, token, list) => dropped.push(`${key}/${token}/${list.length}`));
     // Past the 1 s tier's retention, a late observation (a partition held it back) must still find the first on every node.
-    drop(T0 + WINDOW + 3_600_000);
+    drop(T0 + WINDOW + LATE_OBSERVATION_MS / 2);
     expect(dropped).toEqual([]);
-    drop(T0 + 2 * WINDOW + 3_600_000);
+    drop(T0 + WINDOW + LATE_OBSERVATION_MS + 2 * 60_000);
     expect(dropped).toEqual(['k/once/1']);
     expect(state.tokens.first('k', 'twice')?.origin).toBe('a#1');
     // The second bucket went with the 1 s tier; the hour and the lifetime still take the duplicate off.

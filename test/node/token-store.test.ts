@@ -16,7 +16,7 @@ import { ManualClock } from '../../node/clock.ts';
 import { LevelStore } from '../../node/level-store.ts';
 import { MemoryStore } from '../../node/memory-store.ts';
 import { Replica } from '../../node/replica.ts';
-import { decodeToken, tokenKey } from '../../node/slot-codec.ts';
+import { decodeKeptToken, decodeTokenChunk } from '../../node/token-codec.ts';
 import type { CorruptRecord, StoredToken } from '../../node/store.ts';
 import { TokenConflictError } from '../../node/token-plan.ts';
 
@@ -97,7 +97,8 @@ describe('idempotency tokens in the store', () => {
     await replica.hitOnce('k', 1, 'twice');
     replica.view.apply('n2#bb', { hits: [{ key: 'k', second: T0 + 2_000, counts: [1, 1, 1, 1, 1] }], slots: [], tokens: [{ key: 'k', token: 'twice', at: T0 + 2_000, n: 1 }] }, undefined, [1, T0 + 2_000]);
     await replica.checkpoint();
-    expect((await tokensOf(store)).length).toBe(3);
+    // Three observations in a chunk, and the token that proved a duplicate in a record of its own.
+    expect((await tokensOf(store)).length).toBe(5);
     clock.advance(DEFAULT_RETENTION[0] + 3 * 3_600_000);
     await replica.expire();
     expect((await tokensOf(store)).map((t) => `${t.token}@${t.origin.split('#')[0] ?? ''}`).sort()).toEqual(['twice@n1', 'twice@n2']);
@@ -114,13 +115,20 @@ describe('idempotency tokens in the store', () => {
     await replica.checkpoint();
     await replica.close();
     const origin = replica.identity.origin;
+    const id = '0123456789abcdef-1';
+    const chunk = (rows: unknown[], latest = T0): [string, string] => [`t\u0000${String(latest).padStart(13, '0')}\u0000${id}`, JSON.stringify(rows)];
     const bad: [string, string][] = [
-      [tokenKey(origin, 'k', 'tab\there'), `${T0}:1`],
-      [tokenKey(origin, 'k', 'zero'), `${T0}:0`],
-      [tokenKey(origin, 'k', 'old'), '5:1'],
-      [tokenKey('no-origin', 'k', 'x'), `${T0}:1`],
-      [`${tokenKey(origin, 'k', 'x')}\u0000extra`, `${T0}:1`],
-      [tokenKey(origin, 'k', 'lead'), `0${T0}:1`],
+      chunk([origin, 'k', 'tab\there', T0, 1]),
+      chunk([origin, 'k', 'zero', T0, 0], T0 + 1),
+      chunk([origin, 'k', 'old', 5, 1], T0 + 2),
+      chunk(['no-origin', 'k', 'x', T0, 1], T0 + 3),
+      chunk([origin, 'k', 'late', T0 + 10, 1], T0 + 4),
+      chunk([origin, 'k', 'short', T0], T0 + 5),
+      [`t\u0000${T0}\u0000${id}\u0000extra`, JSON.stringify([origin, 'k', 'x', T0, 1])],
+      [`t\u0000${String(T0).padStart(13, '0')}\u0000${id}x`, 'not json'],
+      ['d\u0000k\u0000kept', JSON.stringify([[origin, T0, 0]])],
+      ['d\u0000k\u0000kept2', JSON.stringify([])],
+      ['d\u0000k\u0000é', JSON.stringify([[origin, T0, 1]])],
     ];
     for (const [key, value] of bad) store.plantRaw('token', key, value);
     await store.open();
@@ -129,7 +137,7 @@ describe('idempotency tokens in the store', () => {
     for await (const t of store.scanTokens((r) => corrupt.push(r))) scanned.push(t);
     expect(scanned.map((t) => t.token)).toEqual(['good']);
     expect(corrupt).toHaveLength(bad.length);
-    for (const [key, value] of bad) expect(() => decodeToken(key, value)).toThrow();
+    for (const [key, value] of bad) expect(() => (key.startsWith('d') ? decodeKeptToken(key, value) : decodeTokenChunk(key, value)), key).toThrow();
     await store.close();
     const again = await open(store, clock);
     expect((await again.hitOnce('k', 1, 'good')).value.duplicate).toBe(true);
