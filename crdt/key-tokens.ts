@@ -47,8 +47,8 @@ export function compareObservations(a: Observation, b: Observation): number {
  * origins' slots, and every node must know where to take them off.
  */
 export class KeyTokens {
-  /** token → its observations, earliest first (nearly always exactly one). */
-  private readonly byToken = new Map<string, Observation[]>();
+  /** token → its observation, or its observations earliest first (an array only for the few seen more than once: it saves an object per token). */
+  private readonly byToken = new Map<string, Observation | Observation[]>();
 
   constructor(private readonly windowMs: number) {}
 
@@ -58,17 +58,19 @@ export class KeyTokens {
 
   /** The observation that counts, or undefined for a token never seen. */
   first(token: string): Observation | undefined {
-    return this.byToken.get(token)?.[0];
+    const held = this.byToken.get(token);
+    return Array.isArray(held) ? held[0] : held;
   }
 
   observations(token: string): readonly Observation[] {
-    return this.byToken.get(token) ?? [];
+    const held = this.byToken.get(token);
+    return held === undefined ? [] : Array.isArray(held) ? held : [held];
   }
 
   /** The duplicates among a token's observations (earliest first): those after the first, within the window of it. */
   duplicates(list: readonly Observation[]): Observation[] {
     const first = list[0];
-    if (first === undefined) return [];
+    if (first === undefined || list.length === 1) return [];
     return list.slice(1).filter((o) => o.at - first.at < this.windowMs);
   }
 
@@ -78,23 +80,25 @@ export class KeyTokens {
    * its window), or undefined when nothing changed.
    */
   join(token: string, observation: Observation): { readonly removed: readonly Observation[]; readonly added: readonly Observation[] } | undefined {
-    const list = this.byToken.get(token);
-    if (list === undefined) {
-      this.byToken.set(token, [observation]);
-      return { removed: [], added: [] };
+    const held = this.byToken.get(token);
+    if (held === undefined) {
+      this.byToken.set(token, observation);
+      return NO_CHANGE;
     }
+    const list = Array.isArray(held) ? held : [held];
     const same = list.findIndex((o) => o.origin === observation.origin);
     if (same >= 0 && compareObservations(observation, list[same] as Observation) >= 0) return undefined;
     const removed = this.duplicates(list);
     if (same >= 0) list[same] = observation;
     else list.push(observation);
     list.sort(compareObservations);
+    this.byToken.set(token, list.length === 1 ? (list[0] as Observation) : list);
     return { removed, added: this.duplicates(list) };
   }
 
   /** Every token with its observations. */
-  entries(): IterableIterator<[string, readonly Observation[]]> {
-    return this.byToken.entries();
+  *entries(): IterableIterator<[string, readonly Observation[]]> {
+    for (const [token, held] of this.byToken) yield [token, Array.isArray(held) ? held : [held]];
   }
 
   /**
@@ -109,7 +113,8 @@ export class KeyTokens {
    */
   dropBefore(limit: number, dropped?: (token: string, observations: readonly Observation[]) => void): number {
     let count = 0;
-    for (const [token, list] of this.byToken) {
+    for (const [token, held] of this.byToken) {
+      const list = Array.isArray(held) ? held : [held];
       if ((list[0] as Observation).at >= limit || this.duplicates(list).length > 0) continue;
       this.byToken.delete(token);
       dropped?.(token, list);
@@ -118,3 +123,5 @@ export class KeyTokens {
     return count;
   }
 }
+
+const NO_CHANGE = { removed: [], added: [] } as const;

@@ -207,8 +207,8 @@ export class ReplicaState {
     return Math.min(total, Number.MAX_SAFE_INTEGER);
   }
 
-  /** Join one origin's observation of `token` on `key` (see TokenState); true if it changed anything. */
-  observe(key: string, token: string, observation: Observation): boolean {
+  /** Join one origin's observation of `token` on `key` (see TokenState.join: 0 when it changed nothing). */
+  observe(key: string, token: string, observation: Observation): number {
     return this.tokens.join(key, token, observation);
   }
 

@@ -16,6 +16,10 @@ export function tokenDropLimit(secondHorizon: number): number {
   return secondHorizon - LATE_OBSERVATION_MS;
 }
 
+/** What a join did (bit flags): changed the state; left the token proving a duplicate. */
+export const TOKEN_CHANGED = 1;
+export const TOKEN_KEPT = 2;
+
 /** One observation as a repair or a push carries it: [token, at, n] of the origin it goes with. */
 export type TokenRow = readonly [token: string, at: number, n: number];
 
@@ -33,6 +37,8 @@ export class TokenState {
   private readonly byKey = new Map<string, KeyTokens>();
   private readonly duplicates = new Map<string, Map<ReplicaId, KeyBuckets>>();
   private tokens = 0;
+  /** The limit of the last drop: a token whose observations are all at or after it was never dropped. */
+  droppedBefore = Number.NEGATIVE_INFINITY;
 
   /** `windowMs`: how long after a token's first observation another is a duplicate of it (the 1 s tier's retention). */
   constructor(readonly windowMs: number) {}
@@ -65,8 +71,11 @@ export class TokenState {
     return this.byKey.get(key)?.observations(token).some((o) => o.origin === origin) === true;
   }
 
-  /** Join one observation; returns true if the state changed (a new one, or an earlier one of the same origin). */
-  join(key: string, token: string, observation: Observation): boolean {
+  /**
+   * Join one observation. Returns 0 when nothing changed, else TOKEN_CHANGED,
+   * with TOKEN_KEPT when the token now proves a duplicate (it is kept for good).
+   */
+  join(key: string, token: string, observation: Observation): number {
     let tokens = this.byKey.get(key);
     if (tokens === undefined) {
       tokens = new KeyTokens(this.windowMs);
@@ -74,11 +83,11 @@ export class TokenState {
     }
     const before = tokens.size;
     const change = tokens.join(token, observation);
-    if (change === undefined) return false;
+    if (change === undefined) return 0;
     this.tokens += tokens.size - before;
     for (const o of change.removed) this.addDuplicate(key, o, -1);
     for (const o of change.added) this.addDuplicate(key, o, 1);
-    return true;
+    return change.added.length > 0 ? TOKEN_CHANGED | TOKEN_KEPT : TOKEN_CHANGED;
   }
 
   /** Join every observation of `other` (the state-based join of two token maps). */
@@ -134,6 +143,7 @@ export class TokenState {
    */
   dropExpired(horizons: readonly number[], dropped?: (key: string, token: string, observations: readonly Observation[]) => void): number {
     const limit = tokenDropLimit(horizons[Tier.second] ?? Number.NEGATIVE_INFINITY);
+    this.droppedBefore = Math.max(this.droppedBefore, limit);
     let count = 0;
     for (const [key, tokens] of this.byKey) {
       count += tokens.dropBefore(limit, dropped === undefined ? undefined : (token, list) => dropped(key, token, list));

@@ -45,8 +45,8 @@ export interface LocalCommit {
 /** Called for every slot a remote delta changed (its count, or the seq it is known at): what must be made durable. */
 export type TouchedSlot = (origin: string, key: string, tier: Tier, start: number, seq: number) => void;
 
-/** Called for every token observation a remote delta added: what must be made durable. */
-export type TouchedToken = (origin: string, change: TokenChange) => void;
+/** Called for every token observation a remote delta added (`kept`: the token now proves a duplicate): what must be made durable. */
+export type TouchedToken = (origin: string, change: TokenChange, kept: boolean) => void;
 
 /**
  * What gossip needs of a replica. node/ implements it over the real state and

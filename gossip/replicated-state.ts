@@ -1,5 +1,6 @@
 import { COUNT_RAISED, type KeyChange, type ReplicaState } from '../crdt/replica-state.ts';
 import { ALL_TIERS, bucketStart } from '../crdt/tiers.ts';
+import { TOKEN_KEPT } from '../crdt/token-state.ts';
 import type { BucketRef } from '../crdt/window-plan.ts';
 import { LIMITS } from './limits.ts';
 import type { SyncEntry, VersionEntry, VersionVector } from './messages.ts';
@@ -122,9 +123,10 @@ export class ReplicatedState implements ReplicaView {
     // After the counts: a duplicate proven before its hits arrive would be taken off hits not yet held.
     const tokens: TokenChange[] = [];
     for (const change of changes.tokens ?? []) {
-      if (!this.state.observe(change.key, change.token, { origin, at: change.at, n: change.n })) continue;
+      const joined = this.state.observe(change.key, change.token, { origin, at: change.at, n: change.n });
+      if (joined === 0) continue;
       tokens.push(change);
-      this.onToken?.(origin, change);
+      this.onToken?.(origin, change, (joined & TOKEN_KEPT) !== 0);
     }
     if (complete !== undefined && (this.vv.get(origin)?.[0] ?? 0) >= complete.from) this.raise(origin, complete.to);
     return { hits, slots, tokens };

@@ -108,7 +108,8 @@ export class Checkpointer {
     try {
       // Tokens first: the log records they came in are truncated below, and the vector goes with the last slots.
       // One retention dropped since it was marked is not written back (its record would outlive it until the next start).
-      const held = tokens.tokens.filter((t) => state.tokens.holds(t.key, t.token, t.origin));
+      const dropped = state.tokens.droppedBefore;
+      const held = tokens.tokens.filter((t) => t.at >= dropped || state.tokens.holds(t.key, t.token, t.origin));
       for (let i = 0; i < held.length; i += CHUNK_SLOTS) await store.commit({ slots: [], tokens: held.slice(i, i + CHUNK_SLOTS), meta: new Map() });
       const kept: KeptToken[] = [];
       for (const { key, token } of tokens.kept) {

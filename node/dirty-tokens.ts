@@ -1,3 +1,4 @@
+import type { TokenChange } from '../gossip/replica-view.ts';
 import { tokenId } from './group-commit.ts';
 import type { StoredToken } from './store.ts';
 
@@ -10,15 +11,18 @@ import type { StoredToken } from './store.ts';
  * million, as it does slots).
  */
 export class DirtyTokens {
-  private list: StoredToken[] = [];
+  /** Origins and changes side by side: no object per token on the hit path. */
+  private origins: string[] = [];
+  private changes: TokenChange[] = [];
   private kept = new Map<string, { key: string; token: string }>();
 
   get size(): number {
-    return this.list.length + this.kept.size;
+    return this.changes.length + this.kept.size;
   }
 
-  add(token: StoredToken): void {
-    this.list.push(token);
+  add(origin: string, change: TokenChange): void {
+    this.origins.push(origin);
+    this.changes.push(change);
   }
 
   /** `token` on `key` has (more) duplicates: write all its observations to its record kept for good. */
@@ -28,15 +32,18 @@ export class DirtyTokens {
 
   /** Everything marked, leaving it empty. */
   take(): { tokens: StoredToken[]; kept: { key: string; token: string }[] } {
-    const taken = { tokens: this.list, kept: [...this.kept.values()] };
-    this.list = [];
+    const tokens: StoredToken[] = this.changes.map((change, i) => ({ origin: this.origins[i] as string, ...change }));
+    const taken = { tokens, kept: [...this.kept.values()] };
+    this.origins = [];
+    this.changes = [];
     this.kept = new Map();
     return taken;
   }
 
   /** Put back what a failed checkpoint took. */
   restore(taken: { tokens: readonly StoredToken[]; kept: readonly { key: string; token: string }[] }): void {
-    this.list = [...taken.tokens, ...this.list];
+    this.origins = [...taken.tokens.map((t) => t.origin), ...this.origins];
+    this.changes = [...taken.tokens, ...this.changes];
     for (const k of taken.kept) this.keep(k.key, k.token);
   }
 }

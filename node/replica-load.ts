@@ -1,5 +1,6 @@
 import { isOrigin } from '../crdt/names.ts';
 import { ReplicaState } from '../crdt/replica-state.ts';
+import { TOKEN_KEPT } from '../crdt/token-state.ts';
 import { ALL_TIERS, bucketStart } from '../crdt/tiers.ts';
 import type { VersionEntry, VersionVector } from '../gossip/messages.ts';
 import { AT_META, SEQ_META, VV_META } from './checkpointer.ts';
@@ -68,7 +69,7 @@ export async function loadReplica(store: Store, id: string, now: number, tokenWi
   const dirtyTokens = new DirtyTokens();
   for await (const t of store.scanTokens(onCorrupt)) {
     // Two observations in chunks whose kept record a crash cut off: write it now, before the chunks expire.
-    if (state.observe(t.key, t.token, { origin: t.origin, at: t.at, n: t.n }) && state.tokens.keptOf(t.key, t.token) !== undefined) dirtyTokens.keep(t.key, t.token);
+    if ((state.observe(t.key, t.token, { origin: t.origin, at: t.at, n: t.n }) & TOKEN_KEPT) !== 0) dirtyTokens.keep(t.key, t.token);
   }
   const dirty = new DirtySlots();
   let lastAt = metaNumber(await store.getMeta(AT_META), AT_META, corrupt);
@@ -76,9 +77,10 @@ export async function loadReplica(store: Store, id: string, now: number, tokenWi
   for (const { seq: recordSeq, increments, tokens } of records) {
     // A token is one observation whatever the slots hold: joining it again changes nothing.
     for (const t of tokens ?? []) {
-      if (!state.observe(t.key, t.token, { origin, at: t.at, n: t.n })) continue;
-      dirtyTokens.add({ origin, ...t });
-      if (state.tokens.keptOf(t.key, t.token) !== undefined) dirtyTokens.keep(t.key, t.token);
+      const joined = state.observe(t.key, t.token, { origin, at: t.at, n: t.n });
+      if (joined === 0) continue;
+      dirtyTokens.add(origin, t);
+      if ((joined & TOKEN_KEPT) !== 0) dirtyTokens.keep(t.key, t.token);
     }
     for (const [key, second, n] of increments) {
       lastAt = Math.max(lastAt, second);

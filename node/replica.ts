@@ -1,6 +1,7 @@
 import type { ReplicaState } from '../crdt/replica-state.ts';
 import type { Retention } from '../crdt/retention.ts';
 import { Tier, bucketStart } from '../crdt/tiers.ts';
+import { TOKEN_KEPT } from '../crdt/token-state.ts';
 import { LIFETIME_PLAN, planWindow, type WindowPlan } from '../crdt/window-plan.ts';
 import type { VersionEntry, VersionVector } from '../gossip/messages.ts';
 import type { HitRow, LocalCommit, ReplicaView } from '../gossip/replica-view.ts';
@@ -58,6 +59,8 @@ export interface TokenOutcome {
 export interface BatchOutcome {
   readonly accepted: number;
   readonly duplicates: number;
+  /** The stamp of the hits counted (0: none). */
+  readonly at: number;
 }
 
 
@@ -133,6 +136,8 @@ export class Replica {
   /** Why hits are refused right now (set by replication's clock guard), or undefined. */
   private refusal: (() => string | undefined) | undefined;
   private broken: string | undefined;
+  /** Goes up whenever a token is added to a batch or comes from a peer: a plan of tokens made before is then made again. */
+  private tokenEpoch = 0;
   /** Hits added to a batch and not yet in the state (see checkCountLimit). */
   private unapplied = 0;
   private readonly countLedger: CountLedger = {
@@ -179,9 +184,10 @@ export class Replica {
       (origin, key, tier, start, changedSeq) => {
         if (origin !== this.identity_.origin) dirty.markRemote(origin, key, tier, start, changedSeq);
       },
-      (origin, change) => {
-        dirtyTokens.add({ origin, ...change });
-        if (state.tokens.keptOf(change.key, change.token) !== undefined) dirtyTokens.keep(change.key, change.token);
+      (origin, change, kept) => {
+        this.tokenEpoch++;
+        dirtyTokens.add(origin, change);
+        if (kept) dirtyTokens.keep(change.key, change.token);
       },
     );
     this.replicated.restore(vv);
@@ -346,9 +352,10 @@ export class Replica {
       if (plan.fresh.length === 0) {
         this.assertAccepting();
         this.options.metrics?.tokenRepeats.inc(plan.duplicates);
-        return { value: { accepted: 0, duplicates: plan.duplicates }, ...this.repeatHolders(items) };
+        return { value: { accepted: 0, duplicates: plan.duplicates, at: 0 }, ...this.repeatHolders(items) };
       }
       let checked: TokenPlan = plan;
+      const epoch = this.tokenEpoch;
       try {
         const committed = await this.admit(
           (pending, at) => {
@@ -357,15 +364,20 @@ export class Replica {
             for (const item of checked.fresh) {
               const n = item.n ?? 1;
               if (item.id === undefined) pending.add(item.key, second, n);
-              else pending.addWithToken(item.key, item.id, at, n);
+              else {
+                pending.addWithToken(item.key, item.id, at, n);
+                this.tokenEpoch++;
+              }
               total += n;
             }
-            return { accepted: total, duplicates: checked.duplicates };
+            return { accepted: total, duplicates: checked.duplicates, at };
           },
           () => {
-            // In the step that adds them: a request for the same token may have come in during the waits.
-            checked = planTokens(items, this.tokenLookup);
-            if (checked.waitFor !== undefined || checked.fresh.length !== plan.fresh.length) throw new TokenSeenError();
+            // In the step that adds them: a request for the same token, or a peer's observation, may have come in during the waits.
+            if (this.tokenEpoch !== epoch) {
+              checked = planTokens(items, this.tokenLookup);
+              if (checked.waitFor !== undefined || checked.fresh.length !== plan.fresh.length) throw new TokenSeenError();
+            }
             this.checkTokenRoom(checked.fresh);
             checkCountLimit(checked.fresh, this.countLedger);
           },
@@ -382,7 +394,7 @@ export class Replica {
   /** One hit of `n` under an idempotency token: counted once, however often it is sent (see hitsOnce). */
   async hitOnce(key: string, n: number, token: string): Promise<Committed<TokenOutcome>> {
     const committed = await this.hitsOnce([{ key, n, id: token }]);
-    if (committed.value.duplicates === 0) return { ...committed, value: { at: this.tokenAt(key, token), duplicate: false } };
+    if (committed.value.duplicates === 0) return { ...committed, value: { at: committed.value.at, duplicate: false } };
     return { ...committed, value: { at: this.state.tokens.first(key, token)?.at ?? 0, duplicate: true } };
   }
 
@@ -399,10 +411,6 @@ export class Replica {
       if (first !== undefined && first.origin !== origin) return { origin, seq: this.seq_, holders: 2 };
     }
     return { origin, seq: this.seq_ };
-  }
-
-  private tokenAt(key: string, token: string): number {
-    return this.state.tokens.first(key, token)?.at ?? this.lastAt;
   }
 
   private readonly tokenLookup: TokenLookup = {
@@ -657,9 +665,10 @@ export class Replica {
     }
     const tokens: TokenChange[] = [];
     for (const change of pending.tokens.values()) {
-      if (!this.state.observe(change.key, change.token, { origin, at: change.at, n: change.n })) continue;
-      this.dirtyTokens.add({ origin, ...change });
-      if (this.state.tokens.keptOf(change.key, change.token) !== undefined) this.dirtyTokens.keep(change.key, change.token);
+      const joined = this.state.observe(change.key, change.token, { origin, at: change.at, n: change.n });
+      if (joined === 0) continue;
+      this.dirtyTokens.add(origin, change);
+      if ((joined & TOKEN_KEPT) !== 0) this.dirtyTokens.keep(change.key, change.token);
       tokens.push(change);
     }
     this.seq_ = seq;

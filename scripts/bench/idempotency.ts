@@ -179,7 +179,7 @@ async function total(server: Server, prefix: string, n: number): Promise<number>
 async function singleNode(options: IdempotencyBenchOptions): Promise<Record<Mode, Side>> {
   const start = async (name: string): Promise<Server> => {
     const port = await freePort();
-    return startPinned(options.serverCpu, 'node/main.ts', ['--id', name, '--port', String(port), '--data', join(options.work, name), '--log-level', 'warn'], port);
+    return startPinned(options.serverCpu, 'node/main.ts', ['--id', name, '--port', String(port), '--data', join(options.work, name), '--log-level', 'warn', '--max-tokens', '50000000'], port);
   };
   const modes: readonly Mode[] = ['none', 'unique', 'repeat'];
   const servers = await Promise.all(modes.map((mode) => start(`idem-${mode}`)));
@@ -210,7 +210,7 @@ async function singleNode(options: IdempotencyBenchOptions): Promise<Record<Mode
 
 /** Gossip bytes per hit on 3 nodes (all frames of all nodes), hits on node 1 on one hot key, with a token per hit and without, alternating. */
 async function gossipBytes(options: IdempotencyBenchOptions): Promise<Record<'none' | 'unique', GossipSide>> {
-  const nodes = await startCluster(3, join(options.work, 'idem-cluster'), (i) => (i === 0 ? options.serverCpu : options.loadCpu), (i, ports) => (i === 0 ? [] : [`127.0.0.1:${ports[0]}`]));
+  const nodes = await startCluster(3, join(options.work, 'idem-cluster'), (i) => (i === 0 ? options.serverCpu : options.loadCpu), (i, ports) => (i === 0 ? [] : [`127.0.0.1:${ports[0]}`]), ['--max-tokens', '50000000']);
   try {
     await waitForMesh(nodes, 2);
     const first = nodes[0] as (typeof nodes)[number];

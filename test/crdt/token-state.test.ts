@@ -152,8 +152,8 @@ describe('token map (a CRDT of idempotency tokens)', () => {
     state.join('k', 't', { origin: 'b#1', at: T0 + 5_000, n: 1 });
     state.join('k', 't', { origin: 'a#1', at: T0 + 9_000, n: 1 });
     expect(state.duplicatesIn('k', Tier.second, T0 + 9_000)).toBe(1);
-    expect(state.join('k', 't', { origin: 'a#1', at: T0 + 9_000, n: 1 })).toBe(false);
-    expect(state.join('k', 't', { origin: 'a#1', at: T0 + 1_000, n: 1 })).toBe(true);
+    expect(state.join('k', 't', { origin: 'a#1', at: T0 + 9_000, n: 1 })).toBe(0);
+    expect(state.join('k', 't', { origin: 'a#1', at: T0 + 1_000, n: 1 })).toBe(3);
     expect(state.first('k', 't')).toEqual({ origin: 'a#1', at: T0 + 1_000, n: 1 });
     expect(state.duplicatesIn('k', Tier.second, T0 + 9_000)).toBe(0);
     expect(state.duplicatesIn('k', Tier.second, T0 + 5_000)).toBe(1);
