@@ -36,6 +36,7 @@ function conflict(key: string, n: number, counted: number): TokenConflictError {
  * synchronous step that adds the items, so nothing slips in between.
  */
 export function planTokens(items: readonly HitItem[], lookup: TokenLookup): TokenPlan {
+  if (items.length === 1) return planOne(items[0] as HitItem, items, lookup);
   const fresh: HitItem[] = [];
   const seen = new Map<string, number>();
   let duplicates = 0;
@@ -67,4 +68,19 @@ export function planTokens(items: readonly HitItem[], lookup: TokenLookup): Toke
     fresh.push(item);
   }
   return { fresh, duplicates };
+}
+
+/** The same for one item (a single hit, the common case): no map of the batch's tokens. */
+function planOne(item: HitItem, items: readonly HitItem[], lookup: TokenLookup): TokenPlan {
+  if (item.id === undefined) return { fresh: items, duplicates: 0 };
+  const n = item.n ?? 1;
+  const first = lookup.first(item.key, item.id);
+  if (first !== undefined) {
+    if (first.n !== n) throw conflict(item.key, n, first.n);
+    return { fresh: [], duplicates: 1 };
+  }
+  const pending = lookup.pending(item.key, item.id);
+  if (pending === undefined) return { fresh: items, duplicates: 0 };
+  if (pending.change.n !== n) throw conflict(item.key, n, pending.change.n);
+  return { fresh: [], duplicates: 0, waitFor: pending.done.catch(() => undefined) };
 }
