@@ -61,6 +61,38 @@ describe('joining what peers answer', () => {
 });
 
 
+describe('a fresh read with idempotency tokens', () => {
+  it('takes off the most duplicates any member proves, per origin, never past what that origin holds', async () => {
+    const state = new ReplicaState();
+    const [second] = hitBuckets(T);
+    if (second === undefined) throw new Error('no bucket');
+    // Here: a#1 counted token t (3 hits) and 1 hit more; b#1's retry of t is not known here yet.
+    state.join({ origin: 'a#1', key: 'k', ...second, count: 4 });
+    state.observe('k', 't', { origin: 'a#1', at: T, n: 3 });
+    const plan = { from: second.start, to: second.start + 1000, buckets: [second] };
+    const reads = new FreshReads({
+      self: () => 'n1',
+      state,
+      members: () => 3,
+      ask: (id) => {
+        // n2 holds b#1's 3 hits of t and knows they are a duplicate; n3 claims 99 duplicates of c#1, which it holds 2 hits of.
+        queueMicrotask(() => reads.onReply('n2', { type: 'readReply', id, origins: ['a#1', 'b#1'], rows: [0, 0, 0, 4, 0, 1, 0, 3], duplicates: [0, 1, 0, 3], tooBig: false }));
+        queueMicrotask(() => reads.onReply('n3', { type: 'readReply', id, origins: ['c#1'], rows: [0, 0, 0, 2], duplicates: [0, 0, 0, 99], tooBig: false }));
+        return ['n2', 'n3'];
+      },
+    });
+    expect(await reads.read(['k'], plan, 'all', 1_000)).toMatchObject({ ok: true, counts: { k: 4 } });
+    // A reply whose duplicates name a bucket that was not asked is dropped whole.
+    const strict = new FreshReads({
+      self: () => 'n1',
+      state,
+      members: () => 2,
+      ask: (id) => (queueMicrotask(() => strict.onReply('n2', { type: 'readReply', id, origins: ['b#1'], rows: [0, 0, 0, 3], duplicates: [0, 0, 5, 3], tooBig: false })), ['n2']),
+    });
+    expect(await strict.read(['k'], plan, 'all', 50)).toMatchObject({ ok: false, counts: { k: 4 }, answered: ['n1'] });
+  });
+});
+
 async function get(node: RunningNode, path: string): Promise<{ status: number; body: Record<string, unknown> }> {
   const res = await fetch(`${node.url}${path}`);
   return { status: res.status, body: (await res.json()) as Record<string, unknown> };

@@ -59,9 +59,10 @@ const deltaArb = fc
       fc.array(
         fc.tuple(
           // Honest keys too: a peer's duplicates may only ever be taken off that peer's own hits.
-          fc.oneof(keyArb, fc.constantFrom(...HONEST)),
+          fc.oneof({ weight: 8, arbitrary: fc.constantFrom(...HONEST, 'evil') }, { weight: 1, arbitrary: keyArb }),
           fc.oneof({ weight: 20, arbitrary: fc.constantFrom('t1', 't2', ' ', '~'.repeat(255)) }, { weight: 1, arbitrary: fc.constantFrom('', 'x'.repeat(256), 'é', 'a\u0000', 7) }),
-          fc.oneof({ weight: 20, arbitrary: fc.integer({ min: NOW - 3 * DAY, max: NOW }) }, { weight: 1, arbitrary: timeArb }),
+          // Stamps are ms after the frame's base (up to 3 days before now): mostly a day at most, now and then anything.
+          fc.oneof({ weight: 20, arbitrary: fc.integer({ min: 0, max: DAY }) }, { weight: 1, arbitrary: timeArb }),
           fc.oneof({ weight: 20, arbitrary: fc.integer({ min: 1, max: 5 }) }, { weight: 1, arbitrary: countArb }),
         ),
         { maxLength: 3 },
