@@ -49,6 +49,8 @@ export function compareObservations(a: Observation, b: Observation): number {
 export class KeyTokens {
   /** token → its observation, or its observations earliest first (an array only for the few seen more than once: it saves an object per token). */
   private readonly byToken = new Map<string, Observation | Observation[]>();
+  /** The tokens observed more than once (never dropped, so this only grows): what a fresh read sends whole. */
+  private readonly keptTokens = new Set<string>();
 
   constructor(private readonly windowMs: number) {}
 
@@ -93,7 +95,13 @@ export class KeyTokens {
     else list.push(observation);
     list.sort(compareObservations);
     this.byToken.set(token, list.length === 1 ? (list[0] as Observation) : list);
+    if (list.length > 1) this.keptTokens.add(token);
     return { removed, added: this.duplicates(list) };
+  }
+
+  /** The tokens observed more than once (kept for good). */
+  *kept(): IterableIterator<[string, readonly Observation[]]> {
+    for (const token of this.keptTokens) yield [token, this.observations(token)];
   }
 
   /** Every token with its observations. */
@@ -102,22 +110,24 @@ export class KeyTokens {
   }
 
   /**
-   * Forget the tokens that can no longer matter: one without duplicates whose
-   * first observation is older than `limit` (TokenState puts it a while past
-   * the 1 s tier's horizon: until then an observation a partition held back
-   * may still arrive, and must find the first on every node). One with
-   * duplicates is kept for good: its duplicates are taken off the coarser
-   * buckets and the lifetime total, which outlive any token (only hits
-   * retried on two nodes before they heard of each other make them). Calls
-   * `dropped` for each; returns how many.
+   * Forget the tokens that can no longer matter: one observed once, older
+   * than `limit` (TokenState puts it a while past the 1 s tier's horizon:
+   * until then an observation a partition held back may still arrive, and
+   * must find the first on every node). One observed more than once is kept
+   * for good, memory and disk alike: a duplicate among its observations is
+   * taken off the coarser buckets and the lifetime total, which outlive any
+   * token, and which one is a duplicate can change as observations come (a
+   * review found a token dropped from memory but not from disk, or the other
+   * way round, counting differently after a restart). Only hits retried on
+   * two nodes before they heard of each other, or a token used again past its
+   * window, make them. Calls `dropped` for each; returns how many.
    */
   dropBefore(limit: number, dropped?: (token: string, observations: readonly Observation[]) => void): number {
     let count = 0;
     for (const [token, held] of this.byToken) {
-      const list = Array.isArray(held) ? held : [held];
-      if ((list[0] as Observation).at >= limit || this.duplicates(list).length > 0) continue;
+      if (Array.isArray(held) || held.at >= limit) continue;
       this.byToken.delete(token);
-      dropped?.(token, list);
+      dropped?.(token, [held]);
       count++;
     }
     return count;

@@ -59,11 +59,28 @@ export class TokenState {
     return first !== undefined && now - first.at < this.windowMs ? first : undefined;
   }
 
-  /** Every observation of a token that proved a duplicate (what is kept for good), else undefined. */
-  keptOf(key: string, token: string): readonly Observation[] | undefined {
+  /** `key`'s tokens observed more than once, with their observations. */
+  *keptIn(key: string): IterableIterator<[string, readonly Observation[]]> {
     const tokens = this.byKey.get(key);
-    const list = tokens?.observations(token) ?? [];
-    return tokens !== undefined && tokens.duplicates(list).length > 0 ? list : undefined;
+    if (tokens !== undefined) yield* tokens.kept();
+  }
+
+  /** The observations of `token` on `key` held here. */
+  observationsOf(key: string, token: string): readonly Observation[] {
+    return this.byKey.get(key)?.observations(token) ?? [];
+  }
+
+  /** The duplicates among any observations of one token, as this map would join them (what a fresh read works out over what members hold). */
+  duplicatesAmong(observations: readonly Observation[]): Observation[] {
+    const scratch = new KeyTokens(this.windowMs);
+    for (const o of observations) scratch.join('t', o);
+    return scratch.duplicates(scratch.observations('t'));
+  }
+
+  /** Every observation of a token observed more than once (what is kept for good), else undefined. */
+  keptOf(key: string, token: string): readonly Observation[] | undefined {
+    const list = this.byKey.get(key)?.observations(token) ?? [];
+    return list.length > 1 ? list : undefined;
   }
 
   /** Does this replica hold `origin`'s observation of `token` on `key` (a checkpoint writes only what is still held)? */
@@ -73,7 +90,8 @@ export class TokenState {
 
   /**
    * Join one observation. Returns 0 when nothing changed, else TOKEN_CHANGED,
-   * with TOKEN_KEPT when the token now proves a duplicate (it is kept for good).
+   * with TOKEN_KEPT when the token is observed more than once (it is kept for
+   * good, and its record of its own is written again).
    */
   join(key: string, token: string, observation: Observation): number {
     let tokens = this.byKey.get(key);
@@ -87,7 +105,7 @@ export class TokenState {
     this.tokens += tokens.size - before;
     for (const o of change.removed) this.addDuplicate(key, o, -1);
     for (const o of change.added) this.addDuplicate(key, o, 1);
-    return change.added.length > 0 ? TOKEN_CHANGED | TOKEN_KEPT : TOKEN_CHANGED;
+    return tokens.observations(token).length > 1 ? TOKEN_CHANGED | TOKEN_KEPT : TOKEN_CHANGED;
   }
 
   /** Join every observation of `other` (the state-based join of two token maps). */

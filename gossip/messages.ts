@@ -111,8 +111,12 @@ export interface ReadReply {
   readonly id: number;
   readonly origins: readonly string[];
   readonly rows: readonly number[];
-  /** The duplicates the peer's tokens prove, per origin: [key index, origin index, bucket index, count] × n (absent when none). */
-  readonly duplicates?: readonly number[];
+  /**
+   * The peer's tokens of those keys observed more than once (the only ones
+   * that prove duplicates), whole: [key index, token, origin index, at, n] × n
+   * (absent when none). The asker works the duplicates out over the union.
+   */
+  readonly tokens?: readonly (string | number)[];
   readonly tooBig: boolean;
 }
 
@@ -254,18 +258,23 @@ function checkRead(v: Record<string, unknown>): string | undefined {
   return undefined;
 }
 
-function checkReadReply(v: Record<string, unknown>): string | undefined {
+function checkReadReply(v: Record<string, unknown>, b: TimeBounds): string | undefined {
   if (!isInt(v.id)) return 'id is not a request number';
   if (typeof v.tooBig !== 'boolean') return 'tooBig is not a boolean';
   if (!Array.isArray(v.origins) || v.origins.length > LIMITS.maxOrigins || !v.origins.every(isOrigin)) return 'origins is not a list of origins';
   if (!Array.isArray(v.rows) || v.rows.length % 4 !== 0 || v.rows.length > 4 * LIMITS.maxReadRows || !v.rows.every(isInt)) return 'rows is not a list of [key, origin, bucket, count]';
   const rows = v.rows;
   for (let i = 1; i < rows.length; i += 4) if ((rows[i] as number) >= v.origins.length) return 'a row names an origin that is not listed';
-  const duplicates = v.duplicates;
-  if (duplicates !== undefined) {
-    if (!Array.isArray(duplicates) || duplicates.length % 4 !== 0 || duplicates.length > 4 * LIMITS.maxReadRows || !duplicates.every(isInt)) return 'duplicates is not a list of [key, origin, bucket, count]';
-    const d: readonly number[] = duplicates;
-    for (let i = 1; i < d.length; i += 4) if ((d[i] as number) >= v.origins.length) return 'a duplicate names an origin that is not listed';
+  const tokens = v.tokens;
+  if (tokens !== undefined) {
+    if (!Array.isArray(tokens) || tokens.length % 5 !== 0 || tokens.length > 5 * LIMITS.maxReadRows) return 'tokens is not a list of [key, token, origin, at, n]';
+    const t: readonly unknown[] = tokens;
+    for (let i = 0; i < t.length; i += 5) {
+      const bad = typeof t[i + 1] === 'string' ? tokenProblem(t[i + 1] as string) : 'token is not a string';
+      if (bad !== undefined) return `reply token: ${bad}`;
+      if (!isInt(t[i]) || !isInt(t[i + 2]) || (t[i + 2] as number) >= v.origins.length) return 'a reply token names a bad key or origin index';
+      if (!isInt(t[i + 3]) || !inBounds(t[i + 3] as number, b) || !isInt(t[i + 4]) || t[i + 4] === 0) return 'a reply token has a bad time or n';
+    }
   }
   return undefined;
 }
@@ -309,7 +318,7 @@ export function parseMessage(value: unknown, now: number): Message {
       if (problem === undefined) return value as unknown as Read;
       break;
     case 'readReply':
-      problem = checkReadReply(value);
+      problem = checkReadReply(value, b);
       if (problem === undefined) return value as unknown as ReadReply;
       break;
     default:

@@ -599,7 +599,7 @@ export class GossipCore {
     const counts = this.replica.countsAt(read.keys, fromRuns(read.runs), LIMITS.maxReadRows);
     if (counts === undefined) return { type: 'readReply', id: read.id, origins: [], rows: [], tooBig: true };
     const reply: ReadReply = { type: 'readReply', id: read.id, origins: counts.origins, rows: counts.rows, tooBig: false };
-    return counts.duplicates.length === 0 ? reply : { ...reply, duplicates: counts.duplicates };
+    return counts.tokens.length === 0 ? reply : { ...reply, tokens: counts.tokens };
   }
 
   private noteHeld(peer: string, seq: number): void {

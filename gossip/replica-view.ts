@@ -66,10 +66,10 @@ export interface ReplicaView {
   /**
    * What this replica holds of `keys` at `refs`, per origin: rows [key index,
    * origin index, bucket index, count] (non-zero only) over `origins`, and the
-   * duplicates its tokens prove as [key index, origin index, bucket index, count]; undefined
+   * observations of its tokens observed more than once as [key index, token, origin index, at, n]; undefined
    * when there would be more than `maxRows` rows. What a fresh read asks a peer.
    */
-  countsAt(keys: readonly string[], refs: readonly BucketRef[], maxRows: number): { origins: string[]; rows: number[]; duplicates: number[] } | undefined;
+  countsAt(keys: readonly string[], refs: readonly BucketRef[], maxRows: number): { origins: string[]; rows: number[]; tokens: (string | number)[] } | undefined;
   /** False for an origin this replica does not hold and has no room for (the origin limit). */
   accepts(origin: string): boolean;
   /**

@@ -67,25 +67,26 @@ export class ReplicatedState implements ReplicaView {
     return this.state.changedKeys(origin, since?.[0] ?? 0, since?.[1] ?? Number.NEGATIVE_INFINITY);
   }
 
-  countsAt(keys: readonly string[], refs: readonly BucketRef[], maxRows: number): { origins: string[]; rows: number[]; duplicates: number[] } | undefined {
+  countsAt(keys: readonly string[], refs: readonly BucketRef[], maxRows: number): { origins: string[]; rows: number[]; tokens: (string | number)[] } | undefined {
     const originIndex = new Map<string, number>();
+    const indexOf = (origin: string): number => {
+      let o = originIndex.get(origin);
+      if (o === undefined) originIndex.set(origin, (o = originIndex.size));
+      return o;
+    };
     const rows: number[] = [];
-    const duplicates: number[] = [];
+    const tokens: (string | number)[] = [];
     for (let k = 0; k < keys.length; k++) {
       for (const [origin, bucket, count] of this.state.originCounts(keys[k] as string, refs)) {
-        let o = originIndex.get(origin);
-        if (o === undefined) originIndex.set(origin, (o = originIndex.size));
-        rows.push(k, o, bucket, count);
+        rows.push(k, indexOf(origin), bucket, count);
         if (rows.length > 4 * maxRows) return undefined;
       }
-      for (const [origin, bucket, count] of this.state.tokens.duplicateCounts(keys[k] as string, refs)) {
-        let o = originIndex.get(origin);
-        if (o === undefined) originIndex.set(origin, (o = originIndex.size));
-        duplicates.push(k, o, bucket, count);
-        if (rows.length + duplicates.length > 4 * maxRows) return undefined;
+      for (const [token, observations] of this.state.tokens.keptIn(keys[k] as string)) {
+        for (const o of observations) tokens.push(k, token, indexOf(o.origin), o.at, o.n);
+        if (rows.length / 4 + tokens.length / 5 > maxRows) return undefined;
       }
     }
-    return { origins: [...originIndex.keys()], rows, duplicates };
+    return { origins: [...originIndex.keys()], rows, tokens };
   }
 
   accepts(origin: string): boolean {

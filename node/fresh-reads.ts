@@ -1,4 +1,6 @@
+import type { Observation } from '../crdt/key-tokens.ts';
 import type { ReplicaState } from '../crdt/replica-state.ts';
+import { ALL_TIERS, bucketStart } from '../crdt/tiers.ts';
 import type { BucketRef, WindowPlan } from '../crdt/window-plan.ts';
 import type { ReadReply } from '../gossip/messages.ts';
 import { toRuns } from '../gossip/read-plan.ts';
@@ -90,14 +92,16 @@ export class FreshReads {
       for (const [origin, bucket, count] of this.deps.state.originCounts(key, refs)) bucketsOf(byOrigin, origin).set(bucket, count);
       return byOrigin;
     });
-    // key index → origin → bucket index → the most duplicates anyone's tokens prove there. Each member's is a lower
-    // bound of the truth (it takes off only what it can prove), so the most of them is too: a fresh read may count a
-    // duplicate no member answering knew of, never take off a hit that counts. Each is capped by that origin's count.
+    // The duplicates: per key, origin and bucket index, what this node's tokens prove, except for the tokens a peer
+    // sent (those it observed more than once, the only ones that prove any), which are worked out again over the
+    // union of every member's observations of them. Each is then capped by that origin's merged count.
+    const tokens = this.deps.state.tokens;
     const duplicates = keys.map((key) => {
       const byOrigin = new Map<string, Map<number, number>>();
-      for (const [origin, bucket, count] of this.deps.state.tokens.duplicateCounts(key, refs)) bucketsOf(byOrigin, origin).set(bucket, count);
+      for (const [origin, bucket, count] of tokens.duplicateCounts(key, refs)) bucketsOf(byOrigin, origin).set(bucket, count);
       return byOrigin;
     });
+    const sent = keys.map(() => new Map<string, Observation[]>());
     for (const reply of replies.values()) {
       if (reply.tooBig) continue;
       for (let i = 0; i < reply.rows.length; i += 4) {
@@ -105,19 +109,36 @@ export class FreshReads {
         const buckets = bucketsOf(joined[k] as Map<string, Map<number, number>>, reply.origins[o] as string);
         if (count > (buckets.get(b) ?? 0)) buckets.set(b, count);
       }
-      const d = reply.duplicates ?? [];
-      for (let i = 0; i < d.length; i += 4) {
-        const [k, o, b, count] = [d[i] as number, d[i + 1] as number, d[i + 2] as number, d[i + 3] as number];
-        const buckets = bucketsOf(duplicates[k] as Map<string, Map<number, number>>, reply.origins[o] as string);
-        if (count > (buckets.get(b) ?? 0)) buckets.set(b, count);
+      const t = reply.tokens ?? [];
+      for (let i = 0; i < t.length; i += 5) {
+        const bySent = sent[t[i] as number] as Map<string, Observation[]>;
+        const token = t[i + 1] as string;
+        const list = bySent.get(token) ?? [];
+        list.push({ origin: reply.origins[t[i + 2] as number] as string, at: t[i + 3] as number, n: t[i + 4] as number });
+        bySent.set(token, list);
       }
     }
+    const bucketIndex = new Map(refs.map((ref, i) => [`${ref.tier}:${ref.start}`, i]));
+    const addAt = (byOrigin: Map<string, Map<number, number>>, o: Observation, sign: number): void => {
+      for (const tier of ALL_TIERS) {
+        const b = bucketIndex.get(`${tier}:${bucketStart(tier, o.at)}`);
+        if (b === undefined) continue;
+        const buckets = bucketsOf(byOrigin, o.origin);
+        buckets.set(b, (buckets.get(b) ?? 0) + sign * o.n);
+      }
+    };
     keys.forEach((key, k) => {
+      const byOrigin = duplicates[k] as Map<string, Map<number, number>>;
+      for (const [token, theirs] of sent[k] as Map<string, Observation[]>) {
+        const mine = tokens.observationsOf(key, token);
+        for (const o of tokens.duplicatesAmong(mine)) addAt(byOrigin, o, -1);
+        for (const o of tokens.duplicatesAmong([...mine, ...theirs])) addAt(byOrigin, o, 1);
+      }
       const held = joined[k] as Map<string, Map<number, number>>;
       let total = 0;
       for (const buckets of held.values()) for (const count of buckets.values()) total += count;
-      for (const [origin, dup] of duplicates[k] as Map<string, Map<number, number>>) {
-        for (const [b, count] of dup) total -= Math.min(count, held.get(origin)?.get(b) ?? 0);
+      for (const [origin, dup] of byOrigin) {
+        for (const [b, count] of dup) total -= Math.max(0, Math.min(count, held.get(origin)?.get(b) ?? 0));
       }
       counts[key] = Math.min(total, Number.MAX_SAFE_INTEGER);
     });
@@ -135,7 +156,7 @@ function bucketsOf(byOrigin: Map<string, Map<number, number>>, origin: string): 
 /** Every row's key and bucket index lies within what was asked. */
 function fits(reply: ReadReply, keys: number, buckets: number): boolean {
   for (let i = 0; i < reply.rows.length; i += 4) if ((reply.rows[i] as number) >= keys || (reply.rows[i + 2] as number) >= buckets) return false;
-  const d = reply.duplicates ?? [];
-  for (let i = 0; i < d.length; i += 4) if ((d[i] as number) >= keys || (d[i + 2] as number) >= buckets) return false;
+  const t = reply.tokens ?? [];
+  for (let i = 0; i < t.length; i += 5) if ((t[i] as number) >= keys) return false;
   return true;
 }

@@ -1,6 +1,7 @@
 import type { ReplicaState } from '../crdt/replica-state.ts';
 import type { Retention } from '../crdt/retention.ts';
 import { Tier, bucketStart } from '../crdt/tiers.ts';
+import { nodeIdOf } from '../crdt/names.ts';
 import { TOKEN_KEPT } from '../crdt/token-state.ts';
 import { LIFETIME_PLAN, planWindow, type WindowPlan } from '../crdt/window-plan.ts';
 import type { VersionEntry, VersionVector } from '../gossip/messages.ts';
@@ -399,18 +400,26 @@ export class Replica {
   }
 
   /**
-   * What an ack of repeats waits for: this node's current batch when this
-   * origin counted them all (it holds every one of them), else the two nodes
-   * known to hold a token another counted, this one and the one that counted it.
+   * What an ack of repeats waits for: this node's current batch when its
+   * current origin counted them all (it holds every one of them); two
+   * members known to hold them when other nodes counted them all (this one
+   * and the one that counted each); else only this node is known to hold
+   * them all (a mix, or an earlier incarnation of this node).
    */
   private repeatHolders(items: readonly HitItem[]): { origin: string; seq: number; holders?: number } {
-    const origin = this.identity_.origin;
+    const { origin, id } = this.identity_;
+    let own = 0;
+    let others = 0;
+    let tokened = 0;
     for (const item of items) {
       if (item.id === undefined) continue;
+      tokened++;
       const first = this.state.tokens.first(item.key, item.id);
-      if (first !== undefined && first.origin !== origin) return { origin, seq: this.seq_, holders: 2 };
+      if (first?.origin === origin) own++;
+      else if (first !== undefined && nodeIdOf(first.origin) !== id) others++;
     }
-    return { origin, seq: this.seq_ };
+    if (own === tokened) return { origin, seq: this.seq_ };
+    return { origin, seq: this.seq_, holders: others === tokened ? 2 : 1 };
   }
 
   private readonly tokenLookup: TokenLookup = {

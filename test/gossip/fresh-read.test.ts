@@ -7,9 +7,10 @@ import { ReplicaState, hitBuckets } from '../../crdt/replica-state.ts';
 import { DEFAULT_RETENTION } from '../../crdt/retention.ts';
 import { Tier } from '../../crdt/tiers.ts';
 import { LIMITS } from '../../gossip/limits.ts';
-import { planWindow } from '../../crdt/window-plan.ts';
+import { LIFETIME_PLAN, planWindow } from '../../crdt/window-plan.ts';
 import { fromRuns, toRuns } from '../../gossip/read-plan.ts';
 import { FreshReads } from '../../node/fresh-reads.ts';
+import { ReplicatedState } from '../../gossip/replicated-state.ts';
 import type { RunningNode } from '../../node/start-node.ts';
 import { starThroughProxies, useLiveNodes } from './live-nodes.ts';
 
@@ -62,7 +63,7 @@ describe('joining what peers answer', () => {
 
 
 describe('a fresh read with idempotency tokens', () => {
-  it('takes off the most duplicates any member proves, per origin, never past what that origin holds', async () => {
+  it('works duplicates out over the union of what members observed, each taken off its own origin only', async () => {
     const state = new ReplicaState();
     const [second] = hitBuckets(T);
     if (second === undefined) throw new Error('no bucket');
@@ -75,21 +76,62 @@ describe('a fresh read with idempotency tokens', () => {
       state,
       members: () => 3,
       ask: (id) => {
-        // n2 holds b#1's 3 hits of t and knows they are a duplicate; n3 claims 99 duplicates of c#1, which it holds 2 hits of.
-        queueMicrotask(() => reads.onReply('n2', { type: 'readReply', id, origins: ['a#1', 'b#1'], rows: [0, 0, 0, 4, 0, 1, 0, 3], duplicates: [0, 1, 0, 3], tooBig: false }));
-        queueMicrotask(() => reads.onReply('n3', { type: 'readReply', id, origins: ['c#1'], rows: [0, 0, 0, 2], duplicates: [0, 0, 0, 99], tooBig: false }));
+        // n2 holds b#1's 3 hits of t and both observations; n3 claims a token of c#1 (2 hits held) and of evil#9 (none).
+        queueMicrotask(() => reads.onReply('n2', { type: 'readReply', id, origins: ['a#1', 'b#1'], rows: [0, 0, 0, 4, 0, 1, 0, 3], tokens: [0, 't', 0, T, 3, 0, 't', 1, T + 1, 3], tooBig: false }));
+        queueMicrotask(() => reads.onReply('n3', { type: 'readReply', id, origins: ['c#1', 'evil#9'], rows: [0, 0, 0, 2], tokens: [0, 'u', 1, T - 1, 99, 0, 'u', 0, T, 99], tooBig: false }));
         return ['n2', 'n3'];
       },
     });
+    // a#1 4 + b#1 3 − b#1's duplicate 3 + c#1 2 − c#1's duplicate (99, capped at the 2 it holds).
     expect(await reads.read(['k'], plan, 'all', 1_000)).toMatchObject({ ok: true, counts: { k: 4 } });
-    // A reply whose duplicates name a bucket that was not asked is dropped whole.
+    expect(JSON.stringify([...state.tokens.observations()])).toBe(JSON.stringify([{ key: 'k', token: 't', origin: 'a#1', at: T, n: 3 }]));
+    // A reply whose tokens name a key that was not asked is dropped whole.
     const strict = new FreshReads({
       self: () => 'n1',
       state,
       members: () => 2,
-      ask: (id) => (queueMicrotask(() => strict.onReply('n2', { type: 'readReply', id, origins: ['b#1'], rows: [0, 0, 0, 3], duplicates: [0, 0, 5, 3], tooBig: false })), ['n2']),
+      ask: (id) => (queueMicrotask(() => strict.onReply('n2', { type: 'readReply', id, origins: ['b#1'], rows: [0, 0, 0, 3], tokens: [3, 't', 0, T, 3], tooBig: false })), ['n2']),
     });
     expect(await strict.read(['k'], plan, 'all', 50)).toMatchObject({ ok: false, counts: { k: 4 }, answered: ['n1'] });
+  });
+
+  it('never answers less than a member holding every observation counts (a review found the max of members\' duplicates taking off a hit that counts)', async () => {
+    const H = 3_600_000;
+    const hitOf = (s: ReplicaState, origin: string, at: number): void => {
+      s.addHit(origin, 'k', at - (at % 1000), 1, 1);
+      s.observe('k', 'tok', { origin, at, n: 1 });
+    };
+    // The peer holds A (x) and B (y, an hour later): B is a duplicate there.
+    const peer = new ReplicaState();
+    hitOf(peer, 'x#1', T);
+    hitOf(peer, 'y#1', T + H);
+    // This node also holds C (z), 1.5 h before A: A is the duplicate, B (2.5 h after C) a new hit.
+    const self = new ReplicaState();
+    hitOf(self, 'x#1', T);
+    hitOf(self, 'y#1', T + H);
+    hitOf(self, 'z#1', T - 1.5 * H);
+    expect(self.sum('k', LIFETIME_PLAN)).toBe(2);
+    expect(peer.sum('k', LIFETIME_PLAN)).toBe(1);
+    const answer = new ReplicatedState('p#1', peer).countsAt(['k'], LIFETIME_PLAN.buckets, 1e6);
+    if (answer === undefined) throw new Error('too big');
+    const reads: FreshReads = new FreshReads({
+      self: () => 'n1',
+      state: self,
+      members: () => 2,
+      ask: (id) => (queueMicrotask(() => reads.onReply('p', { type: 'readReply', id, ...answer, tooBig: false })), ['p']),
+    });
+    const fresh = await reads.read(['k'], LIFETIME_PLAN, 'all', 1_000);
+    expect(fresh).toMatchObject({ ok: true, counts: { k: 2 } });
+    // And the peer asking this node gets the same, from the other side.
+    const back = new ReplicatedState('n1#1', self).countsAt(['k'], LIFETIME_PLAN.buckets, 1e6);
+    if (back === undefined) throw new Error('too big');
+    const fromPeer: FreshReads = new FreshReads({
+      self: () => 'p',
+      state: peer,
+      members: () => 2,
+      ask: (id) => (queueMicrotask(() => fromPeer.onReply('n1', { type: 'readReply', id, ...back, tooBig: false })), ['n1']),
+    });
+    expect(await fromPeer.read(['k'], LIFETIME_PLAN, 'all', 1_000)).toMatchObject({ ok: true, counts: { k: 2 } });
   });
 });
 
