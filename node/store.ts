@@ -25,7 +25,7 @@ export interface StoredToken extends TokenChange {
   readonly origin: string;
 }
 
-/** A token that proved a duplicate, with every observation of it: kept for good. */
+/** A token observed more than once, with every observation of it: kept for good. */
 export interface KeptToken {
   readonly key: string;
   readonly token: string;

@@ -12,7 +12,7 @@ import { CorruptRecordError, type KeptToken, type StoredToken } from './store.ts
  * chunk, keyed by the latest `at` in it, so expiry is one range delete and a
  * checkpoint writes one record per 2,000 tokens, not one each (a record per
  * token cost 7 µs of the main thread each, the most of a tokened hit's cost).
- * A token that proved a duplicate is kept for good, in a record of its own
+ * A token observed more than once is kept for good, in a record of its own
  * holding all its observations, rewritten when it gains one.
  *
  *   chunk: key = "t" NUL latest-at(13 digits) NUL id, value = JSON [origin, key, token, at, n, …]
