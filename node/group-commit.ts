@@ -13,8 +13,10 @@ export class PendingHits {
   requests = 0;
   /** The latest hit stamp in the batch. */
   maxAt = 0;
-  /** Idempotency tokens observed in this batch (their hits are in `bySecond` too), by key NUL token. */
-  readonly tokens = new Map<string, TokenChange>();
+  /** Idempotency tokens observed in this batch (their hits are in `bySecond` too), by key, then token (no string built per lookup). */
+  private readonly tokensByKey = new Map<string, Map<string, TokenChange>>();
+  /** How many tokens the batch observed. */
+  tokenCount = 0;
   /** Once written: the origin and seq it was written as. */
   origin = '';
   seq = 0;
@@ -32,7 +34,23 @@ export class PendingHits {
   /** Count `n` hits of `key` at `at` under an idempotency token (the caller checked it is new). */
   addWithToken(key: string, token: string, at: number, n: number): void {
     this.add(key, at - (at % 1000), n);
-    this.tokens.set(tokenId(key, token), { key, token, at, n });
+    let tokens = this.tokensByKey.get(key);
+    if (tokens === undefined) {
+      tokens = new Map();
+      this.tokensByKey.set(key, tokens);
+    }
+    if (!tokens.has(token)) this.tokenCount++;
+    tokens.set(token, { key, token, at, n });
+  }
+
+  /** The observation of `token` on `key` in this batch, if any. */
+  token(key: string, token: string): TokenChange | undefined {
+    return this.tokensByKey.get(key)?.get(token);
+  }
+
+  /** Every token observation of the batch. */
+  *tokens(): IterableIterator<TokenChange> {
+    for (const tokens of this.tokensByKey.values()) yield* tokens.values();
   }
 }
 
@@ -66,10 +84,9 @@ export class GroupCommit {
 
   /** The observation of a token added but not yet written, if any. */
   pendingToken(key: string, token: string): { change: TokenChange; done: Promise<void> } | undefined {
-    const id = tokenId(key, token);
-    const open = this.open?.pending.tokens.get(id);
+    const open = this.open?.pending.token(key, token);
     if (open !== undefined && this.open !== undefined) return { change: open, done: this.open.done };
-    const writing = this.writing?.tokens.get(id);
+    const writing = this.writing?.token(key, token);
     if (writing !== undefined && this.writingDone !== undefined) return { change: writing, done: this.writingDone };
     return undefined;
   }

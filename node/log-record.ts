@@ -18,9 +18,9 @@ export function encodeLogRecord(pending: PendingHits): string {
   for (const [second, keys] of pending.bySecond) {
     for (const [key, n] of keys) flat.push(key, second, n);
   }
-  if (pending.tokens.size === 0) return JSON.stringify(flat);
+  if (pending.tokenCount === 0) return JSON.stringify(flat);
   const tokens: (string | number)[] = [];
-  for (const t of pending.tokens.values()) tokens.push(t.key, t.token, t.at, t.n);
+  for (const t of pending.tokens()) tokens.push(t.key, t.token, t.at, t.n);
   return JSON.stringify({ h: flat, t: tokens });
 }
 

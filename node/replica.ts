@@ -673,7 +673,7 @@ export class Replica {
       }
     }
     const tokens: TokenChange[] = [];
-    for (const change of pending.tokens.values()) {
+    for (const change of pending.tokens()) {
       const joined = this.state.observe(change.key, change.token, { origin, at: change.at, n: change.n });
       if (joined === 0) continue;
       this.dirtyTokens.add(origin, change);
