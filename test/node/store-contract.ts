@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { Slot } from '../../crdt/slot.ts';
 import { Tier } from '../../crdt/tiers.ts';
 import { logKey, slotKey } from '../../node/slot-codec.ts';
-import { shorten, type CorruptRecord, type LogRecord, type Store } from '../../node/store.ts';
+import { shorten, type CorruptRecord, type LogRecord, type Store, type StoredToken } from '../../node/store.ts';
 
 export interface ContractStore {
   readonly store: Store;
@@ -161,6 +161,36 @@ export function storeContract(name: string, make: () => Promise<ContractStore>):
         for await (const r of again.scanLog()) records.push(r);
         expect(records).toHaveLength(1);
         expect(await again.getMeta('seq')).toBe('9');
+        await again.close();
+      } finally {
+        await cleanup();
+      }
+    });
+
+    it('token observations come back from chunks and kept records; expiry deletes whole chunks by their latest, kept records stay', async () => {
+      const { store, reopen, cleanup } = await make();
+      const T = Date.UTC(2026, 10, 30, 12);
+      const token = (name: string, at: number, origin = ORIGIN): StoredToken => ({ origin, key: 'home', token: name, at, n: 1 });
+      try {
+        await store.open();
+        await store.commit({ slots: [], tokens: [token('a', T), token('b', T + 1_000)], meta: new Map() });
+        await store.commit({ slots: [], tokens: [token('c', T + 60_000)], meta: new Map() });
+        await store.commit({ slots: [], keptTokens: [{ key: 'home', token: 'a', observations: [{ origin: ORIGIN, at: T, n: 1 }, { origin: 'n2#bb', at: T + 5, n: 1 }] }], meta: new Map() });
+        await store.close();
+        const again = reopen();
+        await again.open();
+        const names = async (): Promise<string[]> => {
+          const out: string[] = [];
+          for await (const t of again.scanTokens()) out.push(`${t.token}@${t.origin}`);
+          return out.sort();
+        };
+        expect(await names()).toEqual(['a@n1#aa', 'a@n1#aa', 'a@n2#bb', 'b@n1#aa', 'c@n1#aa']);
+        // The first chunk's latest is T + 1 s: a limit at it keeps the chunk, one past it deletes it (and only it).
+        expect(await again.deleteTokensBefore(T + 1_000, 10)).toBe(0);
+        expect(await again.deleteTokensBefore(T + 1_001, 10)).toBe(1);
+        expect(await names()).toEqual(['a@n1#aa', 'a@n2#bb', 'c@n1#aa']);
+        expect(await again.deleteTokensBefore(T + 3_600_000, 10)).toBe(1);
+        expect(await names()).toEqual(['a@n1#aa', 'a@n2#bb']);
         await again.close();
       } finally {
         await cleanup();
