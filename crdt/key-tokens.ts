@@ -99,6 +99,11 @@ export class KeyTokens {
     return { removed, added: this.duplicates(list) };
   }
 
+  /** Is `token` observed more than once (kept for good)? */
+  isKept(token: string): boolean {
+    return this.keptTokens.has(token);
+  }
+
   /** The tokens observed more than once (kept for good). */
   *kept(): IterableIterator<[string, readonly Observation[]]> {
     for (const token of this.keptTokens) yield [token, this.observations(token)];

@@ -105,7 +105,7 @@ export class TokenState {
     this.tokens += tokens.size - before;
     for (const o of change.removed) this.addDuplicate(key, o, -1);
     for (const o of change.added) this.addDuplicate(key, o, 1);
-    return tokens.observations(token).length > 1 ? TOKEN_CHANGED | TOKEN_KEPT : TOKEN_CHANGED;
+    return tokens.isKept(token) ? TOKEN_CHANGED | TOKEN_KEPT : TOKEN_CHANGED;
   }
 
   /** Join every observation of `other` (the state-based join of two token maps). */

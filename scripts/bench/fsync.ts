@@ -9,18 +9,10 @@
  */
 import { join } from 'node:path';
 import { runLoad, type LoadResult } from './load.ts';
-import { freePort, startPinned, type Server } from './processes.ts';
+import { freePort, startPinned, type RowOptions, type Server } from './processes.ts';
 
-export interface FsyncBenchOptions {
-  /** Where the nodes' data directories go: the disk whose fsync is measured. */
-  readonly work: string;
-  readonly serverCpu: number;
-  readonly loadCpu: number;
-  readonly durationS: number;
-  readonly connections: number;
-  readonly rounds: number;
-  readonly say: (line: string) => void;
-}
+/** `work` is the disk whose fsync is measured. */
+export type FsyncBenchOptions = RowOptions;
 
 /** One side at one concurrency: the median load figures and the batches the node wrote meanwhile. */
 export interface FsyncSide extends LoadResult {

@@ -19,17 +19,9 @@ import { join } from 'node:path';
 import autocannon from 'autocannon';
 import { count, gossipBytesOut, startCluster, stopCluster, waitForMesh } from './cluster.ts';
 import { hasWrk } from './load.ts';
-import { cpuSeconds, freePort, startPinned, type Server } from './processes.ts';
+import { cpuSeconds, freePort, startPinned, type RowOptions, type Server } from './processes.ts';
 
-export interface IdempotencyBenchOptions {
-  readonly work: string;
-  readonly serverCpu: number;
-  readonly loadCpu: number;
-  readonly durationS: number;
-  readonly connections: number;
-  readonly rounds: number;
-  readonly say: (line: string) => void;
-}
+export type IdempotencyBenchOptions = RowOptions;
 
 /** none: no token (a padding header); unique: a new token every request; repeat: one token per key, counted before. */
 type Mode = 'none' | 'unique' | 'repeat';

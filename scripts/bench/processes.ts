@@ -80,3 +80,15 @@ export function rssMb(pid: number): number {
   const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 'NaN');
   return kb / 1024;
 }
+
+/** What a bench row that starts its own servers is given: where their data goes, the cores, and the shape of a measurement. */
+export interface RowOptions {
+  /** Where the nodes' data directories go. */
+  readonly work: string;
+  readonly serverCpu: number;
+  readonly loadCpu: number;
+  readonly durationS: number;
+  readonly connections: number;
+  readonly rounds: number;
+  readonly say: (line: string) => void;
+}

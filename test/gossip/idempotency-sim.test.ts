@@ -51,13 +51,11 @@ describe('idempotency tokens over the simulated network', () => {
         const net = new SimNetwork(s.n, faults, DEFAULT_GOSSIP, s.seed);
         // Per token, every observation a node made (it counted the hit there).
         const counted = new Map<number, Observation[]>();
-        let repeats = 0;
         for (const step of s.steps) {
           if (step.kind === 'send') {
             const { token, key, n } = TOKENS[step.token] as (typeof TOKENS)[number];
             const node = net.node(step.node % s.n);
             if (net.hitOnce(node.index, key, token, n)) counted.set(step.token, [...(counted.get(step.token) ?? []), { origin: node.origin, at: net.now, n }]);
-            else repeats++;
           } else if (step.kind === 'advance') net.run(step.ms);
           else if (step.kind === 'partition') net.partition((i) => step.groups[i] ?? 0);
           else net.heal();
@@ -99,7 +97,6 @@ describe('idempotency tokens over the simulated network', () => {
           const { key, token, n } = TOKENS[index] as (typeof TOKENS)[number];
           for (const node of net.nodes) expect(net.hitOnce(node.index, key, token, n), `${token} again on ${node.id}`).toBe(false);
         }
-        void repeats;
       }),
       { numRuns: 250 },
     );

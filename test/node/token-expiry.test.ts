@@ -12,7 +12,6 @@
  *    far shorter than the window), but once on a node whose gc runs a minute
  *    later. The two hold the same slots and compute different counts for good.
  */
-import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { ReplicaState } from '../../crdt/replica-state.ts';
 import type { Retention } from '../../crdt/retention.ts';
@@ -20,16 +19,16 @@ import { ALL_TIERS, Tier, bucketStart } from '../../crdt/tiers.ts';
 import { LIFETIME_PLAN } from '../../crdt/window-plan.ts';
 import { ManualClock } from '../../node/clock.ts';
 import { MemoryStore } from '../../node/memory-store.ts';
-import { Replica } from '../../node/replica.ts';
+import type { Replica } from '../../node/replica.ts';
+import type { Store } from '../../node/store.ts';
+import { openReplica, peerTakes } from './token-helpers.ts';
 
-const logger = pino({ level: 'silent' });
 const T0 = Date.UTC(2026, 10, 30, 12, 0, 0);
 const DAY = 86_400_000;
 // The shortest retention the config allows for the day tier (a day), all tiers valid.
 const SHORT: Retention = { [Tier.second]: 3_600_000, [Tier.minute]: 3_600_000, [Tier.hour]: DAY, [Tier.day]: DAY };
 
-const open = (store: MemoryStore, clock: ManualClock): Promise<Replica> =>
-  Replica.open({ store, id: 'n1', retention: SHORT, clock, logger, checkpointIntervalMs: 1e9, gcIntervalMs: 1e9 });
+const open = (store: Store, clock: ManualClock): Promise<Replica> => openReplica(store, clock, SHORT);
 
 describe('token expiry', () => {
   it('the lifetime count of a key whose duplicated token expired is the same before and after a restart', async () => {
@@ -39,7 +38,7 @@ describe('token expiry', () => {
     await replica.hitOnce('k', 1, 'both-sides');
     const at = T0 + 5_000;
     // The other side of a partition took the same token: its hit and observation arrive by gossip.
-    replica.view.apply('n2#bb', { hits: [{ key: 'k', second: at, counts: [1, 1, 1, 1, 1] }], slots: [], tokens: [{ key: 'k', token: 'both-sides', at, n: 1 }] }, { from: 0, to: [1, at] }, [1, at]);
+    peerTakes(replica, 'n2#bb', 'k', 'both-sides', at, true);
     expect(replica.count('k', LIFETIME_PLAN)).toBe(1);
     await replica.checkpoint(); // as the 5 s checkpoint timer does long before the tokens expire
     clock.advance(3 * DAY);

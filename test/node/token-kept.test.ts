@@ -7,35 +7,31 @@
  * a later chunk after a restart, so the same retry was a repeat on the
  * restarted node and a new hit on the other. Both failed before the fix.
  */
-import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_RETENTION } from '../../crdt/retention.ts';
 import { LIFETIME_PLAN } from '../../crdt/window-plan.ts';
 import { ManualClock } from '../../node/clock.ts';
 import { MemoryStore } from '../../node/memory-store.ts';
-import { Replica } from '../../node/replica.ts';
+import { openReplica, peerTakes } from './token-helpers.ts';
 
 
 
-const logger = pino({ level: 'silent' });
 const T0 = Date.UTC(2026, 10, 30, 12, 0, 0);
 const WINDOW = DEFAULT_RETENTION[0];
-const open = (store: MemoryStore, clock: ManualClock): Promise<Replica> =>
-  Replica.open({ store, id: 'n1', retention: DEFAULT_RETENTION, clock, logger, checkpointIntervalMs: 1e9, gcIntervalMs: 1e9 });
 
 describe('kept tokens: kept record after a token stops proving a duplicate', () => {
   it('the lifetime count is the same after a restart', async () => {
     const clock = new ManualClock(T0);
     const store = new MemoryStore();
-    let replica = await open(store, clock);
+    let replica = await openReplica(store, clock);
     await replica.hitOnce('k', 1, 'tok'); // A, own, at T0
     const b = T0 + 60_000;
-    replica.view.apply('n2#bb', { hits: [{ key: 'k', second: b, counts: [1, 1, 1, 1, 1] }], slots: [], tokens: [{ key: 'k', token: 'tok', at: b, n: 1 }] }, undefined, [1, b]);
+    peerTakes(replica, 'n2#bb', 'k', 'tok', b);
     expect(replica.count('k', LIFETIME_PLAN)).toBe(1); // B is a duplicate of A: kept
     await replica.checkpoint(); // writes the kept record [A, B]
     // A third node's observation, a whole window before A, held back by a partition: now A and B are both past C's window.
     const c = T0 - WINDOW;
-    replica.view.apply('n3#cc', { hits: [{ key: 'k', second: c, counts: [1, 1, 1, 1, 1] }], slots: [], tokens: [{ key: 'k', token: 'tok', at: c, n: 1 }] }, undefined, [1, c]);
+    peerTakes(replica, 'n3#cc', 'k', 'tok', c);
     const before = replica.count('k', LIFETIME_PLAN);
     expect(before).toBe(3);
     await replica.checkpoint();
@@ -43,7 +39,7 @@ describe('kept tokens: kept record after a token stops proving a duplicate', () 
     await replica.expire(); // drops the token in memory (no duplicates) and every chunk; the kept record stays
     expect(replica.count('k', LIFETIME_PLAN)).toBe(before);
     await replica.close();
-    replica = await open(store, clock);
+    replica = await openReplica(store, clock);
     expect(replica.count('k', LIFETIME_PLAN)).toBe(before);
     await replica.close();
   });
@@ -58,18 +54,18 @@ describe('kept tokens: kept record after a token stops proving a duplicate', () 
 async function scenario(restart: boolean): Promise<{ duplicate: boolean; count: number }> {
   const clock = new ManualClock(T0);
   const store = new MemoryStore();
-  let replica = await open(store, clock);
+  let replica = await openReplica(store, clock);
   await replica.hitOnce('k', 1, 't');
   const b = T0 + WINDOW + 5 * 60_000;
   clock.advance(b - T0);
-  replica.view.apply('n2#bb', { hits: [{ key: 'k', second: b - (b % 1000), counts: [1, 1, 1, 1, 1] }], slots: [], tokens: [{ key: 'k', token: 't', at: b, n: 1 }] }, undefined, [1, b]);
+  peerTakes(replica, 'n2#bb', 'k', 't', b);
   await replica.checkpoint();
   clock.advance(15 * 60_000);
   await replica.expire();
   await replica.checkpoint();
   if (restart) {
     await replica.close();
-    replica = await open(store, clock);
+    replica = await openReplica(store, clock);
   }
   const retry = await replica.hitOnce('k', 1, 't');
   const outcome = { duplicate: retry.value.duplicate, count: replica.count('k', LIFETIME_PLAN) };

@@ -8,19 +8,17 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DEFAULT_RETENTION } from '../../crdt/retention.ts';
 import { LIFETIME_PLAN } from '../../crdt/window-plan.ts';
 import { ManualClock } from '../../node/clock.ts';
 import { LevelStore } from '../../node/level-store.ts';
 import { MemoryStore } from '../../node/memory-store.ts';
-import { Replica } from '../../node/replica.ts';
+import { openReplica, peerTakes } from './token-helpers.ts';
 import { decodeKeptToken, decodeTokenChunk } from '../../node/token-codec.ts';
 import type { CorruptRecord, StoredToken } from '../../node/store.ts';
 import { TokenConflictError } from '../../node/token-plan.ts';
 
-const logger = pino({ level: 'silent' });
 const T0 = Date.UTC(2026, 10, 30, 12, 0, 0);
 const dirs: string[] = [];
 
@@ -34,8 +32,6 @@ async function tempStore(): Promise<LevelStore> {
   return new LevelStore(dir);
 }
 
-const open = (store: LevelStore | MemoryStore, clock: ManualClock): Promise<Replica> =>
-  Replica.open({ store, id: 'n1', retention: DEFAULT_RETENTION, clock, logger, checkpointIntervalMs: 1e9, gcIntervalMs: 1e9 });
 
 async function tokensOf(store: LevelStore | MemoryStore): Promise<StoredToken[]> {
   const out: StoredToken[] = [];
@@ -48,12 +44,12 @@ describe('idempotency tokens in the store', () => {
   it('a token counted once stays counted once across reopens, from the log and from a checkpoint', async () => {
     const clock = new ManualClock(T0);
     const disk = await tempStore();
-    let replica = await open(disk, clock);
+    let replica = await openReplica(disk, clock);
     expect((await replica.hitOnce('k', 2, 'req-1')).value.duplicate).toBe(false);
     expect((await replica.hitOnce('k', 2, 'req-1')).value.duplicate).toBe(true);
     // Closed without a checkpoint: only the log holds the token (a crash right after the 200).
     await disk.close();
-    replica = await open(new LevelStore(disk.location), clock);
+    replica = await openReplica(new LevelStore(disk.location), clock);
     expect((await replica.hitOnce('k', 2, 'req-1')).value.duplicate).toBe(true);
     expect(replica.count('k', LIFETIME_PLAN)).toBe(2);
     await expect(replica.hitOnce('k', 3, 'req-1')).rejects.toBeInstanceOf(TokenConflictError);
@@ -62,7 +58,7 @@ describe('idempotency tokens in the store', () => {
     const store = new LevelStore(disk.location);
     expect((await tokensOf(store)).map((t) => [t.key, t.token, t.n])).toEqual([['k', 'req-1', 2]]);
     await store.close();
-    replica = await open(new LevelStore(disk.location), clock);
+    replica = await openReplica(new LevelStore(disk.location), clock);
     expect((await replica.hitOnce('k', 2, 'req-1')).value.duplicate).toBe(true);
     expect(replica.count('k', LIFETIME_PLAN)).toBe(2);
     await replica.close();
@@ -71,19 +67,14 @@ describe('idempotency tokens in the store', () => {
   it('a peer\'s token is written with the checkpoint; the duplicates it proves count once after a reopen', async () => {
     const clock = new ManualClock(T0);
     const disk = await tempStore();
-    let replica = await open(disk, clock);
+    let replica = await openReplica(disk, clock);
     await replica.hitOnce('k', 1, 'both-sides');
     const at = T0 + 5_000;
     // The other side of a partition took the same token later: its hit and its observation arrive by gossip.
-    replica.view.apply(
-      'n2#bb',
-      { hits: [{ key: 'k', second: at, counts: [1, 1, 1, 1, 1] }], slots: [], tokens: [{ key: 'k', token: 'both-sides', at, n: 1 }] },
-      { from: 0, to: [1, at] },
-      [1, at],
-    );
+    peerTakes(replica, 'n2#bb', 'k', 'both-sides', at, true);
     expect(replica.count('k', LIFETIME_PLAN)).toBe(1);
     await replica.close();
-    replica = await open(new LevelStore(disk.location), clock);
+    replica = await openReplica(new LevelStore(disk.location), clock);
     expect(replica.count('k', LIFETIME_PLAN)).toBe(1);
     expect(replica.state.tokens.first('k', 'both-sides')?.origin).toBe(replica.identity.origin);
     await replica.close();
@@ -92,10 +83,10 @@ describe('idempotency tokens in the store', () => {
   it('deletes expired tokens from disk, and keeps one that proves a duplicate while coarser tiers need it', async () => {
     const clock = new ManualClock(T0);
     const store = new MemoryStore();
-    const replica = await open(store, clock);
+    const replica = await openReplica(store, clock);
     await replica.hitOnce('k', 1, 'lone');
     await replica.hitOnce('k', 1, 'twice');
-    replica.view.apply('n2#bb', { hits: [{ key: 'k', second: T0 + 2_000, counts: [1, 1, 1, 1, 1] }], slots: [], tokens: [{ key: 'k', token: 'twice', at: T0 + 2_000, n: 1 }] }, undefined, [1, T0 + 2_000]);
+    peerTakes(replica, 'n2#bb', 'k', 'twice', T0 + 2_000);
     await replica.checkpoint();
     // Three observations in a chunk, and the token that proved a duplicate in a record of its own.
     expect((await tokensOf(store)).length).toBe(5);
@@ -110,7 +101,7 @@ describe('idempotency tokens in the store', () => {
   it('skips and reports a token record the store did not write, and still opens', async () => {
     const clock = new ManualClock(T0);
     const store = new MemoryStore();
-    const replica = await open(store, clock);
+    const replica = await openReplica(store, clock);
     await replica.hitOnce('k', 1, 'good');
     await replica.checkpoint();
     await replica.close();
@@ -139,9 +130,31 @@ describe('idempotency tokens in the store', () => {
     expect(corrupt).toHaveLength(bad.length);
     for (const [key, value] of bad) expect(() => (key.startsWith('d') ? decodeKeptToken(key, value) : decodeTokenChunk(key, value)), key).toThrow();
     await store.close();
-    const again = await open(store, clock);
+    const again = await openReplica(store, clock);
     expect((await again.hitOnce('k', 1, 'good')).value.duplicate).toBe(true);
     expect(again.count('k', LIFETIME_PLAN)).toBe(1);
     await again.close();
+  });
+
+  it('a clock that jumps back 2 h: the retry is still a repeat, across the new incarnation and a reopen; one that jumps ahead past the window counts it again (a lone node has no peers to refuse it)', async () => {
+    const clock = new ManualClock(T0);
+    const store = new MemoryStore();
+    let replica = await openReplica(store, clock);
+    expect((await replica.hitOnce('k', 2, 'req')).value.duplicate).toBe(false);
+    const before = replica.identity.origin;
+    clock.jump(-2 * 3_600_000);
+    const retry = await replica.hitOnce('k', 2, 'req');
+    expect(retry.value.duplicate).toBe(true);
+    await replica.hit('other', 1); // a plain hit after the jump: the replica goes on as a new incarnation
+    expect(replica.identity.origin).not.toBe(before);
+    expect((await replica.hitOnce('k', 2, 'req')).value.duplicate).toBe(true);
+    await replica.close();
+    replica = await openReplica(store, clock);
+    expect((await replica.hitOnce('k', 2, 'req')).value.duplicate).toBe(true);
+    expect(replica.count('k', LIFETIME_PLAN)).toBe(2);
+    clock.jump(2 * 3_600_000 + DEFAULT_RETENTION[0] + 1_000);
+    expect((await replica.hitOnce('k', 2, 'req')).value.duplicate).toBe(false);
+    expect(replica.count('k', LIFETIME_PLAN)).toBe(4);
+    await replica.close();
   });
 });

@@ -7,27 +7,11 @@
  * a round trip); with one member killed, majority still answers and all is
  * a 504 naming what it got, while the hit counts all the same.
  */
-import { afterEach, describe, expect, it } from 'vitest';
-import { ProxiedCluster } from '../../scripts/partition/proxied-cluster.ts';
-import { makeTempDir, removeTempDirs } from './node-process.ts';
+import { describe, expect, it } from 'vitest';
+import type { ProxiedCluster } from '../../scripts/partition/proxied-cluster.ts';
+import { call, useProxiedCluster, type Answer } from './proxied-cluster-test.ts';
 
-let cluster: ProxiedCluster | undefined;
-
-afterEach(async () => {
-  await cluster?.stop();
-  cluster = undefined;
-  await removeTempDirs();
-});
-
-interface Answer {
-  readonly status: number;
-  readonly body: Record<string, unknown>;
-}
-
-async function call(method: string, url: string): Promise<Answer> {
-  const res = await fetch(url, { method, signal: AbortSignal.timeout(15_000) });
-  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
-}
+const clusters = useProxiedCluster('hitmesh-levels-');
 
 const countAt = async (url: string, key: string, query = ''): Promise<Answer> => call('GET', `${url}/count/${key}?window=all${query}`);
 
@@ -43,7 +27,7 @@ async function meshUp(c: ProxiedCluster): Promise<void> {
 
 describe('consistency levels between node processes', () => {
   it('ack=all is read anywhere at once; a lone write is in read=all at once; both over links delayed 300 ms too', { timeout: 90_000 }, async () => {
-    cluster = await ProxiedCluster.start({ ids: ['n1', 'n2', 'n3'], dataRoot: await makeTempDir('hitmesh-levels-') });
+    const cluster = await clusters.start(['n1', 'n2', 'n3']);
     await meshUp(cluster);
     const [n1, n2, n3] = cluster.nodes.map((n) => n.url) as [string, string, string];
     for (let i = 1; i <= 10; i++) {
@@ -71,7 +55,7 @@ describe('consistency levels between node processes', () => {
   });
 
   it('with one member killed, majority answers, all is a 504, and the hit counts all the same', { timeout: 60_000 }, async () => {
-    cluster = await ProxiedCluster.start({ ids: ['n1', 'n2', 'n3'], dataRoot: await makeTempDir('hitmesh-levels-') });
+    const cluster = await clusters.start(['n1', 'n2', 'n3']);
     await meshUp(cluster);
     const [a, b, c] = cluster.nodes;
     if (a === undefined || b === undefined || c === undefined) throw new Error('three nodes');

@@ -7,28 +7,13 @@
  * and a restart. Bad tokens are 400s, another n is a 422, and nothing of
  * either is counted.
  */
-import { afterEach, describe, expect, it } from 'vitest';
-import { ProxiedCluster } from '../../scripts/partition/proxied-cluster.ts';
-import { makeTempDir, removeTempDirs } from './node-process.ts';
+import { describe, expect, it } from 'vitest';
+import { call, useProxiedCluster, type Answer } from './proxied-cluster-test.ts';
 
-let cluster: ProxiedCluster | undefined;
+const clusters = useProxiedCluster('hitmesh-idem-');
 
-afterEach(async () => {
-  await cluster?.stop();
-  cluster = undefined;
-  await removeTempDirs();
-});
-
-interface Answer {
-  readonly status: number;
-  readonly body: Record<string, unknown>;
-}
-
-async function hit(url: string, key: string, token: string | undefined, n = 1): Promise<Answer> {
-  const headers: Record<string, string> = token === undefined ? {} : { 'idempotency-key': token };
-  const res = await fetch(`${url}/hit/${key}?n=${n}`, { method: 'POST', headers, signal: AbortSignal.timeout(15_000) });
-  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
-}
+const hit = (url: string, key: string, token: string | undefined, n = 1): Promise<Answer> =>
+  call('POST', `${url}/hit/${key}?n=${n}`, token === undefined ? {} : { 'idempotency-key': token });
 
 async function count(url: string, key: string, query = 'window=all'): Promise<number> {
   const res = await fetch(`${url}/count/${key}?${query}`, { signal: AbortSignal.timeout(15_000) });
@@ -48,7 +33,7 @@ async function countsSettle(urls: readonly string[], key: string, expected: numb
 
 describe('idempotency keys between node processes', () => {
   it('the same token 7 times over 2 nodes counts once, sent one after another and all at once; bad tokens and another n change nothing', { timeout: 90_000 }, async () => {
-    cluster = await ProxiedCluster.start({ ids: ['n1', 'n2'], dataRoot: await makeTempDir('hitmesh-idem-') });
+    const cluster = await clusters.start(['n1', 'n2']);
     const urls = cluster.nodes.map((n) => n.url);
     const [a, b] = urls as [string, string];
 
@@ -102,7 +87,7 @@ describe('idempotency keys between node processes', () => {
   });
 
   it('a token sent to both sides of a cut counts on each side meanwhile, once everywhere after the heal, and once after kill -9 and a restart', { timeout: 120_000 }, async () => {
-    cluster = await ProxiedCluster.start({ ids: ['n1', 'n2', 'n3'], dataRoot: await makeTempDir('hitmesh-idem-') });
+    const cluster = await clusters.start(['n1', 'n2', 'n3']);
     const [n1, n2, n3] = cluster.nodes;
     if (n1 === undefined || n2 === undefined || n3 === undefined) throw new Error('three nodes');
     const urls = cluster.nodes.map((n) => n.url);
