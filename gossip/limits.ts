@@ -26,6 +26,8 @@ export const LIMITS = {
   maxReadRuns: 64,
   maxReadBuckets: 200_000,
   maxReadRows: 200_000,
+  /** Fresh reads waiting for answers at once (a peer's answer may be ~2 MB). Past it a read is answered at once as it stands; the gossip core, which asks again a peer whose link comes up, forgets the oldest. */
+  maxOpenReads: 64,
   /** What a node aims a delta frame at (estimated before packing, generously: frames come out at about half): repairs and big pushes go in chunks of about this. */
   chunkBytes: 128 * 1024,
   /** Chunks one tick may encode over all peers: a big repair never holds the event loop for long (a chunk is about 15 ms of work here). */

@@ -6,6 +6,7 @@ import { decodeDelta } from './delta-codec.ts';
 import { LIMITS } from './limits.ts';
 import { Membership, type ConnId, type Member } from './membership.ts';
 import { PROTOCOL_VERSION, ProtocolError, timeBounds, type Delta, type Hello, type Message, type Read, type ReadReply, type Sync, type SyncEntry, type VersionEntry } from './messages.ts';
+import { OpenReads } from './open-reads.ts';
 import { fromRuns } from './read-plan.ts';
 import { PeerLink, seqOf } from './peer-link.ts';
 import { OwnOriginHolders } from './own-origin-holders.ts';
@@ -119,6 +120,7 @@ export class GossipCore {
   private readonly pushes: LocalCommit[] = [];
   private readonly relays = new RelayQueue();
   private readonly holders = new OwnOriginHolders();
+  private readonly openReads = new OpenReads();
   private lastPush = 0;
   private lastExpiry = 0;
   private self: Identity;
@@ -207,7 +209,9 @@ export class GossipCore {
           }
           if (message.type === 'read') return [{ kind: 'send', conn: c.id, message: this.answerRead(message) }];
           if (message.type === 'readReply') {
-            if (member !== undefined) this.options.onReadReply?.(member.id, message);
+            // Any authenticated connection of a member will do: the one a read went out on may have been replaced since.
+            const peer = c.peerId;
+            if (peer !== undefined && this.membership.get(peer) !== undefined && this.openReads.answered(message.id, peer)) this.options.onReadReply?.(peer, message);
             return [];
           }
           if (message.type === 'flow') {
@@ -238,18 +242,21 @@ export class GossipCore {
 
   /**
    * Ask every peer with an open connection what it holds of `keys` at the
-   * buckets of `runs` (a fresh read); their `readReply`s come to
-   * `onReadReply`. Returns the ids asked and the frames to send.
+   * buckets of `runs` (a fresh read), and every peer whose connection opens
+   * until `readDone(id)`; their `readReply`s come to `onReadReply`, one per
+   * peer. Returns the frames to send now.
    */
-  askRead(id: number, keys: readonly string[], runs: readonly number[]): { asked: string[]; outputs: Output[] } {
-    const asked: string[] = [];
+  askRead(id: number, keys: readonly string[], runs: readonly number[]): Output[] {
+    const message: Read = { type: 'read', id, keys, runs };
+    this.openReads.open(message);
     const outputs: Output[] = [];
-    for (const c of this.openConns()) {
-      if (c.peerId === undefined) continue;
-      asked.push(c.peerId);
-      outputs.push({ kind: 'send', conn: c.id, message: { type: 'read', id, keys, runs } });
-    }
-    return { asked, outputs };
+    for (const c of this.openConns()) outputs.push({ kind: 'send', conn: c.id, message });
+    return outputs;
+  }
+
+  /** The read is answered (or timed out): peers connecting later are not asked. */
+  readDone(id: number): void {
+    this.openReads.close(id);
   }
 
   /** Push the local commits now rather than at the next push interval: a request waits for peers to hold them (`?ack=`). */
@@ -448,6 +455,7 @@ export class GossipCore {
     member.lastContact = now;
     c.link = new PeerLink(c.id, c.peerId, now);
     out.push(this.syncFrame(c, now));
+    for (const message of this.openReads.unansweredBy(c.peerId)) out.push({ kind: 'send', conn: c.id, message });
     return out;
   }
 

@@ -3,6 +3,7 @@ import type { ReplicaState } from '../crdt/replica-state.ts';
 import { ALL_TIERS, bucketStart } from '../crdt/tiers.ts';
 import type { BucketRef, WindowPlan } from '../crdt/window-plan.ts';
 import type { ReadReply } from '../gossip/messages.ts';
+import { LIMITS } from '../gossip/limits.ts';
 import { toRuns } from '../gossip/read-plan.ts';
 import { neededFor, type AckLevel } from './ack-waiters.ts';
 
@@ -21,8 +22,10 @@ export interface FreshReadDeps {
   readonly state: ReplicaState;
   /** Members (this node included) `majority` and `all` count. */
   readonly members: () => number;
-  /** Send the read to every connected peer; the ids asked. */
-  readonly ask: (id: number, keys: readonly string[], runs: readonly number[]) => string[];
+  /** Send the read to every connected peer, and to any that connects before `done(id)`. */
+  readonly ask: (id: number, keys: readonly string[], runs: readonly number[]) => void;
+  /** The read is answered: ask no more peers. */
+  readonly done?: (id: number) => void;
 }
 
 interface Pending {
@@ -39,10 +42,9 @@ interface Pending {
  * plan's buckets, and answer from the join (max per slot, per origin) of
  * theirs and ours once enough have answered. What is learned is never
  * written into the state: a read must not claim, in the version vector,
- * slots it holds only in part. At most MAX_PENDING reads wait at once.
+ * slots it holds only in part. At most LIMITS.maxOpenReads wait at once.
  */
 export class FreshReads {
-  static readonly MAX_PENDING = 64; // a peer answer may be ~2 MB: at most ~128 MB of them in flight
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
 
@@ -51,7 +53,7 @@ export class FreshReads {
   read(keys: readonly string[], plan: WindowPlan, level: AckLevel, timeoutMs: number): Promise<FreshAnswer> {
     const needed = neededFor(level, this.deps.members());
     if (needed <= 1) return Promise.resolve(this.answer(keys, plan.buckets, new Map(), needed, false));
-    if (this.pending.size >= FreshReads.MAX_PENDING) return Promise.resolve({ ...this.answer(keys, plan.buckets, new Map(), needed, false), ok: false });
+    if (this.pending.size >= LIMITS.maxOpenReads) return Promise.resolve({ ...this.answer(keys, plan.buckets, new Map(), needed, false), ok: false });
     const id = this.nextId++;
     return new Promise((resolve) => {
       const replies = new Map<string, ReadReply>();
@@ -80,6 +82,7 @@ export class FreshReads {
     if (p === undefined) return;
     this.pending.delete(id);
     clearTimeout(p.timer);
+    this.deps.done?.(id);
     const tooBig = [...p.replies.values()].some((r) => r.tooBig);
     p.resolve(this.answer(p.keys, p.refs, p.replies, p.needed, tooBig));
   }

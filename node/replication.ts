@@ -109,11 +109,8 @@ export function startReplication(options: ReplicationOptions): Replication {
     self: () => core.identity.id,
     state: replica.state,
     members: () => core.memberCount,
-    ask: (id, keys, runs) => {
-      const { asked, outputs } = core.askRead(id, keys, runs);
-      transport.apply(outputs);
-      return asked;
-    },
+    ask: (id, keys, runs) => transport.apply(core.askRead(id, keys, runs)),
+    done: (id) => core.readDone(id),
   });
   acks.reads = freshReads;
   replica.onRotate((identity) => {

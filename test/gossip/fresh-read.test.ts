@@ -8,11 +8,13 @@ import { DEFAULT_RETENTION } from '../../crdt/retention.ts';
 import { Tier } from '../../crdt/tiers.ts';
 import { LIMITS } from '../../gossip/limits.ts';
 import { LIFETIME_PLAN, planWindow } from '../../crdt/window-plan.ts';
+import type { Read } from '../../gossip/messages.ts';
+import { OpenReads } from '../../gossip/open-reads.ts';
 import { fromRuns, toRuns } from '../../gossip/read-plan.ts';
 import { FreshReads } from '../../node/fresh-reads.ts';
 import { ReplicatedState } from '../../gossip/replicated-state.ts';
 import type { RunningNode } from '../../node/start-node.ts';
-import { starThroughProxies, useLiveNodes } from './live-nodes.ts';
+import { clusterOf, eventually, proxies, sleep, starThroughProxies, useLiveNodes } from './live-nodes.ts';
 
 useLiveNodes();
 
@@ -29,6 +31,23 @@ describe('read plans on the wire', () => {
         expect(fromRuns(runs)).toEqual(plan.buckets);
       }),
     );
+  });
+});
+
+describe('reads waiting for answers', () => {
+  it('take one answer per peer, ask a peer again until it answers, and forget the oldest past the limit', () => {
+    const reads = new OpenReads();
+    const read = (id: number): Read => ({ type: 'read', id, keys: ['k'], runs: [4, 0, 1] });
+    for (let id = 1; id <= LIMITS.maxOpenReads + 1; id++) reads.open(read(id));
+    expect(reads.size).toBe(LIMITS.maxOpenReads);
+    expect(reads.answered(1, 'n2'), 'the oldest was forgotten').toBe(false);
+    expect(reads.answered(2, 'n2')).toBe(true);
+    expect(reads.answered(2, 'n2'), 'a second answer').toBe(false);
+    expect([...reads.unansweredBy('n2')].map((r) => r.id)).not.toContain(2);
+    expect([...reads.unansweredBy('n3')].map((r) => r.id)).toContain(2);
+    reads.close(3);
+    expect([...reads.unansweredBy('n3')].map((r) => r.id)).not.toContain(3);
+    expect(reads.answered(3, 'n3')).toBe(false);
   });
 });
 
@@ -165,6 +184,39 @@ describe('?read= between real nodes', () => {
     const all = await get(n1, '/count/k?window=all&read=all&timeout=300ms');
     expect(all.status).toBe(504);
     expect(all.body).toMatchObject({ answered: ['n1', 'n2'], needed: 3 });
+  });
+
+  it('asks a member whose link comes up while the read waits (a review found such a read waiting out its whole timeout)', async () => {
+    const [n1, n2, n3] = await starThroughProxies(0);
+    await fetch(`${n2.url}/hit/k`, { method: 'POST' });
+    await fetch(`${n3.url}/hit/k`, { method: 'POST' });
+    const toN3 = proxies[1];
+    if (toN3 === undefined) throw new Error('no proxy');
+    toN3.cut();
+    await eventually('n1 to see n3 go', () => clusterOf(n1), (c) => c.peers.some((p) => p.id === 'n3' && p.state !== 'up'));
+    const reading = get(n1, '/count/k?window=all&read=all&timeout=10s');
+    await sleep(300);
+    toN3.heal();
+    const fresh = await reading;
+    expect(fresh.status).toBe(200);
+    expect(fresh.body.count).toBe(2);
+  });
+
+  it('asks again when the link a read went out on drops before the answer came', async () => {
+    const [n1, , n3] = await starThroughProxies(0);
+    await fetch(`${n3.url}/hit/k`, { method: 'POST' });
+    const toN3 = proxies[1];
+    if (toN3 === undefined) throw new Error('no proxy');
+    // The read and its answer wait in the proxy; the cut loses them both.
+    toN3.delay(1_000);
+    const reading = get(n1, '/count/k?window=all&read=all&timeout=10s');
+    await sleep(300);
+    toN3.cut();
+    toN3.heal();
+    const fresh = await reading;
+    expect(fresh.status).toBe(200);
+    expect(fresh.body.count).toBe(1);
+    expect(fresh.body.freshness).toMatchObject({ answered: ['n1', expect.any(String), expect.any(String)] });
   });
 
   it('refuses bad levels, bad timeouts and reads too big to gather with a 400', async () => {
