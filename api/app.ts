@@ -7,6 +7,7 @@ import type { NodeMetrics } from '../node/metrics.ts';
 import { HitWriteFailedError, HitsRefusedError, ShuttingDownError } from '../node/replica.ts';
 import { clusterRoutes } from './cluster.ts';
 import { countRoutes } from './counts.ts';
+import { topRoutes } from './top.ts';
 import type { ApiDeps } from './deps.ts';
 import { healthRoutes } from './health.ts';
 import { hitRoutes } from './hits.ts';
@@ -90,6 +91,7 @@ export async function buildApp(deps: ApiDeps, limits: HttpServerLimits = { timeo
 
   await app.register(hitRoutes, deps);
   await app.register(countRoutes, deps);
+  await app.register(topRoutes, deps);
   await app.register(healthRoutes, deps);
   await app.register(clusterRoutes, deps);
   await app.register(metricsRoutes, deps);

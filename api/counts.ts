@@ -8,7 +8,7 @@ import { badRequest, errorBodySchema } from './http-error.ts';
 import { checkKey, parseCountRange } from './inputs.ts';
 import { MAX_READ_BUCKETS, checkFreshReadBudget, checkReadBudget, countKeys } from './read-budget.ts';
 
-interface RangeQuery {
+export interface RangeQuery {
   window?: string;
   from?: string;
   to?: string;
@@ -16,7 +16,7 @@ interface RangeQuery {
   timeout?: string;
 }
 
-const rangeProperties = {
+export const rangeProperties = {
   window: { type: 'string' },
   from: { type: 'string' },
   to: { type: 'string' },
@@ -29,13 +29,13 @@ const freshnessSchema = {
   properties: { peers: { type: 'integer' }, synced: { type: 'integer' }, maxLagMs: { type: 'integer' }, answered: { type: 'array', items: { type: 'string' } } },
 } as const;
 
-const freshTimeoutSchema = {
+export const freshTimeoutSchema = {
   type: 'object',
   required: ['error'],
   properties: { error: { type: 'string' }, answered: { type: 'array', items: { type: 'string' } }, needed: { type: 'integer' } },
 } as const;
 
-const answerProperties = {
+export const answerProperties = {
   window: { type: ['string', 'null'] },
   from: { type: ['integer', 'null'] },
   to: { type: ['integer', 'null'] },
@@ -44,19 +44,31 @@ const answerProperties = {
   freshness: freshnessSchema,
 } as const;
 
+/** What every count answer says beside its counts: the range covered, the node, when, and how fresh. */
+export const answerFields = (deps: ApiDeps, window: string | null, plan: { from: number; to: number }, asOf: number, answered?: readonly string[]) => ({
+  window,
+  // The range actually covered, rounded out to whole buckets; null for the lifetime total.
+  from: window === 'all' ? null : plan.from,
+  to: window === 'all' ? null : plan.to,
+  node: deps.replica.identity.id,
+  asOf,
+  freshness: answered === undefined ? deps.freshness() : { ...deps.freshness(), answered },
+});
+
+/** The 504 of a fresh read that too few members answered in time. */
+export function freshTimedOut(reply: FastifyReply, level: string, timeoutMs: number, fresh: { answered: readonly string[]; needed: number }): void {
+  void reply.code(504).send({
+    error: `${fresh.answered.length} of the ${fresh.needed} members read=${level} needs answered within ${timeoutMs} ms`,
+    answered: fresh.answered,
+    needed: fresh.needed,
+  });
+}
+
 /** GET /count/:key and GET /counts: window sums over the planned buckets. */
 export const countRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
-  const { replica, freshness, metrics } = deps;
+  const { replica, metrics } = deps;
   metrics.readBudget.set(MAX_READ_BUCKETS);
-  const answer = (window: string | null, plan: { from: number; to: number }, asOf: number, answered?: readonly string[]) => ({
-    window,
-    // The range actually covered, rounded out to whole buckets; null for the lifetime total.
-    from: window === 'all' ? null : plan.from,
-    to: window === 'all' ? null : plan.to,
-    node: replica.identity.id,
-    asOf,
-    freshness: answered === undefined ? freshness() : { ...freshness(), answered },
-  });
+  const answer = (window: string | null, plan: { from: number; to: number }, asOf: number, answered?: readonly string[]) => answerFields(deps, window, plan, asOf, answered);
 
   /** The counts of `keys` over `plan`: this node's own, or with `?read=` joined from the members (undefined: a 504 was sent). */
   const countsOf = async (keys: readonly string[], plan: WindowPlan, query: RangeQuery, reply: FastifyReply): Promise<{ counts: Record<string, number>; answered?: readonly string[] } | undefined> => {
@@ -70,11 +82,7 @@ export const countRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
     if (fresh === undefined) return { counts: await countKeys(replica, keys, plan), answered: [replica.identity.id] };
     if (fresh.tooBig) throw badRequest(`a peer's answer to this read=${read.level} would pass ${LIMITS.maxReadRows} rows: ask for fewer keys or a shorter range`);
     if (fresh.ok) return { counts: fresh.counts, answered: fresh.answered };
-    void reply.code(504).send({
-      error: `${fresh.answered.length} of the ${fresh.needed} members read=${read.level} needs answered within ${read.timeoutMs} ms`,
-      answered: fresh.answered,
-      needed: fresh.needed,
-    });
+    freshTimedOut(reply, read.level, read.timeoutMs, fresh);
     return undefined;
   };
 

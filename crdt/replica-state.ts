@@ -2,6 +2,7 @@ import type { ReplicaId } from './gcounter.ts';
 import { KeyBuckets, type OriginSummary } from './key-buckets.ts';
 export { EARLIEST_MS, type OriginSummary } from './key-buckets.ts';
 import { DEFAULT_RETENTION, horizon, type Retention } from './retention.ts';
+import { TopIndex } from './top-index.ts';
 import { TokenState, type TokenRow } from './token-state.ts';
 import type { Observation } from './key-tokens.ts';
 import { ALL_TIERS, TIMED_TIERS, TIER_SIZE_MS, Tier, bucketStart } from './tiers.ts';
@@ -37,9 +38,13 @@ export class ReplicaState {
   /** Every key's idempotency tokens and the duplicates they prove (see TokenState). */
   readonly tokens: TokenState;
 
+  /** The ranking index (`GET /top`), raised wherever a bucket's total rises; undefined when the node runs without it. */
+  readonly top: TopIndex | undefined;
+
   /** `tokenWindowMs`: how long a token counts once (the 1 s tier's retention, which every node must share). */
-  constructor(tokenWindowMs: number = DEFAULT_RETENTION[Tier.second]) {
+  constructor(tokenWindowMs: number = DEFAULT_RETENTION[Tier.second], options: { readonly topIndex?: boolean } = {}) {
     this.tokens = new TokenState(tokenWindowMs);
+    this.top = options.topIndex === false ? undefined : new TopIndex();
   }
 
   get keyCount(): number {
@@ -74,7 +79,9 @@ export class ReplicaState {
     const count = entry.get(tier, start) + n;
     entry.set(tier, start, count);
     entry.raiseSeq(seq);
-    this.totals.get(key)?.add(tier, start, n);
+    const totals = this.totals.get(key);
+    totals?.add(tier, start, n);
+    this.top?.raise(key, tier, start, totals === undefined ? count : totals.get(tier, start));
     return count;
   }
 
@@ -92,6 +99,7 @@ export class ReplicaState {
       const count = entry.get(tier, start) + n;
       entry.set(tier, start, count);
       totals?.add(tier, start, n);
+      this.top?.raise(key, tier, start, totals === undefined ? count : totals.get(tier, start));
       counts[tier] = count;
     }
     entry.raiseSeq(seq);
@@ -119,7 +127,9 @@ export class ReplicaState {
     const old = entry.get(tier, start);
     if (old >= count) return changed;
     entry.set(tier, start, count);
-    this.totals.get(key)?.add(tier, start, count - old);
+    const totals = this.totals.get(key);
+    totals?.add(tier, start, count - old);
+    this.top?.raise(key, tier, start, totals === undefined ? count : totals.get(tier, start));
     return changed | COUNT_RAISED;
   }
 
@@ -250,6 +260,7 @@ export class ReplicaState {
   dropExpired(now: number, retention: Retention, droppedToken?: (key: string, token: string, observations: readonly Observation[]) => void): number {
     const horizons = TIMED_TIERS.map((tier) => horizon(tier, now, retention));
     this.tokens.dropExpired(horizons, droppedToken);
+    this.top?.dropBefore(horizons);
     let dropped = 0;
     for (const [key, origins] of this.byKey) {
       for (const [origin, entry] of origins) {

@@ -41,6 +41,8 @@ const FLAGS: readonly FlagSpec[] = [
   { flag: 'push-interval', value: 'DUR', help: 'how often local hits are pushed to peers, batched', fallback: formatDuration(DEFAULTS.pushIntervalMs) },
   { flag: 'sync-interval', value: 'DUR', help: 'how often peers swap version vectors (anti-entropy) and heartbeats', fallback: formatDuration(DEFAULTS.syncIntervalMs) },
   { flag: 'max-tokens', value: 'N', help: 'most Idempotency-Key tokens held, own and peers\' (about 200 B each, kept a 1 s-tier retention); past it hits with a new token are refused (503)', fallback: String(DEFAULTS.maxTokens) },
+  { flag: 'top-exact-keys', value: 'N', help: 'GET /top counts every key when its index cannot prove the ranking, while the node holds at most N keys; past it the answer is exact:false with maxError', fallback: String(DEFAULTS.topExactKeys) },
+  { flag: 'no-top-index', value: undefined, help: 'run without the ranking index of GET /top (every ranking then counts every key)', fallback: 'off' },
   { flag: 'max-connections', value: 'N', help: 'most HTTP connections open at once, gossip ones from peers included; more are refused', fallback: String(DEFAULTS.maxConnections) },
   { flag: 'log-level', value: 'LEVEL', help: 'fatal, error, warn, info, debug, trace or silent', fallback: DEFAULTS.logLevel },
 ];
@@ -159,6 +161,8 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv): CliRe
       logLevel,
       maxConnections: parseInteger('max-connections', text('max-connections'), DEFAULTS.maxConnections, 1, 1_000_000),
       maxTokens: parseInteger('max-tokens', text('max-tokens'), DEFAULTS.maxTokens, 0, 100_000_000),
+      topIndex: !on('no-top-index'),
+      topExactKeys: parseInteger('top-exact-keys', text('top-exact-keys'), DEFAULTS.topExactKeys, 0, 100_000_000),
     },
   };
 }

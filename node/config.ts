@@ -40,6 +40,10 @@ export interface NodeConfig {
   readonly maxConnections: number;
   /** Most idempotency tokens held (own and peers'); past it hits with a new token are refused (503). */
   readonly maxTokens: number;
+  /** Keep the ranking index (GET /top); without it a ranking counts every key. */
+  readonly topIndex: boolean;
+  /** A ranking the index cannot prove counts every key while the node holds at most this many; past it the answer is inexact, with its error bound. */
+  readonly topExactKeys: number;
 }
 
 export const DEFAULTS = {
@@ -56,6 +60,7 @@ export const DEFAULTS = {
   logLevel: 'info',
   maxConnections: 10_000,
   maxTokens: 1_000_000,
+  topExactKeys: 1_000_000,
 } as const;
 
 /** How long the HTTP server waits on a client (README, Limits). */

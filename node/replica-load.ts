@@ -33,7 +33,7 @@ export interface Loaded {
  * and returned in `corrupt` (the store opens whatever it holds); a skipped
  * log record's seq still counts as used, so it is never handed out again.
  */
-export async function loadReplica(store: Store, id: string, now: number, tokenWindowMs: number): Promise<Loaded> {
+export async function loadReplica(store: Store, id: string, now: number, tokenWindowMs: number, topIndex = true): Promise<Loaded> {
   const { identity, created } = await loadOrCreateIdentity(store, id, now);
   const origin = identity.origin;
   const corrupt: CorruptRecord[] = [];
@@ -58,7 +58,7 @@ export async function loadReplica(store: Store, id: string, now: number, tokenWi
       storedSeq.set(key, slots);
     }
   }
-  const state = new ReplicaState(tokenWindowMs);
+  const state = new ReplicaState(tokenWindowMs, { topIndex });
   let slots = 0;
   for await (const slot of store.scanSlots(onCorrupt)) {
     state.join(slot, slot.seq);

@@ -1,4 +1,5 @@
 import type { ReplicaState } from '../crdt/replica-state.ts';
+import { TopRanking } from './top-ranking.ts';
 import type { Retention } from '../crdt/retention.ts';
 import { Tier, bucketStart } from '../crdt/tiers.ts';
 import { nodeIdOf } from '../crdt/names.ts';
@@ -82,6 +83,10 @@ export interface ReplicaOptions {
   readonly maxBackwardJumpMs?: number;
   /** Tokens held at most before new ones are refused; default --max-tokens's. */
   readonly maxTokens?: number;
+  /** Keep the ranking index (default true). */
+  readonly topIndex?: boolean;
+  /** See --top-exact-keys. */
+  readonly topExactKeys?: number;
 }
 
 /** The replica is shutting down and takes no more hits. */
@@ -155,6 +160,8 @@ export class Replica {
   private readonly recovery: StoreRecovery;
   /** The state with its version vector: what gossip reads and writes through `view`. */
   readonly replicated: ReplicatedState;
+  /** `GET /top` (see TopRanking). */
+  readonly ranking: TopRanking;
 
   private constructor(
     private readonly options: ReplicaOptions,
@@ -174,6 +181,7 @@ export class Replica {
       metrics: options.metrics,
       firstRetryMs: options.storeRetryMs,
     });
+    this.ranking = new TopRanking(state, options.topExactKeys ?? DEFAULTS.topExactKeys);
     this.identity_ = identity;
     this.seq_ = seq;
     this.lastAt = lastAt;
@@ -225,7 +233,7 @@ export class Replica {
     if (!store.isOpen) await store.open();
     let loaded: Awaited<ReturnType<typeof loadReplica>>;
     try {
-      loaded = await loadReplica(store, options.id, clock.now(), options.retention[Tier.second]);
+      loaded = await loadReplica(store, options.id, clock.now(), options.retention[Tier.second], options.topIndex ?? true);
     } catch (error) {
       await store.close(); // leave the directory unlocked for whoever comes next
       throw error;

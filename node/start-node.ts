@@ -63,6 +63,8 @@ export async function startNode(config: NodeConfig, options: StartOptions = {}):
     gcIntervalMs: config.gcIntervalMs,
     checkpointIntervalMs: config.checkpointIntervalMs,
     maxTokens: config.maxTokens,
+    topIndex: config.topIndex,
+    topExactKeys: config.topExactKeys,
     // Small steps back are absorbed (stamps wait for the clock); a bigger one starts a new incarnation.
     maxBackwardJumpMs: Math.max(1_000, config.maxClockSkewMs),
   });

@@ -1,0 +1,90 @@
+import { BucketTop } from './bucket-top.ts';
+import { TIMED_TIERS, Tier } from './tiers.ts';
+import type { BucketRef } from './window-plan.ts';
+
+/**
+ * Keys held per bucket, by tier: enough that a skewed ranking is proven from
+ * the heaps alone (see TopIndex), few enough that the index stays bounded
+ * over the default retention: 7,200 seconds × 64 + 2,880 minutes × 64 +
+ * 2,160 hours × 256 + 1,825 days × 256 + 1,024 ≈ 1.7 M entries at most
+ * (about 100 MB), whatever the number of keys.
+ */
+export const TOP_CAPACITY: Readonly<Record<Tier, number>> = {
+  [Tier.second]: 64,
+  [Tier.minute]: 64,
+  [Tier.hour]: 256,
+  [Tier.day]: 256,
+  [Tier.lifetime]: 1_024,
+};
+
+/** What the heaps of a plan's buckets say: each key held somewhere, with the sum of its counts where held; and `bound`. */
+export interface TopCandidates {
+  /** Key → the sum of its counts in the planned buckets whose heap holds it: at most its total, at least that minus `bound`. */
+  readonly lower: Map<string, number>;
+  /** The sum of the planned buckets' floors: a key held by no heap has at most this many hits in the range. */
+  readonly bound: number;
+}
+
+/**
+ * The ranking index: per bucket, the keys with the highest totals over
+ * origins (gross: before duplicates that idempotency tokens prove, so every
+ * figure is an upper bound of a count). Raised wherever a bucket's total
+ * rises (a hit, an applied delta, a slot loaded from the store); a bucket's
+ * heap goes when retention drops the bucket.
+ */
+export class TopIndex {
+  private readonly tiers = TIMED_TIERS.map(() => new Map<number, BucketTop>());
+  private readonly lifetime = new BucketTop(TOP_CAPACITY[Tier.lifetime]);
+
+  /** `key`'s total over origins in bucket (tier, start) is now `total`. */
+  raise(key: string, tier: Tier, start: number, total: number): void {
+    if (tier === Tier.lifetime) {
+      this.lifetime.raise(key, total);
+      return;
+    }
+    const buckets = this.tiers[tier] as Map<number, BucketTop>;
+    let top = buckets.get(start);
+    if (top === undefined) buckets.set(start, (top = new BucketTop(TOP_CAPACITY[tier])));
+    top.raise(key, total);
+  }
+
+  /** The heaps of `refs`, joined, keeping only keys that start with `prefix`. */
+  candidates(refs: readonly BucketRef[], prefix = ''): TopCandidates {
+    const lower = new Map<string, number>();
+    let bound = 0;
+    for (const ref of refs) {
+      const top = ref.tier === Tier.lifetime ? this.lifetime : this.tiers[ref.tier]?.get(ref.start);
+      if (top === undefined) continue;
+      bound += top.floor;
+      for (const [key, count] of top.entries()) {
+        if (prefix !== '' && !key.startsWith(prefix)) continue;
+        lower.set(key, (lower.get(key) ?? 0) + count);
+      }
+    }
+    return { lower, bound };
+  }
+
+  /** Retention dropped every bucket of each timed tier that starts before its horizon. */
+  dropBefore(horizons: readonly number[]): void {
+    for (const tier of TIMED_TIERS) {
+      const horizon = horizons[tier] ?? Number.NEGATIVE_INFINITY;
+      const buckets = this.tiers[tier] as Map<number, BucketTop>;
+      for (const start of buckets.keys()) if (start < horizon) buckets.delete(start);
+    }
+  }
+
+  /** Entries held over every bucket (for /metrics). */
+  get entries(): number {
+    let n = this.lifetime.size;
+    for (const buckets of this.tiers) for (const top of buckets.values()) n += top.size;
+    return n;
+  }
+
+  /** Buckets with a heap, the lifetime's included. */
+  get buckets(): number {
+    let n = 1;
+    for (const buckets of this.tiers) n += buckets.size;
+    return n;
+  }
+}
+

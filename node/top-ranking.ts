@@ -1,0 +1,61 @@
+import type { ReplicaState } from '../crdt/replica-state.ts';
+import { TopK, rankCandidates, type Ranking } from '../crdt/top-rank.ts';
+import type { WindowPlan } from '../crdt/window-plan.ts';
+
+/** Bucket reads between two yields of a scan: about a quarter of a millisecond, so hits are served in between. */
+const YIELD_EVERY_BUCKETS = 10_000;
+/** Scans waiting behind the one running; past it a ranking that needs one is refused (503). */
+export const MAX_WAITING_SCANS = 8;
+
+/** Too many rankings need a scan of every key at once. */
+export class ScansBusyError extends Error {
+  readonly code = 'HITMESH_SCANS_BUSY';
+}
+
+/**
+ * `GET /top`: the index's ranking when it proves itself; else, while the
+ * node holds at most `exactKeys` keys, a scan that counts every key (with a
+ * prefix, every key that has it), in slices, one scan at a time; past
+ * `exactKeys`, the index's ranking of its candidates, inexact, with its error
+ * bound. Without an index every ranking is a scan.
+ */
+export class TopRanking {
+  private scanning: Promise<unknown> = Promise.resolve();
+  private waiting = 0;
+
+  constructor(
+    private readonly state: ReplicaState,
+    private readonly exactKeys: number,
+  ) {}
+
+  async rank(plan: WindowPlan, k: number, prefix: string): Promise<Ranking> {
+    const countOf = (key: string): number => this.state.sum(key, plan);
+    const index = this.state.top;
+    if (index !== undefined) {
+      const ranked = rankCandidates(index.candidates(plan.buckets, prefix), k, countOf);
+      if (ranked.exact || this.state.keyCount > this.exactKeys) return ranked;
+    }
+    if (this.waiting >= MAX_WAITING_SCANS) throw new ScansBusyError(`${MAX_WAITING_SCANS} rankings already wait to count every key; try again shortly`);
+    this.waiting++;
+    const turn = this.scanning.then(() => this.scan(plan, k, prefix, countOf));
+    this.scanning = turn.catch(() => undefined).finally(() => this.waiting--);
+    return turn;
+  }
+
+  private async scan(plan: WindowPlan, k: number, prefix: string, countOf: (key: string) => number): Promise<Ranking> {
+    const best = new TopK(k);
+    const perKey = Math.max(1, plan.buckets.length);
+    let sinceYield = 0;
+    // Map iteration is live: keys added meanwhile are visited, keys retention drops are skipped.
+    for (const key of this.state.keys()) {
+      if (prefix !== '' && !key.startsWith(prefix)) continue;
+      best.offer({ key, count: countOf(key) });
+      sinceYield += perKey;
+      if (sinceYield >= YIELD_EVERY_BUCKETS) {
+        sinceYield = 0;
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+    }
+    return { top: best.entries, exact: true, maxError: 0 };
+  }
+}
