@@ -17,14 +17,6 @@ export const TOP_CAPACITY: Readonly<Record<Tier, number>> = {
   [Tier.lifetime]: 1_024,
 };
 
-/** What the heaps of a plan's buckets say: each key held somewhere, with the sum of its counts where held; and `bound`. */
-export interface TopCandidates {
-  /** Key → the sum of its counts in the planned buckets whose heap holds it: at most its total, at least that minus `bound`. */
-  readonly lower: Map<string, number>;
-  /** The sum of the planned buckets' floors: a key held by no heap has at most this many hits in the range. */
-  readonly bound: number;
-}
-
 /**
  * The ranking index: per bucket, the keys with the highest totals over
  * origins (gross: before duplicates that idempotency tokens prove, so every
@@ -35,6 +27,8 @@ export interface TopCandidates {
 export class TopIndex {
   private readonly tiers = TIMED_TIERS.map(() => new Map<number, BucketTop>());
   private readonly lifetime = new BucketTop(TOP_CAPACITY[Tier.lifetime]);
+  private readonly lastStart = TIMED_TIERS.map(() => Number.NaN);
+  private readonly lastTop: (BucketTop | undefined)[] = TIMED_TIERS.map(() => undefined);
 
   /** `key`'s total over origins in bucket (tier, start) is now `total`. */
   raise(key: string, tier: Tier, start: number, total: number): void {
@@ -42,26 +36,26 @@ export class TopIndex {
       this.lifetime.raise(key, total);
       return;
     }
-    const buckets = this.tiers[tier] as Map<number, BucketTop>;
-    let top = buckets.get(start);
-    if (top === undefined) buckets.set(start, (top = new BucketTop(TOP_CAPACITY[tier])));
+    // Hits go to the current bucket of each tier: remember it rather than look it up five times a hit.
+    let top = this.lastStart[tier] === start ? this.lastTop[tier] : undefined;
+    if (top === undefined) {
+      const buckets = this.tiers[tier] as Map<number, BucketTop>;
+      top = buckets.get(start);
+      if (top === undefined) buckets.set(start, (top = new BucketTop(TOP_CAPACITY[tier])));
+      this.lastStart[tier] = start;
+      this.lastTop[tier] = top;
+    }
     top.raise(key, total);
   }
 
-  /** The heaps of `refs`, joined, keeping only keys that start with `prefix`. */
-  candidates(refs: readonly BucketRef[], prefix = ''): TopCandidates {
-    const lower = new Map<string, number>();
-    let bound = 0;
+  /** The heaps of the buckets of `refs` that hold any key. */
+  heaps(refs: readonly BucketRef[]): BucketTop[] {
+    const heaps: BucketTop[] = [];
     for (const ref of refs) {
       const top = ref.tier === Tier.lifetime ? this.lifetime : this.tiers[ref.tier]?.get(ref.start);
-      if (top === undefined) continue;
-      bound += top.floor;
-      for (const [key, count] of top.entries()) {
-        if (prefix !== '' && !key.startsWith(prefix)) continue;
-        lower.set(key, (lower.get(key) ?? 0) + count);
-      }
+      if (top !== undefined && top.size > 0) heaps.push(top);
     }
-    return { lower, bound };
+    return heaps;
   }
 
   /** Retention dropped every bucket of each timed tier that starts before its horizon. */
@@ -70,6 +64,7 @@ export class TopIndex {
       const horizon = horizons[tier] ?? Number.NEGATIVE_INFINITY;
       const buckets = this.tiers[tier] as Map<number, BucketTop>;
       for (const start of buckets.keys()) if (start < horizon) buckets.delete(start);
+      if ((this.lastStart[tier] as number) < horizon) this.lastTop[tier] = undefined;
     }
   }
 

@@ -1,4 +1,4 @@
-import type { TopCandidates } from './top-index.ts';
+import type { BucketTop } from './bucket-top.ts';
 
 export interface TopEntry {
   readonly key: string;
@@ -52,26 +52,94 @@ export class TopK {
 }
 
 /**
- * Rank from the index's candidates, counting exactly (`countOf`) only as
- * many as it takes: candidates go best first by what the heaps hold of them
- * (`lower`); one's count is at most its `lower` plus the `bound` (the
- * buckets where no heap holds it add at most their floors), and a key held
- * by no heap has at most `bound`. The ranking is proven once the k-th count
- * is above both for everything not yet counted (strictly: a key tied with
- * the k-th may come first by name). Unproven, the caller counts every key,
- * or answers this ranking of the candidates with its error bound.
+ * Rank from the heaps of the planned buckets, a threshold algorithm (Fagin's
+ * TA): read the heaps best first, always the one whose next count is
+ * highest, count each key met exactly (`countOf`: its sum over the plan,
+ * less duplicates), and stop once the k-th count is above the threshold:
+ * the sum over heaps of the next count not yet read (or the heap's floor
+ * when it is read to the end). A key not met yet has at most that in each
+ * bucket, so at most the threshold in all (strictly: a key tied with the
+ * k-th may come first by name). Read to the end unproven, the answer ranks
+ * every key met, and a key left out has at most the sum of the floors.
+ * Flat heaps (many keys of about the same count) make it meet and count
+ * most keys: past `maxCounted` keys counted it gives up (undefined) and the
+ * caller ranks the union instead (rankUnion).
  */
-export function rankCandidates(candidates: TopCandidates, k: number, countOf: (key: string) => number): Ranking {
-  const { lower, bound } = candidates;
-  const order = [...lower].sort((a, b) => b[1] - a[1]);
+export function rankHeaps(heaps: readonly BucketTop[], k: number, prefix: string, countOf: (key: string) => number, maxCounted = Number.POSITIVE_INFINITY): Ranking | undefined {
+  for (const heap of heaps) heap.sort();
+  const floors = heaps.map((heap) => heap.floor());
+  const bound = floors.reduce((a, b) => a + b, 0);
+  // Per heap the next position to read and the most an unread key holds there.
+  const next = heaps.map(() => 0);
+  const upper = heaps.map((heap) => heap.countAt(0));
+  let threshold = upper.reduce((a, b) => a + b, 0);
+  const queue = new MaxQueue(upper);
+  const met = new Set<string>();
   const best = new TopK(k);
-  for (const [key, held] of order) {
-    if (best.full && best.last > held + bound && best.last > bound) return { top: best.entries, exact: true, maxError: 0 };
+  for (;;) {
+    if (best.full && best.last > threshold) return { top: best.entries, exact: true, maxError: 0 };
+    const h = queue.pop();
+    if (h === undefined) break;
+    const heap = heaps[h] as BucketTop;
+    const at = next[h] as number;
+    const key = heap.keyAt(at);
+    next[h] = at + 1;
+    const after = at + 1 < heap.size ? heap.countAt(at + 1) : (floors[h] as number);
+    threshold -= (upper[h] as number) - after;
+    upper[h] = after;
+    if (at + 1 < heap.size) queue.push(h);
+    if (met.has(key)) continue;
+    met.add(key);
+    if (prefix !== '' && !key.startsWith(prefix)) continue;
+    if (--maxCounted < 0) return undefined;
     best.offer({ key, count: countOf(key) });
   }
-  // Every candidate counted: what is left out of them was ranked; keys outside the heaps have at most `bound`.
   const exact = bound === 0 || (best.full && best.last > bound);
   return { top: best.entries, exact, maxError: exact ? 0 : Math.max(0, bound - best.last) };
+}
+
+/** A binary max-heap of indexes into `keys`, by the value each has there when pushed. */
+class MaxQueue {
+  private readonly items: number[] = [];
+
+  constructor(private readonly keys: readonly number[]) {
+    for (let i = 0; i < keys.length; i++) this.push(i);
+  }
+
+  push(i: number): void {
+    const items = this.items;
+    items.push(i);
+    let at = items.length - 1;
+    while (at > 0) {
+      const parent = (at - 1) >> 1;
+      if (this.value(parent) >= this.value(at)) break;
+      [items[parent], items[at]] = [items[at] as number, items[parent] as number];
+      at = parent;
+    }
+  }
+
+  pop(): number | undefined {
+    const items = this.items;
+    const top = items[0];
+    const last = items.pop();
+    if (items.length === 0 || last === undefined) return top;
+    items[0] = last;
+    let at = 0;
+    for (;;) {
+      const left = 2 * at + 1;
+      if (left >= items.length) break;
+      const right = left + 1;
+      const most = right < items.length && this.value(right) > this.value(left) ? right : left;
+      if (this.value(most) <= this.value(at)) break;
+      [items[most], items[at]] = [items[at] as number, items[most] as number];
+      at = most;
+    }
+    return top;
+  }
+
+  private value(position: number): number {
+    return this.keys[this.items[position] as number] as number;
+  }
 }
 
 /** Rank keys whose every count is known (a scan of every key). */
@@ -79,4 +147,35 @@ export function rankAll(counts: Iterable<TopEntry>, k: number): TopEntry[] {
   const best = new TopK(k);
   for (const entry of counts) best.offer(entry);
   return best.entries;
+}
+
+/**
+ * The same from every key the heaps hold: `lower` is the sum of a key's
+ * counts where held (its count is at most that plus the floors of the heaps
+ * that do not hold it, so at most `lower + bound`); keys are counted exactly
+ * best `lower` first until the k-th count is above what any key left could
+ * have. Linear in the entries of the planned heaps; no sorted access.
+ */
+export function rankUnion(heaps: readonly BucketTop[], k: number, prefix: string, countOf: (key: string) => number): Ranking {
+  const lower = new Map<string, number>();
+  let bound = 0;
+  for (const heap of heaps) {
+    bound += heap.floor();
+    for (const [key, count] of heap.entries()) {
+      if (prefix !== '' && !key.startsWith(prefix)) continue;
+      lower.set(key, (lower.get(key) ?? 0) + count);
+    }
+  }
+  const keys = [...lower.keys()];
+  const queue = new MaxQueue(keys.map((key) => lower.get(key) as number));
+  const best = new TopK(k);
+  for (;;) {
+    const i = queue.pop();
+    if (i === undefined) break;
+    const held = lower.get(keys[i] as string) as number;
+    if (best.full && best.last > held + bound) return { top: best.entries, exact: true, maxError: 0 };
+    best.offer({ key: keys[i] as string, count: countOf(keys[i] as string) });
+  }
+  const exact = bound === 0 || (best.full && best.last > bound);
+  return { top: best.entries, exact, maxError: exact ? 0 : Math.max(0, bound - best.last) };
 }

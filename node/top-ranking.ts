@@ -1,5 +1,5 @@
 import type { ReplicaState } from '../crdt/replica-state.ts';
-import { TopK, rankCandidates, type Ranking } from '../crdt/top-rank.ts';
+import { TopK, rankHeaps, rankUnion, type Ranking } from '../crdt/top-rank.ts';
 import type { WindowPlan } from '../crdt/window-plan.ts';
 
 /** Bucket reads between two yields of a scan: about a quarter of a millisecond, so hits are served in between. */
@@ -13,7 +13,7 @@ export class ScansBusyError extends Error {
 }
 
 /**
- * `GET /top`: the index's ranking when it proves itself; else, while the
+ * `GET /top`: the index's ranking (crdt/top-rank.ts) when it proves itself; else, while the
  * node holds at most `exactKeys` keys, a scan that counts every key (with a
  * prefix, every key that has it), in slices, one scan at a time; past
  * `exactKeys`, the index's ranking of its candidates, inexact, with its error
@@ -32,7 +32,9 @@ export class TopRanking {
     const countOf = (key: string): number => this.state.sum(key, plan);
     const index = this.state.top;
     if (index !== undefined) {
-      const ranked = rankCandidates(index.candidates(plan.buckets, prefix), k, countOf);
+      const heaps = index.heaps(plan.buckets);
+      // Counting a key costs a read of each planned bucket; the union costs a map write per heap entry.
+      const ranked = rankHeaps(heaps, k, prefix, countOf, Math.max(64, 4 * k)) ?? rankUnion(heaps, k, prefix, countOf);
       if (ranked.exact || this.state.keyCount > this.exactKeys) return ranked;
     }
     if (this.waiting >= MAX_WAITING_SCANS) throw new ScansBusyError(`${MAX_WAITING_SCANS} rankings already wait to count every key; try again shortly`);

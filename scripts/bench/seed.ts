@@ -1,4 +1,5 @@
 import { hitBuckets } from '../../crdt/replica-state.ts';
+import { Tier } from '../../crdt/tiers.ts';
 import { mulberry32 } from '../../gossip/random.ts';
 import type { Slot } from '../../crdt/slot.ts';
 import { loadOrCreateIdentity } from '../../node/identity.ts';
@@ -11,18 +12,28 @@ import { LevelStore } from '../../node/level-store.ts';
  * slots the node would have written, under its own identity, so the node then
  * starts on that directory as if it had lived through it.
  */
-export async function seedHistory(dir: string, id: string, options: { keys: number; hitsPerKey: number; spanMs: number; now: number; seed: number }): Promise<{ slots: number; hits: number }> {
+export async function seedHistory(
+  dir: string,
+  id: string,
+  options: { keys: number; hitsPerKey: number | ((key: number) => number); spanMs: number; now: number; seed: number; secondsWithinMs?: number },
+): Promise<{ slots: number; hits: number }> {
   const random = mulberry32(options.seed);
   const store = new LevelStore(dir);
   await store.open();
   const { identity } = await loadOrCreateIdentity(store, id, options.now);
   let slots = 0;
+  let hits = 0;
   let batch: Slot[] = [];
+  const hitsOf = typeof options.hitsPerKey === 'number' ? () => options.hitsPerKey as number : options.hitsPerKey;
   for (let k = 0; k < options.keys; k++) {
     const counts = new Map<string, { tier: Slot['tier']; start: number; count: number }>();
-    for (let h = 0; h < options.hitsPerKey; h++) {
+    const n = hitsOf(k);
+    hits += n;
+    for (let h = 0; h < n; h++) {
       const t = options.now - Math.floor(random() * options.spanMs);
       for (const ref of hitBuckets(t)) {
+        // Seconds the 1 s tier no longer keeps would only be loaded to be dropped.
+        if (ref.tier === Tier.second && options.secondsWithinMs !== undefined && t < options.now - options.secondsWithinMs) continue;
         const id = `${ref.tier}:${ref.start}`;
         const slot = counts.get(id) ?? { ...ref, count: 0 };
         slot.count++;
@@ -39,5 +50,5 @@ export async function seedHistory(dir: string, id: string, options: { keys: numb
   await store.commit({ slots: batch, meta: new Map([['seq', '1']]) });
   slots += batch.length;
   await store.close();
-  return { slots, hits: options.keys * options.hitsPerKey };
+  return { slots, hits };
 }
