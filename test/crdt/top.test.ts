@@ -148,6 +148,21 @@ describe('the ranking index', () => {
     expect(await new TopRanking(state, 0).rank(plan, 1, '')).toEqual({ top: [{ key: 'a', count: 4 }], exact: true, maxError: 0 });
   });
 
+  it('ranks by counts less the duplicates tokens prove, though the heaps hold totals before them', async () => {
+    const state = new ReplicaState();
+    const t = NOW - 5_000 - (NOW % 1000);
+    // The same token taken by two origins: key a counts 5, not the 10 its buckets hold.
+    state.addHit('a#1', 'a', t, 5, 1);
+    state.observe('a', 'tok', { origin: 'a#1', at: t, n: 5 });
+    state.addHit('b#1', 'a', t + 1000, 5, 1);
+    state.observe('a', 'tok', { origin: 'b#1', at: t + 1000, n: 5 });
+    state.addHit('a#1', 'b', t, 7, 2);
+    for (const plan of [LIFETIME_PLAN, planWindow(NOW - 60_000, NOW + 1, NOW, DEFAULT_RETENTION)]) {
+      expect(state.sum('a', plan)).toBe(5);
+      expect(await new TopRanking(state, 0).rank(plan, 2, '')).toEqual({ top: [{ key: 'b', count: 7 }, { key: 'a', count: 5 }], exact: true, maxError: 0 });
+    }
+  });
+
   it('drops a bucket\'s heap when retention drops the bucket, and can run without an index', async () => {
     const state = new ReplicaState();
     for (let i = 0; i < 100; i++) state.addHit('a#1', `k${i}`, NOW - 1000 * (i % 5), 1 + (i % 9), i + 1);
