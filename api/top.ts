@@ -85,6 +85,7 @@ export const topRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
       const wide = await rank(Math.min(MAX_TOP_K, Math.max(2 * k, k + 20)));
       const keys = wide.top.map((entry) => entry.key);
       checkFreshReadBudget(Math.max(1, keys.length), plan);
+      // No candidate here: the members are still asked (of a placeholder key), so too few of them is a 504 as on /count.
       const fresh = await deps.freshRead(keys.length === 0 ? ['-'] : keys, plan, read.level, read.timeoutMs);
       if (fresh === undefined) return { ...mine, ...answerFields(deps, window, plan, asOf, [replica.identity.id]) };
       if (fresh.tooBig) throw badRequest(`a peer's answer to this read=${read.level} would pass ${LIMITS.maxReadRows} rows: ask for a smaller k or a shorter range`);

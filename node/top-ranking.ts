@@ -4,7 +4,7 @@ import type { WindowPlan } from '../crdt/window-plan.ts';
 
 /** Bucket reads between two yields of a scan: about a quarter of a millisecond, so hits are served in between. */
 const YIELD_EVERY_BUCKETS = 10_000;
-/** Scans waiting behind the one running; past it a ranking that needs one is refused (503). */
+/** Scans at once, the running one included; past it a ranking that needs one is refused (503). */
 export const MAX_WAITING_SCANS = 8;
 
 /** Too many rankings need a scan of every key at once. */
@@ -50,9 +50,12 @@ export class TopRanking {
     let sinceYield = 0;
     // Map iteration is live: keys added meanwhile are visited, keys retention drops are skipped.
     for (const key of this.state.keys()) {
-      if (prefix !== '' && !key.startsWith(prefix)) continue;
-      best.offer({ key, count: countOf(key) });
-      sinceYield += perKey;
+      // A key passed over costs a visit too: a rare prefix over a million keys must yield as well.
+      if (prefix !== '' && !key.startsWith(prefix)) sinceYield++;
+      else {
+        best.offer({ key, count: countOf(key) });
+        sinceYield += perKey;
+      }
       if (sinceYield >= YIELD_EVERY_BUCKETS) {
         sinceYield = 0;
         await new Promise((resolve) => setImmediate(resolve));

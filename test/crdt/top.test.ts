@@ -10,7 +10,7 @@ import { ReplicaState } from '../../crdt/replica-state.ts';
 import { DEFAULT_RETENTION } from '../../crdt/retention.ts';
 import { before, rankHeaps, rankUnion, type TopEntry } from '../../crdt/top-rank.ts';
 import { LIFETIME_PLAN, planWindow, type WindowPlan } from '../../crdt/window-plan.ts';
-import { TopRanking } from '../../node/top-ranking.ts';
+import { MAX_WAITING_SCANS, ScansBusyError, TopRanking } from '../../node/top-ranking.ts';
 
 const NOW = Date.UTC(2026, 11, 2, 12, 30, 30, 500);
 const ORIGINS = ['a#1', 'b#1', 'c#1'];
@@ -161,6 +161,19 @@ describe('the ranking index', () => {
       expect(state.sum('a', plan)).toBe(5);
       expect(await new TopRanking(state, 0).rank(plan, 2, '')).toEqual({ top: [{ key: 'b', count: 7 }, { key: 'a', count: 5 }], exact: true, maxError: 0 });
     }
+  });
+
+  it('runs one scan of every key at a time and refuses one more than MAX_WAITING_SCANS with ScansBusyError', async () => {
+    const state = new ReplicaState(undefined, { topIndex: false });
+    for (let i = 0; i < 50; i++) state.addHit('a#1', `k${i}`, NOW - (NOW % 1000), 1 + (i % 4), i + 1);
+    const ranking = new TopRanking(state, 1_000_000);
+    const asked = Array.from({ length: MAX_WAITING_SCANS + 1 }, () => ranking.rank(LIFETIME_PLAN, 3, ''));
+    const settled = await Promise.allSettled(asked);
+    expect(settled.filter((r) => r.status === 'fulfilled')).toHaveLength(MAX_WAITING_SCANS);
+    const refused = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    expect(refused?.reason).toBeInstanceOf(ScansBusyError);
+    // Once they are done, scans are taken again.
+    expect((await ranking.rank(LIFETIME_PLAN, 1, '')).top).toEqual([{ key: 'k11', count: 4 }]);
   });
 
   it('drops a bucket\'s heap when retention drops the bucket, and can run without an index', async () => {
