@@ -79,9 +79,7 @@ export class ReplicaState {
     const count = entry.get(tier, start) + n;
     entry.set(tier, start, count);
     entry.raiseSeq(seq);
-    const totals = this.totals.get(key);
-    totals?.add(tier, start, n);
-    this.top?.raise(key, tier, start, totals === undefined ? count : totals.get(tier, start));
+    this.raiseTotal(key, tier, start, n, count, this.totals.get(key));
     return count;
   }
 
@@ -98,8 +96,7 @@ export class ReplicaState {
       const start = bucketStart(tier, t);
       const count = entry.get(tier, start) + n;
       entry.set(tier, start, count);
-      totals?.add(tier, start, n);
-      this.top?.raise(key, tier, start, totals === undefined ? count : totals.get(tier, start));
+      this.raiseTotal(key, tier, start, n, count, totals);
       counts[tier] = count;
     }
     entry.raiseSeq(seq);
@@ -127,9 +124,7 @@ export class ReplicaState {
     const old = entry.get(tier, start);
     if (old >= count) return changed;
     entry.set(tier, start, count);
-    const totals = this.totals.get(key);
-    totals?.add(tier, start, count - old);
-    this.top?.raise(key, tier, start, totals === undefined ? count : totals.get(tier, start));
+    this.raiseTotal(key, tier, start, count - old, count, this.totals.get(key));
     return changed | COUNT_RAISED;
   }
 
@@ -285,6 +280,12 @@ export class ReplicaState {
         for (const [tier, start, count] of entry.entries()) yield { origin, key, tier, start, count };
       }
     }
+  }
+
+  /** An origin's slot of `key` rose by `n` to `count`: so does the key's total over origins (kept when it has several), in the ranking index too. */
+  private raiseTotal(key: string, tier: Tier, start: number, n: number, count: number, totals: KeyBuckets | undefined): void {
+    totals?.add(tier, start, n);
+    this.top?.raise(key, tier, start, totals === undefined ? count : totals.get(tier, start));
   }
 
   private entryOf(key: string, origin: ReplicaId): KeyBuckets {

@@ -7,7 +7,7 @@ import type { BucketRef } from './window-plan.ts';
  * the heaps alone (see TopIndex), few enough that the index stays bounded
  * over the default retention: 7,200 seconds × 64 + 2,880 minutes × 64 +
  * 2,160 hours × 256 + 1,825 days × 256 + 1,024 ≈ 1.7 M entries at most
- * (about 100 MB), whatever the number of keys.
+ * (estimated at about 60 B each, ~100 MB), whatever the number of keys.
  */
 export const TOP_CAPACITY: Readonly<Record<Tier, number>> = {
   [Tier.second]: 64,
@@ -68,17 +68,10 @@ export class TopIndex {
     }
   }
 
-  /** Entries held over every bucket (for /metrics). */
+  /** Entries held over every bucket. */
   get entries(): number {
     let n = this.lifetime.size;
     for (const buckets of this.tiers) for (const top of buckets.values()) n += top.size;
-    return n;
-  }
-
-  /** Buckets with a heap, the lifetime's included. */
-  get buckets(): number {
-    let n = 1;
-    for (const buckets of this.tiers) n += buckets.size;
     return n;
   }
 }

@@ -94,8 +94,7 @@ export function rankHeaps(heaps: readonly BucketTop[], k: number, prefix: string
     if (--maxCounted < 0) return undefined;
     best.offer({ key, count: countOf(key) });
   }
-  const exact = bound === 0 || (best.full && best.last > bound);
-  return { top: best.entries, exact, maxError: exact ? 0 : Math.max(0, bound - best.last) };
+  return readToTheEnd(best, bound);
 }
 
 /** A binary max-heap of indexes into `keys`, by the value each has there when pushed. */
@@ -142,13 +141,6 @@ class MaxQueue {
   }
 }
 
-/** Rank keys whose every count is known (a scan of every key). */
-export function rankAll(counts: Iterable<TopEntry>, k: number): TopEntry[] {
-  const best = new TopK(k);
-  for (const entry of counts) best.offer(entry);
-  return best.entries;
-}
-
 /**
  * The same from every key the heaps hold: `lower` is the sum of a key's
  * counts where held (its count is at most that plus the floors of the heaps
@@ -176,6 +168,11 @@ export function rankUnion(heaps: readonly BucketTop[], k: number, prefix: string
     if (best.full && best.last > held + bound) return { top: best.entries, exact: true, maxError: 0 };
     best.offer({ key: keys[i] as string, count: countOf(keys[i] as string) });
   }
+  return readToTheEnd(best, bound);
+}
+
+/** Every key the heaps hold was ranked: one held by none has at most `bound`, the sum of the floors. */
+function readToTheEnd(best: TopK, bound: number): Ranking {
   const exact = bound === 0 || (best.full && best.last > bound);
   return { top: best.entries, exact, maxError: exact ? 0 : Math.max(0, bound - best.last) };
 }

@@ -11,18 +11,10 @@ import http from 'node:http';
 import { join } from 'node:path';
 import { mulberry32 } from '../../gossip/random.ts';
 import { runLoad, type LoadResult } from './load.ts';
-import { cpuSeconds, freePort, rssMb, startPinned, type Server } from './processes.ts';
+import { cpuSeconds, freePort, rssMb, startPinned, type RowOptions, type Server } from './processes.ts';
 import { seedHistory } from './seed.ts';
 
-export interface TopBenchOptions {
-  readonly work: string;
-  readonly serverCpu: number;
-  readonly loadCpu: number;
-  readonly durationS: number;
-  readonly connections: number;
-  readonly rounds: number;
-  readonly say: (line: string) => void;
-}
+export type TopBenchOptions = RowOptions;
 
 const KEYS = 100_000;
 const TOP_HITS = 200_000; // the hottest key's hits in the day; the k-th has 1/k of it (about 2.4 M hits in all)
@@ -32,6 +24,16 @@ const STEADY_HITS_PER_S = 1_000;
 const TOP_CONNECTIONS = 4;
 
 type Side = 'index' | 'scan';
+
+interface TopRuns {
+  readonly rps: number[];
+  readonly p50: number[];
+  readonly p99: number[];
+  readonly cpuMsPerRequest: number[];
+  failed: number;
+}
+
+const noRuns = (): TopRuns => ({ rps: [], p50: [], p99: [], cpuMsPerRequest: [], failed: 0 });
 
 /** Zipf over KEYS: key r (from 0) with probability ∝ 1/(r+1), by inverting the cumulative sums. */
 function zipfPicker(seed: number): () => number {
@@ -105,10 +107,10 @@ export async function benchTop(options: TopBenchOptions): Promise<Record<string,
   const rss: Record<Side, number> = { index: rssMb(servers.index.child.pid ?? 0), scan: rssMb(servers.scan.child.pid ?? 0) };
   say(`GET /top on ${f(KEYS, 0)} keys, Zipf over the last day (${f(hits, 0)} hits, ${f(slots, 0)} slots), ${f(STEADY_HITS_PER_S, 0)} hits/s flowing into each node meanwhile; ${TOP_CONNECTIONS} connections, median of ${rounds} alternating rounds`);
   const stopHits = steadyHits([servers.index, servers.scan]);
-  const top: Record<string, Record<Side, { rps: number[]; p50: number[]; p99: number[]; cpuMsPerRequest: number[]; failed: number }>> = {};
+  const top: Record<string, Record<Side, TopRuns>> = {};
   try {
     for (const window of WINDOWS) {
-      const runs = { index: { rps: [] as number[], p50: [] as number[], p99: [] as number[], cpuMsPerRequest: [] as number[], failed: 0 }, scan: { rps: [] as number[], p50: [] as number[], p99: [] as number[], cpuMsPerRequest: [] as number[], failed: 0 } };
+      const runs: Record<Side, TopRuns> = { index: noRuns(), scan: noRuns() };
       for (let round = 0; round < rounds; round++) {
         for (const side of ['index', 'scan'] as const) {
           const server = servers[side];

@@ -2,12 +2,12 @@
  * GET /top between real nodes (SPEC section 3): random skewed hits with
  * ties, taken on three nodes at once, gossiped; once converged every node
  * ranks every window, prefix and k exactly as brute force over the hits
- * sent; read=all ranks with a peer's hit the moment it is taken; and every bad parameter is a 400 that changes nothing.
+ * sent, and again after a restart; read=all ranks with a peer's hit the moment it is taken; and every bad parameter is a 400 that changes nothing.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { RunningNode } from '../../node/start-node.ts';
-import { converge, getJson, hits, peersUp, start, starThroughProxies, useLiveNodes } from './live-nodes.ts';
+import { converge, getJson, hits, peersUp, restart, start, starThroughProxies, useLiveNodes } from './live-nodes.ts';
 
 useLiveNodes();
 
@@ -56,6 +56,10 @@ describe('GET /top between nodes', () => {
         expect(answer.maxError).toBe(0);
       }
     }
+    // The index is rebuilt from the store on a restart: the same ranking after one.
+    const again = await restart(n2);
+    expect((await topOf(again, 'window=all&k=50')).top).toEqual(ranked(totals, 50, ''));
+    expect((await topOf(again, 'window=1h&k=20&prefix=page%2F')).top).toEqual(ranked(totals, 20, 'page/'));
   });
 
   it('read=all ranks at once with what a peer has just counted', async () => {
