@@ -78,6 +78,22 @@ export class KeyBuckets {
     if (this.lifetime > 0) yield [Tier.lifetime, 0, this.lifetime];
   }
 
+  /**
+   * The same, coarser tiers first (day, hour, minute, second), the lifetime
+   * last: what a repair sends. A receiver cut off part-way through a key then
+   * holds no finer bucket newer than the coarser bucket around it, so a
+   * coarse bucket stays at least the sum of the finer ones inside it (what
+   * GET /top's cover bound relies on, crdt/top-rank.ts); the lifetime last
+   * keeps the origin's digest from matching before the key is complete.
+   */
+  *entriesCoarseFirst(): IterableIterator<[Tier, number, number]> {
+    for (const tier of [Tier.day, Tier.hour, Tier.minute] as const) {
+      for (const [index, count] of this.coarse) if ((((index % 4) + 4) % 4) === tier) yield [tier, ((index - tier) / 4) * TIER_SIZE_MS[tier], count];
+    }
+    for (const [index, count] of this.seconds) yield [Tier.second, (index + SECOND_EPOCH_S) * 1000, count];
+    if (this.lifetime > 0) yield [Tier.lifetime, 0, this.lifetime];
+  }
+
   /** Drop buckets that start before their tier's horizon; returns how many. */
   dropBefore(horizons: readonly number[]): number {
     let dropped = 0;

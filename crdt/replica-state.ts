@@ -173,8 +173,9 @@ export class ReplicaState {
   }
 
   /**
-   * The same, one key at a time (its buckets as [tier, start, count], the
-   * lifetime last), read lazily: a repair of a million keys is produced a
+   * The same, one key at a time (its buckets as [tier, start, count],
+   * coarser tiers first and the lifetime last: see
+   * KeyBuckets.entriesCoarseFirst), read lazily: a repair of a million keys is produced a
    * chunk at a time between turns of the event loop. Keys added while it is
    * under way are visited too (Map iteration order).
    */
@@ -183,7 +184,7 @@ export class ReplicaState {
       const entry = origins.get(origin);
       if (entry === undefined || entry.lastSeq <= seq) continue;
       const buckets: [Tier, number, number][] = [];
-      for (const bucket of entry.entries()) {
+      for (const bucket of entry.entriesCoarseFirst()) {
         const [tier, start] = bucket;
         if (tier === Tier.lifetime || start + TIER_SIZE_MS[tier] > at) buckets.push(bucket);
       }

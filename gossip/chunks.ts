@@ -49,7 +49,7 @@ export class RepairChunks implements ChunkSource {
         this.pending = { key, buckets, offset: 0, tokens: keyTokens, tokenOffset: 0 };
       }
       const { key, buckets, offset } = this.pending;
-      // A key whose buckets do not fit whole is split (only possible with very long retentions); its lifetime comes last.
+      // A key whose buckets do not fit whole is split (a key hit for weeks); its buckets come coarsest first, the lifetime last (KeyBuckets.entriesCoarseFirst).
       const fit = Math.max(1, Math.floor((budget - bytes - estimateSlotGroupBytes(key, 0)) / estimateSlotGroupBytes('', 1)));
       const take = Math.min(buckets.length - offset, fit, LIMITS.maxDeltaRows / 2 - slots.length);
       if (offset < buckets.length && slots.length + tokens.length > 0 && (take < buckets.length - offset || take <= 0)) return this.partial(slots, tokens);

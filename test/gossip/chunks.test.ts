@@ -9,7 +9,7 @@
 import { Packr } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
 import { ReplicaState } from '../../crdt/replica-state.ts';
-import { ALL_TIERS, Tier, bucketStart } from '../../crdt/tiers.ts';
+import { ALL_TIERS, TIER_SIZE_MS, Tier, bucketStart, floorTo, type TimedTier } from '../../crdt/tiers.ts';
 import { DEFAULT_RETENTION } from '../../crdt/retention.ts';
 import { LIFETIME_PLAN, planWindow } from '../../crdt/window-plan.ts';
 import { HitChunks, RepairChunks } from '../../gossip/chunks.ts';
@@ -70,6 +70,36 @@ describe('repairs in chunks', () => {
     const window = planWindow(T0 - 7_200_000, T0 + 1000, T0, DEFAULT_RETENTION);
     expect(copy.sum('k'.repeat(200), window)).toBe(state.sum('k'.repeat(200), window));
     expect(copy.sum('k'.repeat(200), LIFETIME_PLAN)).toBe(40_000);
+  });
+
+  it('a key split across frames comes coarsest first: a receiver cut off after any frame holds no finer bucket above the coarser one around it', () => {
+    // The receiver held the key's first 10,000 seconds; the repair brings all 40,000 (hours and days that grew, minutes and seconds it lacks).
+    const state = new ReplicaState();
+    const copy = new ReplicaState();
+    const key = 'k'.repeat(200);
+    for (let s = 0; s < 40_000; s++) state.addHit('o#1', key, T0 - s * 1000, 1, s + 1);
+    for (const slot of state.slots()) if (slot.tier === Tier.second && slot.start <= T0 - 30_000_000) copy.join(slot);
+    for (const slot of state.slots()) if (slot.tier !== Tier.second) copy.join({ ...slot, count: Math.floor(slot.count / 4) });
+    const run = frames(new RepairChunks('o#1', 0, [40_000, T0], state.changedKeys('o#1', 0, Number.NEGATIVE_INFINITY)));
+    expect(run.length).toBeGreaterThan(2);
+    let checked = 0;
+    for (const frame of run) {
+      for (const slot of decodeDelta(frame, timeBounds(T0)).slots) copy.join({ origin: 'o#1', ...slot });
+      // What GET /top's cover bound takes for granted (crdt/top-index.ts): each bucket at least the sum of the next finer tier's inside it.
+      const counts = new Map<string, number>();
+      for (const slot of copy.slots()) counts.set(`${slot.tier}:${slot.start}`, slot.count);
+      const inside = new Map<string, number>();
+      for (const slot of copy.slots()) {
+        if (slot.tier === Tier.day || slot.tier === Tier.lifetime) continue;
+        const coarser = (slot.tier + 1) as Exclude<TimedTier, typeof Tier.second>;
+        const around = `${coarser}:${floorTo(slot.start, TIER_SIZE_MS[coarser])}`;
+        inside.set(around, (inside.get(around) ?? 0) + slot.count);
+      }
+      for (const [around, sum] of inside) expect(counts.get(around) ?? 0, around).toBeGreaterThanOrEqual(sum);
+      checked += inside.size;
+    }
+    expect(checked).toBeGreaterThan(0);
+    expect(copy.sum(key, LIFETIME_PLAN)).toBe(40_000);
   });
 
   it('a push of 20,000 long keys is split too, complete only in its last frame', () => {
