@@ -1,5 +1,5 @@
 import { BucketTop } from './bucket-top.ts';
-import { TIMED_TIERS, Tier } from './tiers.ts';
+import { TIMED_TIERS, TIER_SIZE_MS, Tier, ceilTo, floorTo } from './tiers.ts';
 import type { BucketRef } from './window-plan.ts';
 
 /**
@@ -16,6 +16,9 @@ export const TOP_CAPACITY: Readonly<Record<Tier, number>> = {
   [Tier.day]: 256,
   [Tier.lifetime]: 1_024,
 };
+
+/** Buckets of one tier a cover may take: enough that a window of 60 s, 1 h or 24 h, wherever it falls, is covered by two of the next tier. */
+export const MAX_COVER_BUCKETS = 3;
 
 /**
  * The ranking index: per bucket, the keys with the highest totals over
@@ -56,6 +59,32 @@ export class TopIndex {
       if (top !== undefined && top.size > 0) heaps.push(top);
     }
     return heaps;
+  }
+
+  /**
+   * The heaps of the fewest buckets of one coarser tier that cover
+   * [from, to): the finest of minute, hour and day that does it in at most
+   * MAX_COVER_BUCKETS. A key's count in the window is at most its count in
+   * them (every hit counts in every tier, and a repair sends a key's coarser
+   * buckets first), so a key they do not hold has at most the sum of their
+   * floors. Undefined when no tier covers the range in so few buckets.
+   */
+  cover(from: number, to: number): BucketTop[] | undefined {
+    for (const tier of [Tier.minute, Tier.hour, Tier.day] as const) {
+      const size = TIER_SIZE_MS[tier];
+      const first = floorTo(from, size);
+      const end = ceilTo(to, size);
+      if ((end - first) / size > MAX_COVER_BUCKETS) continue;
+      const heaps: BucketTop[] = [];
+      const buckets = this.tiers[tier] as Map<number, BucketTop>;
+      // A bucket with no heap had no hit at all: it adds nothing to any key.
+      for (let start = first; start < end; start += size) {
+        const top = buckets.get(start);
+        if (top !== undefined && top.size > 0) heaps.push(top);
+      }
+      return heaps;
+    }
+    return undefined;
   }
 
   /** Retention dropped every bucket of each timed tier that starts before its horizon. */

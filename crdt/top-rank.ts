@@ -153,10 +153,9 @@ export function rankUnion(heaps: readonly BucketTop[], k: number, prefix: string
   let bound = 0;
   for (const heap of heaps) {
     bound += heap.floor();
-    for (const [key, count] of heap.entries()) {
-      if (prefix !== '' && !key.startsWith(prefix)) continue;
-      lower.set(key, (lower.get(key) ?? 0) + count);
-    }
+    heap.forEachEntry((key, count) => {
+      if (prefix === '' || key.startsWith(prefix)) lower.set(key, (lower.get(key) ?? 0) + count);
+    });
   }
   const keys = [...lower.keys()];
   const queue = new MaxQueue(keys.map((key) => lower.get(key) as number));
@@ -169,6 +168,44 @@ export function rankUnion(heaps: readonly BucketTop[], k: number, prefix: string
     best.offer({ key: keys[i] as string, count: countOf(keys[i] as string) });
   }
   return readToTheEnd(best, bound);
+}
+
+/**
+ * Rank from the heaps of buckets that cover the window (TopIndex.cover): a
+ * key's count there is at least its count in the window, and a key none of
+ * them holds has at most `bound`, the sum of their floors. So a key's
+ * window count is at most `bound` plus, over the heaps that hold it, what
+ * it has above each floor. Keys are counted exactly in order of that upper
+ * bound, until the k-th count is above the next one's (strictly: a tie may
+ * come first by name). A few heaps, and for skewed counts a few keys
+ * counted: the cheapest proof there is. Undefined when it proves nothing
+ * within `maxCounted` keys counted or by the end of the candidates; the
+ * plan's own heaps are tried next.
+ */
+export function rankCover(heaps: readonly BucketTop[], k: number, prefix: string, countOf: (key: string) => number, maxCounted: number): Ranking | undefined {
+  const floors = heaps.map((heap) => heap.floor());
+  const bound = floors.reduce((a, b) => a + b, 0);
+  const upper = new Map<string, number>();
+  heaps.forEach((heap, h) => {
+    const floor = floors[h] as number;
+    heap.forEachEntry((key, count) => {
+      if (prefix === '' || key.startsWith(prefix)) upper.set(key, (upper.get(key) ?? bound) + count - floor);
+    });
+  });
+  const keys = [...upper.keys()];
+  const queue = new MaxQueue(keys.map((key) => upper.get(key) as number));
+  const best = new TopK(k);
+  for (;;) {
+    const i = queue.pop();
+    if (i === undefined) break;
+    const key = keys[i] as string;
+    // Every key left has at most this, and `bound` is no more than it.
+    if (best.full && best.last > (upper.get(key) as number)) return { top: best.entries, exact: true, maxError: 0 };
+    if (--maxCounted < 0) return undefined;
+    best.offer({ key, count: countOf(key) });
+  }
+  const ranked = readToTheEnd(best, bound);
+  return ranked.exact ? ranked : undefined;
 }
 
 /** Every key the heaps hold was ranked: one held by none has at most `bound`, the sum of the floors. */

@@ -190,6 +190,13 @@ export class NodeMetrics {
     registers: [this.registry],
   });
 
+  readonly topRankings = new Counter({
+    name: 'hitmesh_top_rankings_total',
+    help: 'GET /top rankings by how they were answered: cover, sorted or union (from the index), scan (of every key), inexact (past --top-exact-keys).',
+    labelNames: ['method'] as const,
+    registers: [this.registry],
+  });
+
   readonly gossipLimited = new Counter({
     name: 'hitmesh_gossip_limited_total',
     help: 'Times a gossip limit stopped something, by limit (members, origins, held, relays, handshakes).',

@@ -181,7 +181,7 @@ export class Replica {
       metrics: options.metrics,
       firstRetryMs: options.storeRetryMs,
     });
-    this.ranking = new TopRanking(state, options.topExactKeys ?? DEFAULTS.topExactKeys);
+    this.ranking = new TopRanking(state, options.topExactKeys ?? DEFAULTS.topExactKeys, (method) => options.metrics?.topRankings.labels(method).inc());
     this.identity_ = identity;
     this.seq_ = seq;
     this.lastAt = lastAt;

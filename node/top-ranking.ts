@@ -1,5 +1,5 @@
 import type { ReplicaState } from '../crdt/replica-state.ts';
-import { TopK, rankHeaps, rankUnion, type Ranking } from '../crdt/top-rank.ts';
+import { TopK, rankCover, rankHeaps, rankUnion, type Ranking } from '../crdt/top-rank.ts';
 import type { WindowPlan } from '../crdt/window-plan.ts';
 
 /** Bucket reads between two yields of a scan: about a quarter of a millisecond, so hits are served in between. */
@@ -8,6 +8,13 @@ const YIELD_EVERY_BUCKETS = 10_000;
 const UNION_FIRST_ENTRIES = 2_000;
 /** Scans at once, the running one included; past it a ranking that needs one is refused (503). */
 export const MAX_WAITING_SCANS = 8;
+
+/**
+ * How a ranking was answered: from the index's heaps (of the buckets that
+ * cover the window, or of the planned buckets by sorted access or by their
+ * union), by a scan of every key, or inexact past --top-exact-keys.
+ */
+export type RankingMethod = 'cover' | 'sorted' | 'union' | 'scan' | 'inexact';
 
 /** Too many rankings need a scan of every key at once. */
 export class ScansBusyError extends Error {
@@ -28,23 +35,36 @@ export class TopRanking {
   constructor(
     private readonly state: ReplicaState,
     private readonly exactKeys: number,
+    private readonly onRanked: (method: RankingMethod) => void = () => undefined,
   ) {}
 
   async rank(plan: WindowPlan, k: number, prefix: string): Promise<Ranking> {
     const countOf = (key: string): number => this.state.sum(key, plan);
     const index = this.state.top;
     if (index !== undefined) {
+      const budget = Math.max(64, 4 * k);
+      // First the few heaps of the coarser buckets around the window: for skewed counts a proof from a few keys counted.
+      const cover = index.cover(plan.from, plan.to);
+      const covered = cover === undefined ? undefined : rankCover(cover, k, prefix, countOf, budget);
+      if (covered !== undefined) {
+        this.onRanked('cover');
+        return covered;
+      }
       const heaps = index.heaps(plan.buckets);
       // Counting a key costs a read of each planned bucket; the union a map write per heap entry:
       // few entries (a minute of seconds), the union is cheapest; many, sorted access, until it counts too many keys.
       let entries = 0;
       for (const heap of heaps) entries += heap.size;
-      const sorted = entries <= UNION_FIRST_ENTRIES ? undefined : rankHeaps(heaps, k, prefix, countOf, Math.max(64, 4 * k));
+      const sorted = entries <= UNION_FIRST_ENTRIES ? undefined : rankHeaps(heaps, k, prefix, countOf, budget);
       const ranked = sorted ?? rankUnion(heaps, k, prefix, countOf);
-      if (ranked.exact || this.state.keyCount > this.exactKeys) return ranked;
+      if (ranked.exact || this.state.keyCount > this.exactKeys) {
+        this.onRanked(!ranked.exact ? 'inexact' : sorted === undefined ? 'union' : 'sorted');
+        return ranked;
+      }
     }
     if (this.waiting >= MAX_WAITING_SCANS) throw new ScansBusyError(`${MAX_WAITING_SCANS} rankings already wait to count every key; try again shortly`);
     this.waiting++;
+    this.onRanked('scan');
     const turn = this.scanning.then(() => this.scan(plan, k, prefix, countOf));
     this.scanning = turn.catch(() => undefined).finally(() => this.waiting--);
     return turn;

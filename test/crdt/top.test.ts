@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { BucketTop } from '../../crdt/bucket-top.ts';
 import { ReplicaState } from '../../crdt/replica-state.ts';
 import { DEFAULT_RETENTION } from '../../crdt/retention.ts';
-import { before, rankHeaps, rankUnion, type TopEntry } from '../../crdt/top-rank.ts';
+import { before, rankCover, rankHeaps, rankUnion, type TopEntry } from '../../crdt/top-rank.ts';
 import { LIFETIME_PLAN, planWindow, type WindowPlan } from '../../crdt/window-plan.ts';
 import { MAX_WAITING_SCANS, ScansBusyError, TopRanking } from '../../node/top-ranking.ts';
 
@@ -74,7 +74,7 @@ describe('the ranking index', () => {
   });
 
   it('ranks exactly as brute force does, on one state and on states joined from several origins', async () => {
-    const proofs = { byIndex: 0, unproven: 0 };
+    const proofs = { byIndex: 0, byCover: 0, unproven: 0 };
     await fc.assert(
       fc.asyncProperty(fc.array(hitArb, { minLength: 1, maxLength: 3_000, size: 'max' }), planArb, fc.integer({ min: 1, max: 60 }), fc.constantFrom('', 'p/', 'q/', 'k7', 'zz'), async (hits, plan, k, prefix) => {
         // One node that took every hit, and three that each took their own and then joined the others' slots.
@@ -103,11 +103,19 @@ describe('the ranking index', () => {
             if (fromIndex.exact) expect(fromIndex.top).toEqual(expected);
             proofs[fromIndex.exact ? 'byIndex' : 'unproven']++;
           }
+          // And from the heaps of the coarser buckets around the window: an answer only when proven.
+          const cover = index.cover(plan.from, plan.to);
+          const covered = cover === undefined ? undefined : rankCover(cover, k, prefix, countOf, Number.POSITIVE_INFINITY);
+          if (covered !== undefined) {
+            expect(covered).toEqual({ top: expected, exact: true, maxError: 0 });
+            proofs.byCover++;
+          }
         }
       }),
       { numRuns: 60 },
     );
     expect(proofs.byIndex, 'the index proved some rankings alone').toBeGreaterThan(0);
+    expect(proofs.byCover, 'the cover proved some').toBeGreaterThan(0);
   });
 
   it('past --top-exact-keys an unproven answer lists exact counts, and leaves out no key above the last by more than maxError', async () => {
@@ -146,6 +154,24 @@ describe('the ranking index', () => {
     state.addHit('a#1', 'a', s2, 2, 3);
     const plan = planWindow(s1, s2 + 1000, NOW, DEFAULT_RETENTION);
     expect(await new TopRanking(state, 0).rank(plan, 1, '')).toEqual({ top: [{ key: 'a', count: 4 }], exact: true, maxError: 0 });
+  });
+
+  it('from a cover: a key a full heap leaves out may have up to its floor there, and a key tied with the k-th is still counted', () => {
+    const heap = (capacity: number, entries: Record<string, number>): BucketTop => {
+      const top = new BucketTop(capacity);
+      for (const [key, count] of Object.entries(entries)) top.raise(key, count);
+      return top;
+    };
+    const countsOf = (counts: Record<string, number>) => (key: string): number => counts[key] ?? 0;
+    // x: 5 + 1 in the cover, 6 in the window. y: left out of the full first heap (so up to its floor, 5, there), 3 in the second, 5 in the window.
+    const cover = [heap(1, { x: 5 }), heap(10, { y: 3, x: 1 })];
+    expect(rankCover(cover, 1, '', countsOf({ x: 6, y: 5 }), 10)).toEqual({ top: [{ key: 'x', count: 6 }], exact: true, maxError: 0 });
+    // z has 10 in the cover and 4 in the window; a ties it at 4 and comes first by name.
+    expect(rankCover([heap(10, { z: 10, a: 4 })], 1, '', countsOf({ z: 4, a: 4 }), 10)).toEqual({ top: [{ key: 'a', count: 4 }], exact: true, maxError: 0 });
+    // Unproven (a key left out of the full heap may have 5, more than the 4 listed): no answer, the plan's heaps are tried next.
+    expect(rankCover([heap(1, { b: 5 })], 1, '', countsOf({ b: 4 }), 10)).toBeUndefined();
+    // Past the keys it may count: no answer either.
+    expect(rankCover([heap(10, { a: 9, b: 8, c: 7 })], 1, '', countsOf({ a: 1, b: 1, c: 1 }), 1)).toBeUndefined();
   });
 
   it('ranks by counts less the duplicates tokens prove, though the heaps hold totals before them', async () => {
