@@ -11,6 +11,8 @@ export interface LoadSpec {
   readonly method: 'GET' | 'POST';
   readonly prefix: string;
   readonly keys: number;
+  /** Draw the key Zipf (s = 1) over 0..keys-1, key r with probability ∝ 1/(r+1), instead of uniformly. */
+  readonly zipf?: boolean;
   readonly suffix: string;
   readonly body?: string;
   readonly durationS: number;
@@ -50,8 +52,20 @@ async function runWrk(spec: LoadSpec, cpu: number): Promise<LoadResult> {
     [
       `local body = ${spec.body === undefined ? 'nil' : luaString(spec.body)}`,
       `local headers = ${headers}`,
+      ...(spec.zipf === true
+        ? [
+            `local n = ${spec.keys}`,
+            'local cumulative, sum = {}, 0',
+            'for r = 1, n do sum = sum + 1 / r; cumulative[r] = sum end',
+            'local function pick()',
+            '  local u, lo, hi = math.random() * sum, 1, n',
+            '  while lo < hi do local mid = math.floor((lo + hi) / 2); if cumulative[mid] < u then lo = mid + 1 else hi = mid end end',
+            '  return lo - 1',
+            'end',
+          ]
+        : [`local function pick() return ${spec.keys > 0 ? `math.random(0, ${spec.keys - 1})` : '""'} end`]),
       'request = function()',
-      `  return wrk.format("${spec.method}", ${luaString(spec.prefix)} .. ${spec.keys > 0 ? `math.random(0, ${spec.keys - 1})` : '""'} .. ${luaString(spec.suffix)}, headers, body)`,
+      `  return wrk.format("${spec.method}", ${luaString(spec.prefix)} .. pick() .. ${luaString(spec.suffix)}, headers, body)`,
       'end',
     ].join('\n'),
   );
@@ -90,6 +104,7 @@ function luaString(text: string): string {
 }
 
 async function runAutocannon(spec: LoadSpec): Promise<LoadResult> {
+  const pick = spec.zipf === true ? zipfPicker(spec.keys) : () => Math.floor(Math.random() * spec.keys);
   const before = process.cpuUsage();
   const result = await autocannon({
     url: spec.url,
@@ -99,7 +114,7 @@ async function runAutocannon(spec: LoadSpec): Promise<LoadResult> {
       {
         method: spec.method,
         ...(spec.body === undefined ? {} : { body: spec.body, headers: { 'content-type': 'application/json' } }),
-        setupRequest: (req) => ({ ...req, path: `${spec.prefix}${spec.keys > 0 ? Math.floor(Math.random() * spec.keys) : ''}${spec.suffix}` }),
+        setupRequest: (req) => ({ ...req, path: `${spec.prefix}${spec.keys > 0 ? pick() : ''}${spec.suffix}` }),
       },
     ],
   });
@@ -111,5 +126,23 @@ async function runAutocannon(spec: LoadSpec): Promise<LoadResult> {
     p99Ms: result.latency.p99,
     non2xx: result.non2xx + result.errors,
     loadCpu: (used.user + used.system) / 1e6 / spec.durationS,
+  };
+}
+
+/** Zipf (s = 1) over 0..n-1 by inverting the cumulative sums. */
+export function zipfPicker(n: number, random: () => number = Math.random): () => number {
+  const cumulative = new Float64Array(n);
+  let sum = 0;
+  for (let r = 0; r < n; r++) cumulative[r] = sum += 1 / (r + 1);
+  return () => {
+    const u = random() * sum;
+    let lo = 0;
+    let hi = n - 1;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if ((cumulative[mid] as number) < u) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
   };
 }
