@@ -7,6 +7,7 @@ import type { NodeMetrics } from '../node/metrics.ts';
 import { HitWriteFailedError, HitsRefusedError, ShuttingDownError } from '../node/replica.ts';
 import { clusterRoutes } from './cluster.ts';
 import { countRoutes } from './counts.ts';
+import { dashboardRoutes } from './dashboard.ts';
 import { topRoutes } from './top.ts';
 import type { ApiDeps } from './deps.ts';
 import { healthRoutes } from './health.ts';
@@ -14,6 +15,7 @@ import { hitRoutes } from './hits.ts';
 import { badRequest, type HttpError } from './http-error.ts';
 import { parseQueryString, QUERY_PROBLEM, type ParsedQuery } from './inputs.ts';
 import { metricsRoutes } from './metrics.ts';
+import { registerOpenApi } from './openapi.ts';
 
 /** How the HTTP server guards itself against clients (README, Limits). */
 export interface HttpServerLimits {
@@ -89,12 +91,15 @@ export async function buildApp(deps: ApiDeps, limits: HttpServerLimits = { timeo
     done();
   });
 
+  // First: it documents the routes registered after it.
+  await registerOpenApi(app);
   await app.register(hitRoutes, deps);
   await app.register(countRoutes, deps);
   await app.register(topRoutes, deps);
   await app.register(healthRoutes, deps);
   await app.register(clusterRoutes, deps);
   await app.register(metricsRoutes, deps);
+  await app.register(dashboardRoutes, deps);
   return app;
 }
 

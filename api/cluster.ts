@@ -20,11 +20,15 @@ export const clusterRoutes: FastifyPluginAsync<ApiDeps> = async (app, { replica,
         address: advertise(),
         seq: replica.seq,
         keys: replica.state.keyCount,
+        // Lifetime hits of this node's origin: successive polls give its hits per second (the dashboard).
+        hits: replica.state.originHits(replica.identity.origin),
         vv: replica.replicated.versionVector(),
       },
       peers: all.map((p) => ({
         id: p.id,
         origin: p.origin ?? null,
+        // The peer's current origin as held here; lags the peer by the replication lag.
+        hits: p.origin === undefined ? null : replica.state.originHits(p.origin),
         address: p.address,
         state: p.state,
         lastContact: p.lastContact ?? null,

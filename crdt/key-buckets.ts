@@ -11,10 +11,13 @@ export const EARLIEST_MS = SECOND_EPOCH_S * 1000;
  * highest seq of any change held. Two replicas holding the same complete
  * entry of an origin hold the same data of it exactly when their digests
  * match (up to hash collisions), whatever else they hold beyond it.
+ * `hits` is the sum of every key's lifetime count: the origin's hits held
+ * here, which the dashboard turns into hits per second per node.
  */
 export interface OriginSummary {
   digest: number;
   high: number;
+  hits: number;
 }
 
 /**
@@ -38,6 +41,7 @@ export class KeyBuckets {
 
   private setLifetime(count: number): void {
     this.summary.digest = (this.summary.digest - lifetimeHash(this.keyHash, this.lifetime) + lifetimeHash(this.keyHash, count)) >>> 0;
+    this.summary.hits += count - this.lifetime;
     this.lifetime = count;
   }
 

@@ -69,6 +69,11 @@ export class ReplicaState {
     return this.knownOrigins.get(origin);
   }
 
+  /** The sum of every key's lifetime count of `origin` held here: the hits it took, as far as this replica knows. */
+  originHits(origin: ReplicaId): number {
+    return this.knownOrigins.get(origin)?.hits ?? 0;
+  }
+
   get(origin: ReplicaId, key: string, tier: Tier, start: number): number {
     return this.byKey.get(key)?.get(origin)?.get(tier, start) ?? 0;
   }
@@ -299,13 +304,13 @@ export class ReplicaState {
     if (entry === undefined) {
       let summary = this.knownOrigins.get(origin);
       if (summary === undefined) {
-        summary = { digest: 0, high: 0 };
+        summary = { digest: 0, high: 0, hits: 0 };
         this.knownOrigins.set(origin, summary);
       }
       entry = new KeyBuckets(stringHash(key), summary);
       if (origins.size === 1 && !this.totals.has(key)) {
         // A second origin: the totals start as the first one's buckets.
-        const totals = new KeyBuckets(0, { digest: 0, high: 0 });
+        const totals = new KeyBuckets(0, { digest: 0, high: 0, hits: 0 });
         for (const only of origins.values()) for (const [tier, start, count] of only.entries()) totals.set(tier, start, count);
         this.totals.set(key, totals);
       }

@@ -146,6 +146,7 @@ describe('HTTP API', () => {
         address: '127.0.0.1:7001',
         seq: 1,
         keys: 1,
+        hits: 1,
         vv: { [replica.identity.origin]: [1, T0] },
       },
       peers: [],
