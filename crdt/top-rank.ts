@@ -142,47 +142,16 @@ class MaxQueue {
 }
 
 /**
- * The same from every key the heaps hold: `lower` is the sum of a key's
- * counts where held (its count is at most that plus the floors of the heaps
- * that do not hold it, so at most `lower + bound`); keys are counted exactly
- * best `lower` first until the k-th count is above what any key left could
- * have. Linear in the entries of the planned heaps; no sorted access.
+ * Rank every key the heaps hold, in order of an upper bound of its count: a
+ * heap that holds a key has its current count there, one that does not has
+ * at most its floor. So a key's count is at most `bound` (the sum of the
+ * floors) plus what it has above the floor of each heap that holds it, and
+ * a key held by none has at most `bound`. Keys are counted exactly in that
+ * order until the k-th count is above the next one's bound (strictly: a tie
+ * may come first by name); read to the end unproven, see readToTheEnd.
+ * Undefined once more than `maxCounted` keys would be counted.
  */
-export function rankUnion(heaps: readonly BucketTop[], k: number, prefix: string, countOf: (key: string) => number): Ranking {
-  const lower = new Map<string, number>();
-  let bound = 0;
-  for (const heap of heaps) {
-    bound += heap.floor();
-    heap.forEachEntry((key, count) => {
-      if (prefix === '' || key.startsWith(prefix)) lower.set(key, (lower.get(key) ?? 0) + count);
-    });
-  }
-  const keys = [...lower.keys()];
-  const queue = new MaxQueue(keys.map((key) => lower.get(key) as number));
-  const best = new TopK(k);
-  for (;;) {
-    const i = queue.pop();
-    if (i === undefined) break;
-    const held = lower.get(keys[i] as string) as number;
-    if (best.full && best.last > held + bound) return { top: best.entries, exact: true, maxError: 0 };
-    best.offer({ key: keys[i] as string, count: countOf(keys[i] as string) });
-  }
-  return readToTheEnd(best, bound);
-}
-
-/**
- * Rank from the heaps of buckets that cover the window (TopIndex.cover): a
- * key's count there is at least its count in the window, and a key none of
- * them holds has at most `bound`, the sum of their floors. So a key's
- * window count is at most `bound` plus, over the heaps that hold it, what
- * it has above each floor. Keys are counted exactly in order of that upper
- * bound, until the k-th count is above the next one's (strictly: a tie may
- * come first by name). A few heaps, and for skewed counts a few keys
- * counted: the cheapest proof there is. Undefined when it proves nothing
- * within `maxCounted` keys counted or by the end of the candidates; the
- * plan's own heaps are tried next.
- */
-export function rankCover(heaps: readonly BucketTop[], k: number, prefix: string, countOf: (key: string) => number, maxCounted: number): Ranking | undefined {
+function rankByBound(heaps: readonly BucketTop[], k: number, prefix: string, countOf: (key: string) => number, maxCounted: number): Ranking | undefined {
   const floors = heaps.map((heap) => heap.floor());
   const bound = floors.reduce((a, b) => a + b, 0);
   const upper = new Map<string, number>();
@@ -204,8 +173,25 @@ export function rankCover(heaps: readonly BucketTop[], k: number, prefix: string
     if (--maxCounted < 0) return undefined;
     best.offer({ key, count: countOf(key) });
   }
-  const ranked = readToTheEnd(best, bound);
-  return ranked.exact ? ranked : undefined;
+  return readToTheEnd(best, bound);
+}
+
+/** The same from every entry of the planned heaps: linear in them, no sorted access; unproven, the ranking of every key they hold. */
+export function rankUnion(heaps: readonly BucketTop[], k: number, prefix: string, countOf: (key: string) => number): Ranking {
+  return rankByBound(heaps, k, prefix, countOf, Number.POSITIVE_INFINITY) as Ranking;
+}
+
+/**
+ * Rank from the heaps of the buckets that cover the window (TopIndex.cover):
+ * a key's count there is at least its count in the window, so the same
+ * bound holds for the window. A few heaps, and for skewed counts a few keys
+ * counted: the cheapest proof there is. Undefined when it proves nothing
+ * within `maxCounted` keys counted or by the end of the candidates; the
+ * plan's own heaps are tried next.
+ */
+export function rankCover(heaps: readonly BucketTop[], k: number, prefix: string, countOf: (key: string) => number, maxCounted: number): Ranking | undefined {
+  const ranked = rankByBound(heaps, k, prefix, countOf, maxCounted);
+  return ranked?.exact === true ? ranked : undefined;
 }
 
 /** Every key the heaps hold was ranked: one held by none has at most `bound`, the sum of the floors. */
