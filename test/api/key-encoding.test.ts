@@ -144,7 +144,11 @@ describe('keys read the same through every route', () => {
     expect(ok(await send('GET', '/counts?window=all&keys=x-c%2B%2B'), 'keys=x-c%2B%2B').counts).toEqual({ 'x-c++': 1 });
     expect(ok(await send('GET', '/counts?window=all&key=x-a,b'), 'key=x-a,b').counts).toEqual({ 'x-a,b': 2 });
     expect(ok(await send('GET', '/counts?window=all&key=x-a%2Cb&key=x-c%2B%2B'), 'key=x-a%2Cb&key=x-c%2B%2B').counts).toEqual({ 'x-a,b': 2, 'x-c++': 1 });
-    expect(ok(await send('GET', '/counts?window=all&keys=x-a%2Cb'), 'keys=x-a%2Cb').counts).toEqual({ 'x-a': 0, b: 0 });
+    // keys= splits on the decoded comma: two other keys, never hit here (the
+    // property may hit "b", so their counts are read first, one key= each).
+    const apart = ok(await send('GET', '/counts?window=all&key=x-a&key=b'), 'key=x-a&key=b').counts;
+    expect(ok(await send('GET', '/counts?window=all&keys=x-a%2Cb'), 'keys=x-a%2Cb').counts).toEqual(apart);
+    expect(Object.keys(apart as object).sort()).toEqual(['b', 'x-a']);
     expect(ok(await send('GET', '/counts?window=all&keys=x-a%20b,x-c++'), 'keys=x-a%20b,x-c++').counts).toEqual({ 'x-a b': 3, 'x-c++': 1 });
     expect(ok(await send('GET', '/counts?window=all&keys=x-a+b'), 'keys=x-a+b').counts).toEqual({ 'x-a+b': 0 });
   });
