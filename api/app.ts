@@ -1,4 +1,5 @@
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify';
+import { requireApiToken } from './auth.ts';
 import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { HTTP_TIMEOUTS, type HttpTimeouts } from '../node/config.ts';
@@ -24,11 +25,27 @@ export interface HttpServerLimits {
   readonly maxConnections?: number;
 }
 
+/** What the server is reached with: TLS (--tls-cert, --tls-key, --tls-ca) and the API token. */
+export interface HttpServerAccess {
+  /** Serve HTTPS with these; with `ca`, a client certificate is asked for (gossip requires one that chains to it). */
+  readonly tls?: { readonly cert: Buffer; readonly key: Buffer; readonly ca: Buffer | undefined } | undefined;
+  /** --api-token; undefined: the API is open. */
+  readonly apiToken?: string | undefined;
+}
+
 /** Build the HTTP app without listening, so tests can inject requests. */
-export async function buildApp(deps: ApiDeps, limits: HttpServerLimits = { timeouts: HTTP_TIMEOUTS }): Promise<FastifyInstance> {
+export async function buildApp(deps: ApiDeps, limits: HttpServerLimits = { timeouts: HTTP_TIMEOUTS }, access: HttpServerAccess = {}): Promise<FastifyInstance> {
   const logger: FastifyBaseLogger = deps.logger;
   const { timeouts } = limits;
-  const app = Fastify({
+  const serverTimeouts = { headersTimeout: timeouts.headersMs, requestTimeout: timeouts.requestMs, connectionsCheckingInterval: timeouts.checkIntervalMs };
+  // Fastify hands `https` alone to https.createServer (not `http`), so the timeouts go in with it.
+  // The certificate request is optional (rejectUnauthorized: false): HTTP clients need none; gossip checks it on the upgrade.
+  const server = access.tls === undefined
+    ? { http: serverTimeouts }
+    : { https: { cert: access.tls.cert, key: access.tls.key, ...(access.tls.ca === undefined ? {} : { ca: access.tls.ca, requestCert: true, rejectUnauthorized: false }), ...serverTimeouts } };
+  // Typed as an HTTP server's app: https.Server answers the same calls (listen, close, maxConnections, connection events).
+  const app = (Fastify as (options: FastifyServerOptions & { http?: object; https?: object }) => FastifyInstance)({
+    ...server,
     loggerInstance: logger,
     // Per-request log lines would cost more than the hit itself; metrics cover requests.
     logController: new LogController({ disableRequestLogging: true }),
@@ -44,7 +61,6 @@ export async function buildApp(deps: ApiDeps, limits: HttpServerLimits = { timeo
     requestTimeout: timeouts.requestMs,
     keepAliveTimeout: timeouts.keepAliveMs,
     connectionTimeout: timeouts.socketIdleMs,
-    http: { headersTimeout: timeouts.headersMs, requestTimeout: timeouts.requestMs, connectionsCheckingInterval: timeouts.checkIntervalMs },
     routerOptions: {
       // A 256-byte key may take 3 characters a byte percent-encoded; longer paths are refused outright.
       maxParamLength: 1024,
@@ -65,6 +81,7 @@ export async function buildApp(deps: ApiDeps, limits: HttpServerLimits = { timeo
   });
 
   watchConnections(app, deps.metrics, limits);
+  if (access.apiToken !== undefined) requireApiToken(app, access.apiToken);
 
   app.setErrorHandler((error: FastifyError | HttpError | Error, request, reply) => {
     if (error instanceof ShuttingDownError || error instanceof HitsRefusedError) return reply.code(503).send({ error: error.message });

@@ -1,3 +1,4 @@
+import { isOpenRoute } from './auth.ts';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { FastifyInstance, FastifySchema } from 'fastify';
@@ -67,6 +68,8 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
     openapi: {
       openapi: '3.1.0',
       info: { title: 'hitmesh', version: VERSION, description: 'A peer-to-peer hit counter: exact counts per key and time window, replicated by gossip (README, HTTP API).' },
+      // Used only by nodes run with --api-token; /docs then has an Authorize button.
+      components: { securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', description: 'the node\'s --api-token' } } },
     },
     transform: ({ schema: routeSchema, url, route }) => {
       const schema: FastifySchema = routeSchema ?? {};
@@ -79,7 +82,9 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
       // The '4xx' and '5xx' catch-alls are what the routes serialize with; the document lists each status instead.
       delete response['4xx'];
       delete response['5xx'];
-      return { schema: { ...schema, summary: doc.summary, response }, url };
+      if (isOpenRoute(url)) return { schema: { ...schema, summary: doc.summary, response }, url };
+      response[401] = { ...errorBodySchema, description: 'missing or wrong API token (only on a node run with --api-token)' };
+      return { schema: { ...schema, summary: doc.summary, response, security: [{ bearerAuth: [] }] }, url };
     },
   });
   await app.register(swaggerUi, { routePrefix: '/docs', uiConfig: { validatorUrl: null, deepLinking: false } });

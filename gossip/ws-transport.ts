@@ -1,7 +1,8 @@
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
+import type { ConnectionOptions, TLSSocket } from 'node:tls';
 import { Packr } from 'msgpackr';
-import { WebSocket, WebSocketServer, type RawData } from 'ws';
+import { WebSocket, WebSocketServer, type ClientOptions, type RawData } from 'ws';
 import { isAddress } from '../crdt/names.ts';
 import { LIMITS } from './limits.ts';
 import { ProtocolError, parseMessage, type Message } from './messages.ts';
@@ -25,6 +26,23 @@ export interface TransportOptions {
   readonly tickMs: number;
   readonly now: () => number;
   readonly events: TransportEvents;
+  /** wss instead of ws; undefined: plain WebSockets. */
+  readonly tls?: GossipTls | undefined;
+}
+
+/**
+ * TLS for gossip (--tls-cert, --tls-key, --tls-ca). The node dials wss and
+ * shows its certificate. With a CA, a peer's certificate must chain to it both
+ * ways: the one we dial, and the one dialing in (asked for on the TLS
+ * handshake, checked on the upgrade). Host names are not checked then: peers
+ * are dialed by the addresses they advertise or DNS gives (pod IPs), and the
+ * private CA, not a name, says who is a member. Without a CA, dials check the
+ * system's CAs and the host name, as any HTTPS client does.
+ */
+export interface GossipTls {
+  readonly cert: Buffer;
+  readonly key: Buffer;
+  readonly ca: Buffer | undefined;
 }
 
 export const GOSSIP_PATH = '/gossip';
@@ -117,6 +135,15 @@ export class WsTransport {
       return;
     }
     socket.on('error', () => undefined);
+    const tlsSocket = request.socket as Partial<TLSSocket>;
+    if (this.options.tls?.ca !== undefined && tlsSocket.authorized !== true) {
+      // The certificate request is optional on the TLS handshake (browsers and curl have none): gossip is where it is required.
+      const reason = `peer certificate refused: ${String(tlsSocket.authorizationError ?? 'none shown')}`;
+      this.options.events.rejected?.('handshake', reason, 'unauthenticated');
+      socket.end('HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      setTimeout(() => socket.destroy(), 1_000).unref();
+      return;
+    }
     this.guard('upgrade', undefined, () => this.wss.handleUpgrade(request, socket, head, (ws) => this.guard('adopt', undefined, () => this.adopt(ws, undefined, socket))));
   };
 
@@ -128,7 +155,11 @@ export class WsTransport {
     }
     let ws: WebSocket;
     try {
-      ws = new WebSocket(`ws://${address}${GOSSIP_PATH}`, { maxPayload: this.options.maxPayloadBytes, handshakeTimeout: 2_000 });
+      const tls = this.options.tls;
+      const scheme = tls === undefined ? 'ws' : 'wss';
+      // tls.connect's options; @types/ws types checkServerIdentity as returning a boolean, but ws hands it to tls as is.
+      const secure: ConnectionOptions = tls === undefined ? {} : { cert: tls.cert, key: tls.key, ...(tls.ca === undefined ? {} : { ca: tls.ca, checkServerIdentity: () => undefined }) };
+      ws = new WebSocket(`${scheme}://${address}${GOSSIP_PATH}`, { maxPayload: this.options.maxPayloadBytes, handshakeTimeout: 2_000, ...secure } as ClientOptions);
     } catch (error) {
       this.options.events.fault?.(`dial ${address}`, error);
       this.core.dialFailed(address, this.options.now());

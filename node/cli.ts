@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import { isAddress, isNodeId } from '../crdt/names.ts';
 import { retentionProblem } from '../crdt/retention.ts';
 import { Tier } from '../crdt/tiers.ts';
-import { DEFAULTS, type NodeConfig } from './config.ts';
+import { DEFAULTS, type NodeConfig, type TlsFiles } from './config.ts';
 import { formatDuration, parseDuration } from './duration.ts';
 
 /** A bad flag or flag combination; main prints the message and exits 2. */
@@ -43,6 +43,13 @@ const FLAGS: readonly FlagSpec[] = [
   { flag: 'max-tokens', value: 'N', help: 'most Idempotency-Key tokens held, own and peers\' (about 200 B each, kept a 1 s-tier retention); past it hits with a new token are refused (503)', fallback: String(DEFAULTS.maxTokens) },
   { flag: 'top-exact-keys', value: 'N', help: 'GET /top counts every key when its index cannot prove the ranking, while the node holds at most N keys; past it the answer is exact:false with maxError', fallback: String(DEFAULTS.topExactKeys) },
   { flag: 'no-top-index', value: undefined, help: 'run without the ranking index of GET /top (every ranking then counts every key)', fallback: 'off' },
+  { flag: 'api-token', value: 'TEXT', help: 'clients must send Authorization: Bearer <token> (every route but /healthz, /readyz and the static pages)', fallback: 'none' },
+  { flag: 'tls-cert', value: 'FILE', help: 'PEM certificate (chain): serve HTTPS and wss gossip (with --tls-key)', fallback: 'none' },
+  { flag: 'tls-key', value: 'FILE', help: 'PEM private key of --tls-cert', fallback: 'none' },
+  { flag: 'tls-ca', value: 'FILE', help: 'PEM CA: peers dialed and dialing in must show a certificate that chains to it', fallback: 'none' },
+  { flag: 'peers-dns', value: 'HOST:PORT', help: 'seed peers are the A/AAAA records of HOST, on PORT, re-resolved periodically (a headless Service)', fallback: 'none' },
+  { flag: 'peers-dns-interval', value: 'DUR', help: 'how often --peers-dns is resolved again', fallback: formatDuration(DEFAULTS.peersDnsIntervalMs) },
+  { flag: 'dns-server', value: 'HOST:PORT', help: 'the DNS server --peers-dns asks, instead of the system resolver', fallback: 'system' },
   { flag: 'max-connections', value: 'N', help: 'most HTTP connections open at once, gossip ones from peers included; more are refused', fallback: String(DEFAULTS.maxConnections) },
   { flag: 'log-level', value: 'LEVEL', help: 'fatal, error, warn, info, debug, trace or silent', fallback: DEFAULTS.logLevel },
 ];
@@ -126,6 +133,16 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv): CliRe
       `refusing to bind ${host}: it is not a loopback address and no --secret is set, so anyone who can reach it could join the cluster and write counts. Set --secret (or HITMESH_SECRET), or pass --insecure if the network is trusted.`,
     );
   }
+  const tls = tlsFiles(text('tls-cert'), text('tls-key'), text('tls-ca'));
+  const peersDns = text('peers-dns');
+  if (peersDns !== undefined && !isHostPort(peersDns)) throw new CliError(`--peers-dns must be host:port (a DNS name and the port its nodes listen on), got ${JSON.stringify(peersDns)}`);
+  const dnsServer = text('dns-server');
+  if (dnsServer !== undefined && !isHostPort(dnsServer)) throw new CliError(`--dns-server must be host:port, got ${JSON.stringify(dnsServer)}`);
+  if (dnsServer !== undefined && peersDns === undefined) throw new CliError('--dns-server is only used by --peers-dns, which is not set');
+  const apiToken = text('api-token');
+  if (apiToken !== undefined && !/^[\x21-\x7e]{16,512}$/.test(apiToken)) {
+    throw new CliError('--api-token must be 16-512 printable ASCII characters without spaces (it travels in an HTTP header); generate one with: openssl rand -hex 32');
+  }
   const retention = {
     [Tier.second]: duration('retention-1s', DEFAULTS.retention[Tier.second], 1_000),
     [Tier.minute]: duration('retention-1m', DEFAULTS.retention[Tier.minute], 60_000),
@@ -163,8 +180,27 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv): CliRe
       maxTokens: parseInteger('max-tokens', text('max-tokens'), DEFAULTS.maxTokens, 0, 100_000_000),
       topIndex: !on('no-top-index'),
       topExactKeys: parseInteger('top-exact-keys', text('top-exact-keys'), DEFAULTS.topExactKeys, 0, 100_000_000),
+      apiToken,
+      tls,
+      peersDns,
+      peersDnsIntervalMs: duration('peers-dns-interval', DEFAULTS.peersDnsIntervalMs, 100),
+      dnsServer,
     },
   };
+}
+
+function tlsFiles(cert: string | undefined, key: string | undefined, ca: string | undefined): TlsFiles | undefined {
+  if ((cert === undefined) !== (key === undefined)) throw new CliError('--tls-cert and --tls-key go together: give both or neither');
+  if (cert === undefined || key === undefined) {
+    if (ca !== undefined) throw new CliError('--tls-ca needs --tls-cert and --tls-key: a node that verifies its peers must show them a certificate too');
+    return undefined;
+  }
+  return { certFile: cert, keyFile: key, caFile: ca };
+}
+
+/** Every environment variable a node reads (deploy/ manifests are checked against it). */
+export function envNames(): string[] {
+  return FLAGS.map((f) => envName(f.flag));
 }
 
 function defaultId(): string {

@@ -44,6 +44,24 @@ export interface NodeConfig {
   readonly topIndex: boolean;
   /** A ranking the index cannot prove counts every key while the node holds at most this many; past it the answer is inexact, with its error bound. */
   readonly topExactKeys: number;
+  /** Clients must send `Authorization: Bearer <token>`; undefined: the API is open. */
+  readonly apiToken: string | undefined;
+  /** Serve HTTPS and wss gossip; undefined: plain HTTP and ws. */
+  readonly tls: TlsFiles | undefined;
+  /** host:port whose A/AAAA records are seed peers (a Kubernetes headless Service). */
+  readonly peersDns: string | undefined;
+  /** How often --peers-dns is resolved again. */
+  readonly peersDnsIntervalMs: number;
+  /** The DNS server --peers-dns asks (host:port); undefined: the system resolver. */
+  readonly dnsServer: string | undefined;
+}
+
+/** PEM files of --tls-cert, --tls-key and --tls-ca. */
+export interface TlsFiles {
+  readonly certFile: string;
+  readonly keyFile: string;
+  /** Peers' certificates must chain to this CA; undefined: the system's CAs and the usual host-name check. */
+  readonly caFile: string | undefined;
 }
 
 export const DEFAULTS = {
@@ -61,6 +79,7 @@ export const DEFAULTS = {
   maxConnections: 10_000,
   maxTokens: 1_000_000,
   topExactKeys: 1_000_000,
+  peersDnsIntervalMs: 5_000,
 } as const;
 
 /** How long the HTTP server waits on a client (README, Limits). */

@@ -4,7 +4,7 @@ import { clockVerdict } from '../gossip/clock-filter.ts';
 import { DEFAULT_GOSSIP, type GossipConfig } from '../gossip/config.ts';
 import { LIMITS } from '../gossip/limits.ts';
 import { GossipCore, type PeerView } from '../gossip/protocol.ts';
-import { WsTransport } from '../gossip/ws-transport.ts';
+import { WsTransport, type GossipTls } from '../gossip/ws-transport.ts';
 import type { Clock } from './clock.ts';
 import type { Logger } from './logger.ts';
 import type { NodeMetrics } from './metrics.ts';
@@ -48,6 +48,19 @@ export interface ReplicationOptions {
   readonly maxFrameBytes?: number;
   /** Longest start-up waits to hear from its seeds before taking hits anyway. */
   readonly settleTimeoutMs?: number;
+  /** wss gossip: dial with TLS and check peers' certificates (undefined: plain ws). */
+  readonly tls?: GossipTls;
+  /** Seed peers from DNS (--peers-dns), besides `seeds`. */
+  readonly dnsSeeds?: DnsSeedOptions;
+}
+
+/** --peers-dns: the name's A/AAAA records, on `port`, are seed peers, resolved every `intervalMs`. */
+export interface DnsSeedOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly intervalMs: number;
+  /** host:port of the DNS server to ask; undefined: the system resolver. */
+  readonly server: string | undefined;
 }
 
 /** Clock samples older than this are not judged by. */
@@ -79,6 +92,7 @@ export function startReplication(options: ReplicationOptions): Replication {
   const transport = new WsTransport(core, options.server, {
     maxPayloadBytes: options.maxFrameBytes ?? LIMITS.maxFrameBytes,
     tickMs: Math.max(5, Math.floor(config.pushIntervalMs / 2)),
+    tls: options.tls,
     now: () => clock.now(),
     events: {
       frameIn: (peer, type, bytes) => {

@@ -7,6 +7,7 @@ import { LevelStore } from './level-store.ts';
 import { createLogger, LogDestination, type Logger } from './logger.ts';
 import { NodeMetrics } from './metrics.ts';
 import { Replica } from './replica.ts';
+import { loadTls } from './tls-files.ts';
 import { startReplication, type Replication } from './replication.ts';
 import type { Store } from './store.ts';
 
@@ -53,6 +54,8 @@ export async function startNode(config: NodeConfig, options: StartOptions = {}):
   for (const [limit, value] of [['max_connections', connections.effective], ['max_connections_asked', connections.asked], ['open_files', connections.openFiles], ['fd_reserve', connections.reserve]] as const) {
     if (value !== undefined) metrics.httpLimit.labels(limit).set(value);
   }
+  // Before the store opens too: a missing or mismatched file is the flag's fault, said as such.
+  const tls = config.tls === undefined ? undefined : loadTls(config.tls);
   const replica = await Replica.open({
     store: options.store ?? new LevelStore(config.dataDir, { fsync: config.fsync }),
     id: config.id,
@@ -83,7 +86,7 @@ export async function startNode(config: NodeConfig, options: StartOptions = {}):
     // Before gossip starts (the moment between listen and replication) these are undefined: the API answers as a lone node.
     freshRead: (keys, plan, level, timeoutMs) => gossip.current?.freshRead(keys, plan, level, timeoutMs),
     awaitAck: (origin, seq, level, timeoutMs) => gossip.current?.awaitAck(origin, seq, level, timeoutMs),
-  }, { timeouts: { ...HTTP_TIMEOUTS, ...options.httpTimeouts }, maxConnections: connections.effective });
+  }, { timeouts: { ...HTTP_TIMEOUTS, ...options.httpTimeouts }, maxConnections: connections.effective }, { tls, apiToken: config.apiToken });
   try {
     await app.listen({ host: config.host, port: config.port });
   } catch (error) {
@@ -94,7 +97,7 @@ export async function startNode(config: NodeConfig, options: StartOptions = {}):
   const port = typeof bound === 'object' && bound !== null ? bound.port : config.port;
   const host = config.host.includes(':') && !config.host.startsWith('[') ? `[${config.host}]` : config.host;
   if (config.port === 0) advertise = `${host}:${port}`;
-  const url = `http://${host}:${port}`;
+  const url = `${tls === undefined ? 'http' : 'https'}://${host}:${port}`;
   const running = startReplication({
     replica,
     server: app.server,
@@ -106,6 +109,8 @@ export async function startNode(config: NodeConfig, options: StartOptions = {}):
     logger,
     metrics,
     maxClockSkewMs: config.maxClockSkewMs,
+    tls,
+    dnsSeeds: config.peersDns === undefined ? undefined : { ...splitHostPort(config.peersDns), intervalMs: config.peersDnsIntervalMs, server: config.dnsServer },
     gossip: {
       forgetAfterMs: config.forgetAfterMs,
       pushIntervalMs: config.pushIntervalMs,
@@ -136,6 +141,12 @@ export async function startNode(config: NodeConfig, options: StartOptions = {}):
     return stopping;
   };
   return { url, address: `${host}:${port}`, replica, app, logger, replication: running, stop };
+}
+
+/** "name:7001" or "[::1]:7001" as host and port (the address grammar is checked by the CLI). */
+function splitHostPort(address: string): { host: string; port: number } {
+  const at = address.lastIndexOf(':');
+  return { host: address.slice(0, at).replace(/^\[(.*)\]$/, '$1'), port: Number(address.slice(at + 1)) };
 }
 
 /**

@@ -34,8 +34,46 @@
   let serverOffsetMs = 0;
   const serverSecond = () => Math.floor((Date.now() + serverOffsetMs) / 1000);
 
+  // ---------------------------------------------------------------- API token
+
+  // A node run with --api-token answers 401 until the page sends the token: the page
+  // asks for it once and keeps it for this tab only (sessionStorage, gone with the tab).
+  const TOKEN_KEY = 'hitmesh-api-token';
+  const tokenForm = byId('token-form');
+  const tokenInput = byId('token');
+  let apiToken = sessionStorage.getItem(TOKEN_KEY) ?? undefined;
+
+  tokenForm.addEventListener('submit', (event) => {
+    event.preventDefault();
+    const given = tokenInput.value.trim();
+    if (given === '') return;
+    apiToken = given;
+    sessionStorage.setItem(TOKEN_KEY, given);
+    tokenInput.value = '';
+    tokenForm.hidden = true;
+    setConnection('connecting', 'connecting…');
+  });
+
+  function askForToken() {
+    // A token that was refused is dropped, so a typo is not sent again and again.
+    if (apiToken !== undefined) sessionStorage.removeItem(TOKEN_KEY);
+    apiToken = undefined;
+    if (tokenForm.hidden) {
+      tokenForm.hidden = false;
+      tokenInput.focus();
+    }
+  }
+
+  class TokenNeeded extends Error {}
+
   async function getJson(path) {
-    const response = await fetch(path, { cache: 'no-store', headers: { accept: 'application/json' } });
+    const headers = { accept: 'application/json' };
+    if (apiToken !== undefined) headers.authorization = `Bearer ${apiToken}`;
+    const response = await fetch(path, { cache: 'no-store', headers });
+    if (response.status === 401) {
+      askForToken();
+      throw new TokenNeeded('this node needs its API token');
+    }
     if (!response.ok) throw new Error(`${path.split('?')[0]} answered ${response.status}`);
     return response.json();
   }
@@ -133,6 +171,10 @@
       renderNodes(cluster, performance.timeOrigin + performance.now());
       setConnection('up', `polled ${new Date().toLocaleTimeString()}`);
     } catch (error) {
+      if (error instanceof TokenNeeded) {
+        setConnection('token', 'enter the API token (the node runs with --api-token)');
+        return;
+      }
       // This node itself stopped answering: what is shown is its last word.
       for (const tr of nodesBody.rows) tr.classList.add('stale');
       setConnection('unreachable', `node unreachable: ${error.message}`);
