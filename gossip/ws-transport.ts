@@ -2,7 +2,7 @@ import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { ConnectionOptions, TLSSocket } from 'node:tls';
 import { Packr } from 'msgpackr';
-import { WebSocket, WebSocketServer, type ClientOptions, type RawData } from 'ws';
+import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import { isAddress } from '../crdt/names.ts';
 import { LIMITS } from './limits.ts';
 import { ProtocolError, parseMessage, type Message } from './messages.ts';
@@ -157,9 +157,9 @@ export class WsTransport {
     try {
       const tls = this.options.tls;
       const scheme = tls === undefined ? 'ws' : 'wss';
-      // tls.connect's options; @types/ws types checkServerIdentity as returning a boolean, but ws hands it to tls as is.
+      // tls.connect's options, handed to tls as they are; with a CA the chain is checked, host names are not.
       const secure: ConnectionOptions = tls === undefined ? {} : { cert: tls.cert, key: tls.key, ...(tls.ca === undefined ? {} : { ca: tls.ca, checkServerIdentity: () => undefined }) };
-      ws = new WebSocket(`${scheme}://${address}${GOSSIP_PATH}`, { maxPayload: this.options.maxPayloadBytes, handshakeTimeout: 2_000, ...secure } as ClientOptions);
+      ws = new WebSocket(`${scheme}://${address}${GOSSIP_PATH}`, { maxPayload: this.options.maxPayloadBytes, handshakeTimeout: 2_000, ...secure });
     } catch (error) {
       this.options.events.fault?.(`dial ${address}`, error);
       this.core.dialFailed(address, this.options.now());

@@ -1,3 +1,4 @@
+import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createSecureContext } from 'node:tls';
 import type { TlsFiles } from './config.ts';
@@ -19,7 +20,7 @@ export function loadTls(files: TlsFiles): TlsMaterial {
     try {
       return readFileSync(path);
     } catch (error) {
-      throw new Error(`cannot read --${flag} ${path}: ${error instanceof Error ? error.message : String(error)}`);
+      throw new Error(`cannot read --${flag} ${path}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
     }
   };
   const cert = read('tls-cert', files.certFile);
@@ -28,13 +29,14 @@ export function loadTls(files: TlsFiles): TlsMaterial {
   try {
     createSecureContext({ cert, key });
   } catch (error) {
-    throw new Error(`--tls-cert ${files.certFile} and --tls-key ${files.keyFile} do not make a TLS identity: ${error instanceof Error ? error.message : String(error)}`);
+    throw new Error(`--tls-cert ${files.certFile} and --tls-key ${files.keyFile} do not make a TLS identity: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
   }
   if (ca !== undefined) {
     try {
-      createSecureContext({ ca });
+      // A secure context takes any PEM as a CA and ignores what is not a certificate: parse it as one.
+      new X509Certificate(ca);
     } catch (error) {
-      throw new Error(`--tls-ca ${files.caFile} is not a PEM certificate: ${error instanceof Error ? error.message : String(error)}`);
+      throw new Error(`--tls-ca ${files.caFile} is not a PEM certificate: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
     }
   }
   return { cert, key, ca };
