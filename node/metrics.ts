@@ -3,7 +3,9 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 /**
  * The node's Prometheus metrics, on a registry of its own so several nodes can
  * live in one process (tests). Names follow Prometheus conventions: the
- * hitmesh_ prefix, units in names, _total on counters.
+ * hitmesh_ prefix on hitmesh's own, units in names, _total on counters; the
+ * process and Node.js metrics keep their standard names (process_*, nodejs_*)
+ * so stock dashboards and alerts find them.
  */
 export class NodeMetrics {
   readonly registry = new Registry();
@@ -296,6 +298,9 @@ export class NodeMetrics {
 
   constructor(labels: { node: string }) {
     this.registry.setDefaultLabels(labels);
-    collectDefaultMetrics({ register: this.registry, prefix: 'hitmesh_' });
+    collectDefaultMetrics({ register: this.registry });
+    // prom-client names three gauges *_total, which promtool rejects (only counters end in _total);
+    // nodejs_active_handles / _requests / _resources by type carry the same numbers.
+    for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) this.registry.removeSingleMetric(name);
   }
 }

@@ -61,7 +61,7 @@ const metric = async (url: string, name: string, ...labels: string[]): Promise<n
 /** RSS in MB, and the longest event-loop delay since the last scrape in ms (prom-client resets its histogram on each). */
 async function vitals(url: string): Promise<{ rssMb: number; loopMaxMs: number }> {
   const text = await getText(`${url}/metrics`);
-  return { rssMb: metricIn(text, 'hitmesh_process_resident_memory_bytes') / 2 ** 20, loopMaxMs: metricIn(text, 'hitmesh_nodejs_eventloop_lag_max_seconds') * 1000 };
+  return { rssMb: metricIn(text, 'process_resident_memory_bytes') / 2 ** 20, loopMaxMs: metricIn(text, 'nodejs_eventloop_lag_max_seconds') * 1000 };
 }
 
 function hwmMb(pid: number | undefined): number {

@@ -116,7 +116,7 @@ describe('HTTP API', () => {
     await replica.checkpoint();
     const after = (await app.inject({ method: 'GET', url: '/metrics' })).body;
     expect(sample(after, 'hitmesh_checkpoint_slots_sum', {})).toBe(10); // 2 keys x 5 tiers
-    expect(res.body).toMatch(/hitmesh_process_resident_memory_bytes/);
+    expect(res.body).toMatch(/process_resident_memory_bytes/);
   });
 
   it('/healthz is up; /readyz is 503 until listening and after the store closes', async () => {

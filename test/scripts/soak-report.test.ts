@@ -14,7 +14,7 @@ import type { SoakReport } from '../../scripts/soak/report.ts';
 
 describe('node readings', () => {
   it('finds the RSS under either name, labelled or not', () => {
-    const page = '# HELP hitmesh_process_resident_memory_bytes Resident memory size in bytes.\n# TYPE hitmesh_process_resident_memory_bytes gauge\nhitmesh_process_resident_memory_bytes{node="n1"} 111124480\n';
+    const page = '# HELP process_resident_memory_bytes Resident memory size in bytes.\n# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes{node="n1"} 111124480\n';
     expect(residentBytes(page)).toBe(111_124_480);
     expect(residentBytes('process_cpu_seconds_total 3\nprocess_resident_memory_bytes 5.2e7\n')).toBe(52_000_000);
     expect(residentBytes('process_resident_memory_bytes_max 5\nhitmesh_heap_bytes 9\n')).toBeUndefined();
