@@ -53,13 +53,33 @@ export class Membership {
   /** Addresses a dial of ours reached a member through (a proxy, a DNS name): covered while that member is connected. */
   private readonly via = new Map<string, string>();
   private readonly forgotten = new Map<string, number>();
+  /** Seeds a name resolved to (--peers-dns), replaced on every resolution; besides the fixed ones. */
+  private named: readonly string[] = [];
 
   constructor(
     private readonly self: { readonly id: string; readonly address: string },
-    readonly seeds: readonly string[],
+    private readonly fixedSeeds: readonly string[],
     private readonly config: MembershipConfig,
     private readonly random: () => number,
   ) {}
+
+  /** The addresses always dialed: --peers and what --peers-dns resolved to last. */
+  get seeds(): readonly string[] {
+    return this.named.length === 0 ? this.fixedSeeds : [...new Set([...this.fixedSeeds, ...this.named])];
+  }
+
+  /**
+   * A new answer for the seed name. An address no longer named and no member's
+   * loses its dial state (so a --static node stops dialing it); members learned
+   * through it stay: a name's records say where to look, not who is a member.
+   */
+  setNamedSeeds(addresses: readonly string[]): void {
+    const before = this.named;
+    this.named = addresses.filter((a) => a !== this.self.address);
+    const kept = new Set(this.seeds);
+    for (const m of this.members.values()) kept.add(m.address);
+    for (const address of before) if (!kept.has(address) && this.dials.get(address)?.pending !== true) this.dials.delete(address);
+  }
 
   get(id: string): Member | undefined {
     return this.members.get(id);
@@ -171,9 +191,10 @@ export class Membership {
     this.dialState(address).nextAt = now + this.config.reconnectMinMs;
   }
 
-  /** Has a dial of `address` failed since the last success? */
+  /** Has a dial of `address` failed since the last success, or did it lead to this node itself? */
   failedLately(address: string): boolean {
-    return (this.dials.get(address)?.attempts ?? 0) > 0;
+    const state = this.dials.get(address);
+    return state !== undefined && (state.attempts > 0 || state.nextAt === Number.POSITIVE_INFINITY);
   }
 
   backOff(address: string, now: number): void {

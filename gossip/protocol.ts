@@ -343,6 +343,11 @@ export class GossipCore {
     return { acked: 1 + this.holders.count(seq, this.membership.members.keys()), members: this.memberCount };
   }
 
+  /** Seeds from a name's records (--peers-dns): they replace the name's previous answer; --peers stay. */
+  setNamedSeeds(addresses: readonly string[]): void {
+    this.membership.setNamedSeeds(addresses);
+  }
+
   /** Has every seed either answered a sync or failed a dial since start? (What start-up waits for before taking hits.) */
   seedsSettled(): boolean {
     return this.membership.seeds.every((address) => {

@@ -213,6 +213,19 @@ export class NodeMetrics {
     registers: [this.registry],
   });
 
+  readonly dnsSeedResolutions = new Counter({
+    name: 'hitmesh_dns_seed_resolutions_total',
+    help: 'Resolutions of the --peers-dns name by outcome: ok, empty (no records; the last set is kept), error (the last set is kept).',
+    labelNames: ['result'],
+    registers: [this.registry],
+  });
+
+  readonly dnsSeeds = new Gauge({
+    name: 'hitmesh_dns_seeds',
+    help: 'Seed addresses the --peers-dns name resolved to last (the set in force).',
+    registers: [this.registry],
+  });
+
   readonly gossipMembers = new Gauge({
     name: 'hitmesh_gossip_members',
     help: 'Members this node knows, itself included.',

@@ -8,6 +8,7 @@ import { WsTransport, type GossipTls } from '../gossip/ws-transport.ts';
 import type { Clock } from './clock.ts';
 import type { Logger } from './logger.ts';
 import type { NodeMetrics } from './metrics.ts';
+import { DnsSeeds, type DnsSeedOptions } from './dns-seeds.ts';
 import { PeerStateChanges } from './peer-state-changes.ts';
 import { PeriodicTask } from './periodic-task.ts';
 import type { WindowPlan } from '../crdt/window-plan.ts';
@@ -52,15 +53,6 @@ export interface ReplicationOptions {
   readonly tls?: GossipTls;
   /** Seed peers from DNS (--peers-dns), besides `seeds`. */
   readonly dnsSeeds?: DnsSeedOptions;
-}
-
-/** --peers-dns: the name's A/AAAA records, on `port`, are seed peers, resolved every `intervalMs`. */
-export interface DnsSeedOptions {
-  readonly host: string;
-  readonly port: number;
-  readonly intervalMs: number;
-  /** host:port of the DNS server to ask; undefined: the system resolver. */
-  readonly server: string | undefined;
 }
 
 /** Clock samples older than this are not judged by. */
@@ -132,12 +124,14 @@ export function startReplication(options: ReplicationOptions): Replication {
     ackWaiters.abandon();
   });
   transport.start();
+  const dnsSeeds = options.dnsSeeds === undefined ? undefined : watchSeedName(options.dnsSeeds, core, logger, metrics);
 
   // Start-up: hold hits until every seed has answered (and so said what it holds of this origin) or cannot be reached.
+  // Seeds from a name count once the name was resolved once.
   const settled = new Promise<void>((resolve) => {
     const deadline = clock.now() + (options.settleTimeoutMs ?? 3 * config.syncIntervalMs + 2_000);
     const check = (): void => {
-      if (core.seedsSettled() || clock.now() >= deadline) {
+      if (((dnsSeeds?.settled ?? true) && core.seedsSettled()) || clock.now() >= deadline) {
         resolve();
         return;
       }
@@ -221,10 +215,31 @@ export function startReplication(options: ReplicationOptions): Replication {
     awaitAck: (origin, seq, level, timeoutMs) => ackWaiters.wait(origin, seq, level, timeoutMs),
     freshRead: (keys, plan, level, timeoutMs) => freshReads.read(keys, plan, level, timeoutMs),
     stop: async () => {
+      dnsSeeds?.stop();
       ackWaiters.abandon();
       freshReads.abandon();
       await watchPeers.stop();
       await transport.stop();
     },
   };
+}
+
+/** --peers-dns: resolve the name now and every interval; its addresses become the core's named seeds. */
+function watchSeedName(options: DnsSeedOptions, core: GossipCore, logger: Logger, metrics: NodeMetrics): DnsSeeds {
+  let failing = false;
+  const seeds = new DnsSeeds({ ...options, maxAddresses: LIMITS.maxMembers }, (addresses) => core.setNamedSeeds(addresses), {
+    resolved: (result, addresses, detail) => {
+      metrics.dnsSeedResolutions.labels(result).inc();
+      metrics.dnsSeeds.set(addresses.length);
+      const fields = { name: `${options.host}:${options.port}`, seeds: addresses.length };
+      // One line per change, not per tick: a DNS outage is logged when it starts and when it ends.
+      if (result !== 'ok' && !failing) logger.warn({ ...fields, result, err: detail.error }, 'peer DNS name gave no addresses; keeping the last ones');
+      if (result === 'ok' && failing) logger.info(fields, 'peer DNS name resolves again');
+      if (detail.changed) logger.info({ ...fields, addresses: addresses.slice(0, 20) }, 'peer DNS name: seed addresses changed');
+      if (detail.cut) logger.warn(fields, `peer DNS name has more addresses than the member limit ${LIMITS.maxMembers}; dialing the first`);
+      failing = result !== 'ok';
+    },
+  });
+  seeds.start();
+  return seeds;
 }
