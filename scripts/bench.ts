@@ -2,7 +2,7 @@
  * npm run bench: the server on one core, the load generator on the other, a
  * bare fastify server as the ceiling in the same run, and ratios against it.
  *
- *   npm run bench -- [--duration 5] [--rounds 5] [--connections 64] [--only hit,batch,count,rss,cluster,fsync,join,reads,ack,idempotency,top] [--json out.json]
+ *   npm run bench -- [--duration 5] [--rounds 5] [--connections 64] [--only hit,batch,count,rss,cluster,fsync,join,reads,ack,idempotency,top,msgpack] [--json out.json]
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -19,12 +19,13 @@ import { benchReads } from './bench/reads.ts';
 import { benchAck } from './bench/ack.ts';
 import { benchIdempotency } from './bench/idempotency.ts';
 import { benchTop } from './bench/top.ts';
+import { benchMsgpack } from './bench/msgpack.ts';
 
 const { values } = parseArgs({
   options: {
     duration: { type: 'string', default: '5' },
     connections: { type: 'string', default: '64' },
-    only: { type: 'string', default: 'hit,batch,count,rss,cluster,fsync,join,reads,ack,idempotency,top' },
+    only: { type: 'string', default: 'hit,batch,count,rss,cluster,fsync,join,reads,ack,idempotency,top,msgpack' },
     json: { type: 'string' },
     rounds: { type: 'string', default: '5' },
   },
@@ -227,6 +228,7 @@ try {
   if (only.has('reads')) report.reads = await benchReads({ dataDir: join(work, 'reads'), serverCpu: SERVER_CPU, durationS, rounds, say });
   if (only.has('idempotency')) report.idempotency = await benchIdempotency({ work, serverCpu: SERVER_CPU, loadCpu: LOAD_CPU, durationS, connections, rounds, say });
   if (only.has('top')) report.top = await benchTop({ work, serverCpu: SERVER_CPU, loadCpu: LOAD_CPU, durationS, connections, rounds, say });
+  if (only.has('msgpack')) report.msgpack = benchMsgpack({ cpu: SERVER_CPU, rounds, say });
   if (only.has('fsync')) report.fsync = await benchFsync({ work, serverCpu: SERVER_CPU, loadCpu: LOAD_CPU, durationS, connections, rounds, say });
   if (values.json !== undefined) writeFileSync(values.json, JSON.stringify(report, null, 2));
 } finally {
