@@ -42,7 +42,16 @@ export async function buildApp(deps: ApiDeps, limits: HttpServerLimits = { timeo
   // The certificate request is optional (rejectUnauthorized: false): HTTP clients need none; gossip checks it on the upgrade.
   const server = access.tls === undefined
     ? { http: serverTimeouts }
-    : { https: { cert: access.tls.cert, key: access.tls.key, ...(access.tls.ca === undefined ? {} : { ca: access.tls.ca, requestCert: true, rejectUnauthorized: false }), ...serverTimeouts } };
+    : {
+        https: {
+          cert: access.tls.cert,
+          key: access.tls.key,
+          ...(access.tls.ca === undefined ? {} : { ca: access.tls.ca, requestCert: true, rejectUnauthorized: false }),
+          ...serverTimeouts,
+          // The header timeout starts once TLS is up; a socket that never says hello must not hold a slot for tls's default 120 s.
+          handshakeTimeout: timeouts.headersMs,
+        },
+      };
   // Typed as an HTTP server's app: https.Server answers the same calls (listen, close, maxConnections, connection events).
   const app = (Fastify as (options: FastifyServerOptions & { http?: object; https?: object }) => FastifyInstance)({
     ...server,
@@ -145,7 +154,10 @@ function clientErrorMessage(error: Error & { code?: string }, method: string, ro
  */
 function answerClientError(error: Error & { code?: string }, socket: Duplex & { _httpMessage?: { headersSent?: boolean } | null }, timeouts: HttpTimeouts): void {
   // Nothing can be said on a socket that is gone, or in the middle of a response already begun.
-  if (error.code === 'ECONNRESET' || !socket.writable || socket._httpMessage?.headersSent === true) {
+  // A TLS failure (handshake timeout, a hello that is not TLS) comes here too, on a socket with no secure channel
+  // to write an answer on: writing would wait for a handshake that never comes.
+  const tlsFailure = error.code?.startsWith('ERR_TLS_') === true || error.code?.startsWith('ERR_SSL_') === true;
+  if (tlsFailure || error.code === 'ECONNRESET' || !socket.writable || socket._httpMessage?.headersSent === true) {
     socket.destroy();
     return;
   }

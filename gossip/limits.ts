@@ -17,6 +17,8 @@ export const LIMITS = {
   maxHandshakeFrameBytes: 4 * 1024,
   /** Connections still in their handshake at once; more are refused at the upgrade. */
   maxPendingHandshakes: 64,
+  /** Dials of ours not yet connected, at once: a DNS name with hundreds of records is dialed a few dozen at a time (the rest at the next ticks). */
+  maxPendingDials: 64,
   /** A handshake not done after this closes the connection. */
   handshakeTimeoutMs: 5_000,
   /** Rows in one delta frame (accepted and sent). */

@@ -78,7 +78,13 @@ export class Membership {
     this.named = addresses.filter((a) => a !== this.self.address);
     const kept = new Set(this.seeds);
     for (const m of this.members.values()) kept.add(m.address);
-    for (const address of before) if (!kept.has(address) && this.dials.get(address)?.pending !== true) this.dials.delete(address);
+    for (const address of before) {
+      const state = this.dials.get(address);
+      // A pending dial settles itself; a mark that the address is this node's own stays, or a flapping answer redials it.
+      if (kept.has(address) || state === undefined || state.pending || state.nextAt === Number.POSITIVE_INFINITY) continue;
+      this.dials.delete(address);
+      this.via.delete(address);
+    }
   }
 
   get(id: string): Member | undefined {
@@ -109,6 +115,8 @@ export class Membership {
     const known = this.members.get(id);
     if (known !== undefined) {
       if (address !== '' && address !== known.address) {
+        // Its old address (a pod's old IP) is nobody's now unless it is a seed: stop tracking dials to it.
+        if (!this.seeds.includes(known.address) && this.dials.get(known.address)?.pending !== true) this.dials.delete(known.address);
         known.address = address;
         this.version++;
       }
@@ -153,7 +161,8 @@ export class Membership {
   toDial(now: number, connected: ReadonlySet<string>, open: number): string[] {
     const targets = new Set(this.seeds);
     if (!this.config.static) for (const m of this.members.values()) targets.add(m.address);
-    let budget = this.config.maxPeers - open - [...this.dials.values()].filter((d) => d.pending).length;
+    const pending = [...this.dials.values()].filter((d) => d.pending).length;
+    let budget = Math.min(this.config.maxPeers - open, LIMITS.maxPendingDials) - pending;
     const out: string[] = [];
     for (const address of targets) {
       if (budget <= 0) break;
@@ -189,6 +198,11 @@ export class Membership {
   /** An open connection we dialed went away: redial soon. */
   redialSoon(address: string, now: number): void {
     this.dialState(address).nextAt = now + this.config.reconnectMinMs;
+  }
+
+  /** The member a dial of `address` reached last, if any. */
+  reachedThrough(address: string): string | undefined {
+    return this.via.get(address);
   }
 
   /** Has a dial of `address` failed since the last success, or did it lead to this node itself? */

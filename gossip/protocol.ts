@@ -352,7 +352,9 @@ export class GossipCore {
   seedsSettled(): boolean {
     return this.membership.seeds.every((address) => {
       if (this.membership.failedLately(address)) return true;
-      for (const c of this.conns.values()) if ((c.dialAddress === address || c.peerAddress === address) && c.gotSync) return true;
+      // One peer may be reached at two seed addresses (A and AAAA, a name and an IP): the second dial is a duplicate and closes.
+      const through = this.membership.reachedThrough(address);
+      for (const c of this.conns.values()) if ((c.dialAddress === address || c.peerAddress === address || (through !== undefined && c.peerId === through)) && c.gotSync) return true;
       return false;
     });
   }

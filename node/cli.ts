@@ -1,4 +1,5 @@
 import { hostname } from 'node:os';
+import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
 import { isAddress, isNodeId } from '../crdt/names.ts';
 import { retentionProblem } from '../crdt/retention.ts';
@@ -137,8 +138,15 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv): CliRe
   const peersDns = text('peers-dns');
   if (peersDns !== undefined && !isHostPort(peersDns)) throw new CliError(`--peers-dns must be host:port (a DNS name and the port its nodes listen on), got ${JSON.stringify(peersDns)}`);
   const dnsServer = text('dns-server');
-  if (dnsServer !== undefined && !isHostPort(dnsServer)) throw new CliError(`--dns-server must be host:port, got ${JSON.stringify(dnsServer)}`);
+  // The resolver takes IP addresses only (a name would need a DNS server to find the DNS server).
+  if (dnsServer !== undefined && (!isHostPort(dnsServer) || isIP(dnsServer.slice(0, dnsServer.lastIndexOf(':')).replace(/^\[(.*)\]$/, '$1')) === 0)) {
+    throw new CliError(`--dns-server must be IP:port (e.g. 10.96.0.10:53 or [fd00::a]:53), got ${JSON.stringify(dnsServer)}`);
+  }
   if (dnsServer !== undefined && peersDns === undefined) throw new CliError('--dns-server is only used by --peers-dns, which is not set');
+  // The placeholders of deploy/k8s/secret.example.yaml are public: applying the example unchanged must not start a node.
+  for (const flag of ['secret', 'api-token'] as const) {
+    if (text(flag)?.startsWith('REPLACE-ME') === true) throw new CliError(`--${flag} is still the example's placeholder (REPLACE-ME…); generate one with: openssl rand -hex 32`);
+  }
   const apiToken = text('api-token');
   if (apiToken !== undefined && !/^[\x21-\x7e]{16,512}$/.test(apiToken)) {
     throw new CliError('--api-token must be 16-512 printable ASCII characters without spaces (it travels in an HTTP header); generate one with: openssl rand -hex 32');

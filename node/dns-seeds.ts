@@ -19,6 +19,8 @@ export interface DnsSeedEvents {
 
 /** How long one query may take before it counts as an error (the next tick asks again). */
 const QUERY_TIMEOUT_MS = 2_000;
+/** Until the name has answered once, a failure is retried this soon (start-up is waiting for it), not an interval later. */
+const FIRST_ANSWER_RETRY_MS = 250;
 
 /** "10.0.0.5:7001" or "[fd00::5]:7001": the gossip address grammar. */
 export function seedAddress(ip: string, port: number): string {
@@ -37,6 +39,8 @@ export class DnsSeeds {
   private running = false;
   private stopped = false;
   private resolvedOnce = false;
+  /** A system lookup that timed out may still hold a libuv thread: no second one starts until it ends. */
+  private lookupInFlight = false;
   private readonly resolver: Resolver | undefined;
 
   constructor(
@@ -53,7 +57,7 @@ export class DnsSeeds {
     }
   }
 
-  /** Has one resolution finished (whatever its outcome)? Start-up waits for it before counting its seeds settled. */
+  /** Has the name answered once (with records or with none)? Start-up waits for it before counting its seeds settled. */
   get settled(): boolean {
     return this.resolvedOnce;
   }
@@ -76,29 +80,29 @@ export class DnsSeeds {
     if (this.running || this.stopped) return;
     this.running = true;
     try {
-      await this.resolveOnce();
+      if ((await this.resolveOnce()) !== 'error') this.resolvedOnce = true;
     } finally {
       this.running = false;
-      this.resolvedOnce = true;
       if (!this.stopped) {
-        this.timer = setTimeout(() => void this.tick(), this.options.intervalMs);
+        const delay = this.resolvedOnce ? this.options.intervalMs : Math.min(this.options.intervalMs, FIRST_ANSWER_RETRY_MS);
+        this.timer = setTimeout(() => void this.tick(), delay);
         this.timer.unref();
       }
     }
   }
 
-  private async resolveOnce(): Promise<void> {
+  private async resolveOnce(): Promise<DnsResult> {
     let ips: string[];
     try {
       ips = await this.query();
     } catch (error) {
-      this.events.resolved('error', this.addresses, { changed: false, error, cut: false });
-      return;
+      if (!this.stopped) this.events.resolved('error', this.addresses, { changed: false, error, cut: false });
+      return 'error';
     }
-    if (this.stopped) return;
+    if (this.stopped) return 'ok';
     if (ips.length === 0) {
       this.events.resolved('empty', this.addresses, { changed: false, cut: false });
-      return;
+      return 'empty';
     }
     const all = [...new Set(ips.map((ip) => seedAddress(ip, this.options.port)))].sort();
     const next = all.slice(0, this.options.maxAddresses);
@@ -106,25 +110,51 @@ export class DnsSeeds {
     this.addresses = next;
     if (changed) this.apply(next);
     this.events.resolved('ok', next, { changed, cut: all.length > next.length });
+    return 'ok';
   }
 
-  /** The name's IPv4 and IPv6 addresses. A family with no records is not an error; both failing is. */
+  /**
+   * The name's addresses. With a DNS server, A and AAAA are asked apart: a
+   * family with no records is an empty answer; a family whose query failed
+   * while the other answered keeps its last addresses (so a server that
+   * times out on every other AAAA query does not make the set flap).
+   */
   private async query(): Promise<string[]> {
     const { host } = this.options;
     if (isIP(host) !== 0) return [host];
-    if (this.resolver === undefined) {
-      try {
-        return (await lookup(host, { all: true })).map((a) => a.address);
-      } catch (error) {
-        if (isNoRecords(error)) return [];
-        throw error;
-      }
-    }
+    if (this.resolver === undefined) return this.systemLookup(host);
     const answers = await Promise.allSettled([this.resolver.resolve4(host), this.resolver.resolve6(host)]);
-    const ips = answers.flatMap((a) => (a.status === 'fulfilled' ? a.value : []));
-    const failures = answers.filter((a): a is PromiseRejectedResult => a.status === 'rejected' && !isNoRecords(a.reason));
-    if (ips.length === 0 && failures.length > 0) throw failures[0]?.reason;
-    return ips;
+    const failed = answers.filter((a): a is PromiseRejectedResult => a.status === 'rejected' && !isNoRecords(a.reason));
+    if (failed.length === answers.length) throw failed[0]?.reason;
+    const [v4, v6] = answers.map((a, i) => {
+      if (a.status === 'fulfilled') return a.value;
+      if (isNoRecords(a.reason)) return [];
+      // Failed: the last answer's addresses of this family (IPv6 ones are bracketed).
+      return this.addresses.filter((address) => address.startsWith('[') === (i === 1)).map((address) => address.slice(0, address.lastIndexOf(':')).replace(/^\[(.*)\]$/, '$1'));
+    });
+    return [...(v4 ?? []), ...(v6 ?? [])];
+  }
+
+  /** getaddrinfo has no timeout of its own: give up waiting after QUERY_TIMEOUT_MS (the lookup itself runs on). */
+  private async systemLookup(host: string): Promise<string[]> {
+    if (this.lookupInFlight) throw new Error(`the previous lookup of ${host} has not ended yet`);
+    this.lookupInFlight = true;
+    const found = lookup(host, { all: true }).finally(() => (this.lookupInFlight = false));
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`lookup of ${host} took longer than ${QUERY_TIMEOUT_MS} ms`)), QUERY_TIMEOUT_MS);
+      timer.unref();
+    });
+    try {
+      return (await Promise.race([found, timeout])).map((a) => a.address);
+    } catch (error) {
+      if (isNoRecords(error)) return [];
+      throw error;
+    } finally {
+      clearTimeout(timer);
+      // A lookup that lost the race must not become an unhandled rejection.
+      found.catch(() => undefined);
+    }
   }
 }
 

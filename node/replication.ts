@@ -236,7 +236,7 @@ function watchSeedName(options: DnsSeedOptions, core: GossipCore, logger: Logger
       if (result !== 'ok' && !failing) logger.warn({ ...fields, result, err: detail.error }, 'peer DNS name gave no addresses; keeping the last ones');
       if (result === 'ok' && failing) logger.info(fields, 'peer DNS name resolves again');
       if (detail.changed) logger.info({ ...fields, addresses: addresses.slice(0, 20) }, 'peer DNS name: seed addresses changed');
-      if (detail.cut) logger.warn(fields, `peer DNS name has more addresses than the member limit ${LIMITS.maxMembers}; dialing the first`);
+      if (detail.cut && detail.changed) logger.warn(fields, `peer DNS name has more addresses than the member limit ${LIMITS.maxMembers}; dialing the first`);
       failing = result !== 'ok';
     },
   });

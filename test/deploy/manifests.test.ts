@@ -242,7 +242,7 @@ function k8sProblems(files: Map<string, Obj[]>, image: Record<string, string>, h
     if (field !== undefined && FIELDS[field] === undefined) problems.push(`${e.name}: unexpected fieldRef ${field}`);
     const value = (e.value ?? '').replace(/\$\$|\$\(([A-Za-z_]\w*)\)/g, (m, name?: string) => (m === '$$' ? '$' : name !== undefined && env[name] !== undefined ? env[name] : m));
     if (/\$\(/.test(value)) problems.push(`${e.name}: ${e.value} refers to a variable not defined before it`);
-    env[e.name] = ref !== undefined ? (secretData[ref.key] ?? '') : field !== undefined ? (FIELDS[field] ?? '') : value;
+    env[e.name] = ref !== undefined ? generated(secretData[ref.key]) : field !== undefined ? (FIELDS[field] ?? '') : value;
   }
   for (const name of K8S_ONLY) if (!(c.env ?? []).some((e) => e.value?.includes(`$(${name})`))) problems.push(`${name} is set but never used`);
   const parsed = cli(c.args ?? [], env, 'StatefulSet', problems);
@@ -267,6 +267,11 @@ function k8sProblems(files: Map<string, Obj[]>, image: Record<string, string>, h
   return problems;
 }
 
+/** What `kubectl create secret` puts where the example has a placeholder (the node refuses the placeholder itself). */
+function generated(value: string | undefined): string {
+  return value?.startsWith('REPLACE-ME') === true ? 'f3a1'.repeat(16) : (value ?? '');
+}
+
 describe('deploy/', () => {
   let node: RunningNode;
   let dir: string;
@@ -274,7 +279,8 @@ describe('deploy/', () => {
   const dockerfile = read('deploy/Dockerfile');
   const compose = parseYaml(read('deploy/docker-compose.yml'), 'docker-compose.yml')[0] as Parameters<typeof composeProblems>[0];
   const image = imageEnv(parseDockerfile(dockerfile));
-  const token = String((files.get('secret.example.yaml')?.[0]?.stringData as Record<string, string> | undefined)?.['api-token']);
+  const example = (files.get('secret.example.yaml')?.[0]?.stringData ?? {}) as Record<string, string>;
+  const token = generated(example['api-token']);
   const hasRoute = (path: string): boolean => node.app.hasRoute({ method: 'GET', url: path });
 
   beforeAll(async () => {
@@ -305,6 +311,13 @@ describe('deploy/', () => {
     for (const path of ['/healthz', '/readyz']) expect((await fetch(`${node.url}${path}`)).status, path).toBe(200);
     expect((await fetch(`${node.url}/metrics`)).status).toBe(401);
     expect((await fetch(`${node.url}/metrics`, { headers: { authorization: `Bearer ${token}` } })).status).toBe(200);
+  });
+
+  it("the example Secret's placeholders do not start a node: applied unchanged, they would be a public token", () => {
+    for (const [flag, key] of [['--secret', 'secret'], ['--api-token', 'api-token']] as const) {
+      expect(example[key], key).toMatch(/^REPLACE-ME/);
+      expect(() => parseCli(['--id', 'x', '--port', '0', flag, example[key] ?? ''], {}), flag).toThrow(/placeholder/);
+    }
   });
 
   it('each check fails on a copy broken on purpose', () => {

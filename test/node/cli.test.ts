@@ -46,11 +46,25 @@ describe('cli', () => {
     [['--retention-1m', '10s'], /at least 1m/],
     [['--body-limit', '10'], /--body-limit/],
     [['--log-level', 'loud'], /--log-level/],
+    [['--peers-dns', 'peers.svc'], /--peers-dns must be host:port/],
+    [['--peers-dns', 'peers.svc:7001', '--dns-server', 'kube-dns.kube-system:53'], /--dns-server must be IP:port/],
+    [['--peers-dns', 'peers.svc:7001', '--dns-server', '10.96.0.10'], /--dns-server must be IP:port/],
+    [['--dns-server', '127.0.0.1:53'], /only used by --peers-dns/],
+    [['--peers-dns', 'peers.svc:7001', '--peers-dns-interval', '10ms'], /--peers-dns-interval/],
+    [['--api-token', 'short'], /--api-token must be 16-512/],
+    [['--tls-cert', 'a.pem'], /go together/],
     [['--nope'], /Unknown option/],
     [['positional'], /positional/i],
   ])('refuses %j with a clear message', (argv, message) => {
     expect(() => parseCli(['--id', 'n1', ...argv], {})).toThrow(CliError);
     expect(() => parseCli(['--id', 'n1', ...argv], {})).toThrow(message);
+  });
+
+  it('takes --dns-server as an IPv4 or bracketed IPv6 address with a port', () => {
+    for (const server of ['10.96.0.10:53', '[fd00::a]:5353']) {
+      const cli = parseCli(['--id', 'n1', '--peers-dns', 'peers.svc:7001', '--dns-server', server], {});
+      expect(cli.kind === 'run' ? cli.config.dnsServer : undefined).toBe(server);
+    }
   });
 
   it('refuses a non-loopback host without a secret, and says why', () => {

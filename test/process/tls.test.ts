@@ -6,13 +6,14 @@
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import http from 'node:http';
+import { connect } from 'node:net';
 import https from 'node:https';
 import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseCli } from '../../node/cli.ts';
-import { startNode, type RunningNode } from '../../node/start-node.ts';
+import { startNode, type RunningNode, type StartOptions } from '../../node/start-node.ts';
 import { makeCa, type CertFiles, type TestCa } from './tls-certs.ts';
 
 const SECRET = 'tls-test-secret';
@@ -39,14 +40,14 @@ interface NodeTls {
   readonly ca?: TestCa;
 }
 
-async function start(id: string, tls: NodeTls, peers: readonly RunningNode[] = []): Promise<RunningNode> {
+async function start(id: string, tls: NodeTls, peers: readonly RunningNode[] = [], options: StartOptions = {}): Promise<RunningNode> {
   const args = ['--id', id, '--port', '0', '--data', join(dir, id), '--secret', SECRET, '--sync-interval', '100ms', '--log-level', 'silent'];
   if (tls.certs !== undefined) args.push('--tls-cert', tls.certs.cert, '--tls-key', tls.certs.key);
   if (tls.ca !== undefined) args.push('--tls-ca', tls.ca.cert);
   if (peers.length > 0) args.push('--peers', peers.map((p) => p.address).join(','));
   const cli = parseCli(args, {});
   if (cli.kind !== 'run') throw new Error('expected a run config');
-  const node = await startNode(cli.config, { shutdownGraceMs: 1_000 });
+  const node = await startNode(cli.config, { shutdownGraceMs: 1_000, ...options });
   running.push(node);
   return node;
 }
@@ -145,6 +146,21 @@ describe('TLS', () => {
     expect(view.peers.filter((p) => p.state === 'up')).toEqual([]);
     expect(await upPeers(n1, caA)).toEqual(['n2', 'n3']);
     expect((await request('GET', `${n1.url}/healthz`, caA)).status).toBe(200);
+  });
+
+  it('a connection that never starts its TLS handshake is closed after the header timeout, not the 120 s of tls', async () => {
+    const node = await start('silent-client', { certs: await caA.issue('silent-client') }, [], { httpTimeouts: { headersMs: 400 } });
+    const [host, port] = node.address.split(':');
+    const started = Date.now();
+    const closedAfter = await new Promise<number>((resolve) => {
+      const socket = connect(Number(port), host);
+      socket.on('error', () => undefined);
+      socket.on('close', () => resolve(Date.now() - started));
+      setTimeout(() => socket.destroy(), 10_000).unref();
+    });
+    // Closed by the node (well before the test's own 10 s), and not at once: it did wait for a hello.
+    expect(closedAfter).toBeLessThan(5_000);
+    expect(closedAfter).toBeGreaterThanOrEqual(300);
   });
 
   it('a start with a key of another certificate, a missing file, or a CA that is not PEM stops with the flag named', async () => {
