@@ -210,7 +210,10 @@ function k8sProblems(files: Map<string, Obj[]>, image: Record<string, string>, h
   const s = sts.spec;
   if (s.replicas !== 3 || s.podManagementPolicy !== 'Parallel') problems.push('StatefulSet: not 3 replicas with podManagementPolicy Parallel');
   if (s.serviceName !== headless.metadata?.name || headless.spec.publishNotReadyAddresses !== true) problems.push(`serviceName ${s.serviceName} is not the headless Service publishing not-ready pods`);
-  if (!((pod.spec.terminationGracePeriodSeconds ?? 30) > GRACE_S)) problems.push(`terminationGracePeriodSeconds is not above the node's ${GRACE_S} s grace`);
+  // The preStop wait runs before SIGTERM and counts against the same grace period.
+  const preStop = c.lifecycle?.preStop?.exec?.command;
+  const preStopS = preStop?.[0] === 'sleep' ? Number(preStop[1]) : 0;
+  if (!((pod.spec.terminationGracePeriodSeconds ?? 30) > GRACE_S + preStopS)) problems.push(`terminationGracePeriodSeconds is not above the preStop wait (${preStopS} s) and the node's ${GRACE_S} s grace`);
   const selectors: [string, Record<string, string> | undefined][] = [
     ['StatefulSet', s.selector.matchLabels],
     ...services.map((x): [string, Record<string, string> | undefined] => [`Service ${x.metadata?.name}`, x.spec?.selector]),
@@ -333,6 +336,8 @@ describe('deploy/', () => {
     expect(broken((s) => container(s).env?.push({ name: 'HITMESH_PEER', value: 'x:1' }))).toEqual(['StatefulSet env: HITMESH_PEER is not a variable the node reads']);
     expect(broken((s) => { if (s.spec) s.spec.replicas = 'three' as unknown as number; }).join('\n')).toMatch(/spec\/replicas must be integer/);
     expect(broken((s) => { if (s.spec?.template.spec) s.spec.template.spec.terminationGracePeriodSeconds = 5; }).join('\n')).toMatch(/terminationGracePeriodSeconds/);
+    expect(broken((s) => { if (s.spec?.template.spec) s.spec.template.spec.terminationGracePeriodSeconds = 12; }).join('\n')).toMatch(/preStop wait \(5 s\)/);
+    expect(broken((s) => { if (s.spec?.template.spec) s.spec.template.spec.terminationGracePeriodSeconds = 12; }).join('\n')).toMatch(/preStop wait \(5 s\)/);
     expect(broken((s) => { const e = container(s).env?.find((x) => x.name === 'HITMESH_API_TOKEN'); if (e?.valueFrom?.secretKeyRef) e.valueFrom.secretKeyRef.key = 'token'; }).join('\n')).toMatch(/secretKeyRef hitmesh\/token/);
     expect(broken((s) => { const e = container(s).env?.find((x) => x.name === 'HITMESH_PEERS_DNS'); if (e) e.value = 'hitmesh.$(POD_NAMESPACE).svc.cluster.local:7001'; }).join('\n')).toMatch(/peers-dns .* does not name the headless Service/);
     expect(broken((s) => { if (s.spec) s.spec.serviceName = 'hitmesh'; }).join('\n')).toMatch(/serviceName hitmesh/);
