@@ -15,6 +15,8 @@ export interface TransportEvents {
   rejected?(kind: 'handshake' | 'frame', reason: string, peer: string): void;
   connected?(peer: string, outbound: boolean): void;
   disconnected?(peer: string, reason: string): void;
+  /** A dial of ours failed before the WebSocket opened (refused, timed out, a certificate refused). */
+  dialFailed?(address: string, reason: string): void;
   /** Something threw where nothing should: logged and counted; the connection involved (if any) is closed. */
   fault?(where: string, error: unknown): void;
 }
@@ -173,13 +175,14 @@ export class WsTransport {
       this.guard('open', undefined, () => this.adopt(ws, address, raw));
     });
     // 'error' and then 'close' both come for one failed dial: report it once.
-    const failed = (): void => {
+    const failed = (error?: Error & { code?: string }): void => {
       if (settled) return;
       settled = true;
+      this.options.events.dialFailed?.(address, error?.code ?? error?.message ?? 'closed before it opened');
       this.guard('dial', undefined, () => this.core.dialFailed(address, this.options.now()));
     };
     ws.once('error', failed);
-    ws.once('close', failed);
+    ws.once('close', () => failed());
     // An unopened socket's error must not become an uncaught exception.
     ws.on('error', () => undefined);
   }

@@ -81,6 +81,8 @@ export function startReplication(options: ReplicationOptions): Replication {
   acks.waiters = ackWaiters;
   replica.onLocalCommit((commit) => core.localCommit(commit));
   let applied = { deltas: 0, rows: 0 };
+  /** The last reason each address could not be dialed, so a changed reason is logged again (at most maxMembers kept). */
+  const dialFailures = new Map<string, string>();
   const transport = new WsTransport(core, options.server, {
     maxPayloadBytes: options.maxFrameBytes ?? LIMITS.maxFrameBytes,
     tickMs: Math.max(5, Math.floor(config.pushIntervalMs / 2)),
@@ -106,7 +108,17 @@ export function startReplication(options: ReplicationOptions): Replication {
         metrics.gossipFaults.inc();
         logger.error({ err: error, where }, 'gossip error caught; the connection involved was closed');
       },
-      connected: (peer, outbound) => logger.debug({ peer, outbound }, 'gossip connection'),
+      dialFailed: (address, reason) => {
+        // Once per address and reason (a refused port, an expired or foreign certificate), not every retry.
+        if (dialFailures.get(address) === reason) return;
+        if (dialFailures.size >= LIMITS.maxMembers) dialFailures.clear();
+        dialFailures.set(address, reason);
+        logger.warn({ address, reason }, `cannot dial ${address}: ${reason}`);
+      },
+      connected: (peer, outbound) => {
+        if (outbound) dialFailures.delete(peer);
+        logger.debug({ peer, outbound }, 'gossip connection');
+      },
       disconnected: (peer, reason) => logger.debug({ peer, reason }, 'gossip connection closed'),
     },
   });

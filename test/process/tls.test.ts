@@ -11,6 +11,7 @@ import https from 'node:https';
 import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseCli } from '../../node/cli.ts';
 import { startNode, type RunningNode, type StartOptions } from '../../node/start-node.ts';
@@ -127,10 +128,16 @@ describe('TLS', () => {
   it('a node does not join a peer whose certificate is from another CA (the dialer checks it)', async () => {
     // Serves TLS under CA B and asks nobody for a certificate (no --tls-ca): only the dialer's check stands in the way.
     const stranger = await start('stranger', { certs: await caB.issue('stranger') });
-    const dialer = await start('dialer', { certs: await caA.issue('dialer'), ca: caA }, [stranger]);
+    const lines: string[] = [];
+    const logger = pino({ level: 'warn' }, { write: (line: string) => void lines.push(line) });
+    const dialer = await start('dialer', { certs: await caA.issue('dialer'), ca: caA }, [stranger], { logger });
     await new Promise((r) => setTimeout(r, 1_500));
     expect(await upPeers(dialer, caA)).toEqual([]);
     expect(await upPeers(stranger, caB)).toEqual([]);
+    // Said once, with the reason, though the dial is retried all along: a certificate problem is not silent.
+    const said = lines.map((l) => JSON.parse(l) as { msg: string; reason?: string }).filter((l) => l.msg.startsWith(`cannot dial ${stranger.address}`));
+    expect(said).toHaveLength(1);
+    expect(said[0]?.reason).toMatch(/CERT|SIGNATURE|ISSUER|SELF_SIGNED/);
   });
 
   it('plain HTTP to a TLS node fails at once, the node goes on, and a plain node cannot join', async () => {
