@@ -113,7 +113,9 @@ export function startReplication(options: ReplicationOptions): Replication {
         if (dialFailures.get(address) === reason) return;
         if (dialFailures.size >= LIMITS.maxMembers) dialFailures.clear();
         dialFailures.set(address, reason);
-        logger.warn({ address, reason }, `cannot dial ${address}: ${reason}`);
+        // A peer that is down or not up yet is the peer state's news (logged as such); a refused certificate or a bad answer is not.
+        const unreachable = /^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|EAI_AGAIN|ENOTFOUND|closed before it opened)$/.test(reason) || reason.startsWith('Opening handshake has timed out');
+        logger[unreachable ? 'debug' : 'warn']({ address, reason }, `cannot dial ${address}: ${reason}`);
       },
       connected: (peer, outbound) => {
         if (outbound) dialFailures.delete(peer);

@@ -118,7 +118,9 @@ function listen(port: number): Promise<Server | undefined> {
 /** A random base in 20000-60000 whose `count` consecutive ports are all free on 127.0.0.1 right now. */
 async function freeBasePort(count: number): Promise<number> {
   for (let attempt = 0; attempt < 50; attempt++) {
-    const base = 20_000 + Math.floor(Math.random() * (40_000 - count));
+    // Below Linux's ephemeral range (32768-60999): a port free now must not become the local end of some
+    // other test's outgoing connection before the script binds it (that made this test flaky).
+    const base = 10_000 + Math.floor(Math.random() * (22_000 - count));
     const probes = await Promise.all(Array.from({ length: count }, (_, i) => listen(base + i)));
     await Promise.all(probes.map((s) => new Promise<void>((resolve) => (s === undefined ? resolve() : s.close(() => resolve())))));
     if (probes.every((s) => s !== undefined)) return base;
