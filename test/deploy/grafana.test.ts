@@ -7,8 +7,8 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseCli } from '../../node/cli.ts';
-import { startNode, type RunningNode } from '../../node/start-node.ts';
+import type { RunningNode } from '../../node/start-node.ts';
+import { peersOf, startInProcess } from '../node/in-process-node.ts';
 
 interface Target {
   readonly refId?: string;
@@ -100,15 +100,8 @@ describe('deploy/grafana/hitmesh.json', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  async function start(id: string, peers: readonly RunningNode[]): Promise<RunningNode> {
-    const args = ['--id', id, '--host', '127.0.0.1', '--port', '0', '--data', join(dir, id), '--secret', 'grafana-test-secret', '--sync-interval', '100ms', '--log-level', 'silent'];
-    if (peers.length > 0) args.push('--peers', peers.map((p) => p.address).join(','));
-    const cli = parseCli(args, {});
-    if (cli.kind !== 'run') throw new Error('expected a run config');
-    const node = await startNode(cli.config, { shutdownGraceMs: 1_000 });
-    running.push(node);
-    return node;
-  }
+  const start = (id: string, peers: readonly RunningNode[]): Promise<RunningNode> =>
+    startInProcess(running, dir, id, ['--host', '127.0.0.1', '--secret', 'grafana-test-secret', '--sync-interval', '100ms', ...peersOf(peers)]);
 
   async function until(what: string, check: () => Promise<boolean>): Promise<void> {
     const end = Date.now() + SETTLE_MS;

@@ -9,21 +9,14 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseCli } from '../../node/cli.ts';
-import { startNode, type RunningNode } from '../../node/start-node.ts';
+import type { RunningNode } from '../../node/start-node.ts';
+import { peersOf, startInProcess } from './in-process-node.ts';
 
 let dir: string;
 const running: RunningNode[] = [];
 
-async function start(id: string, peers: readonly RunningNode[] = []): Promise<RunningNode> {
-  const args = ['--id', id, '--port', '0', '--data', join(dir, id), '--secret', 'promtool-secret', '--sync-interval', '100ms', '--log-level', 'silent'];
-  if (peers.length > 0) args.push('--peers', peers.map((p) => p.address).join(','));
-  const cli = parseCli(args, {});
-  if (cli.kind !== 'run') throw new Error('expected a run config');
-  const node = await startNode(cli.config, { shutdownGraceMs: 1_000 });
-  running.push(node);
-  return node;
-}
+const start = (id: string, peers: readonly RunningNode[] = []): Promise<RunningNode> =>
+  startInProcess(running, dir, id, ['--secret', 'promtool-secret', '--sync-interval', '100ms', ...peersOf(peers)]);
 
 /** promtool's verdict on a page: its exit code and what it printed. */
 function promtoolCheck(page: string): Promise<{ code: number; output: string }> {
