@@ -136,7 +136,8 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv): CliRe
   }
   const tls = tlsFiles(text('tls-cert'), text('tls-key'), text('tls-ca'));
   const peersDns = text('peers-dns');
-  if (peersDns !== undefined && !isHostPort(peersDns)) throw new CliError(`--peers-dns must be host:port (a DNS name and the port its nodes listen on), got ${JSON.stringify(peersDns)}`);
+  // A trailing dot (an absolute name) is allowed here: it spares each resolution the pod's search list (ndots:5).
+  if (peersDns !== undefined && !isHostPort(peersDns.replace(/\.:(\d+)$/, ':$1'))) throw new CliError(`--peers-dns must be host:port (a DNS name and the port its nodes listen on), got ${JSON.stringify(peersDns)}`);
   const dnsServer = text('dns-server');
   // The resolver takes IP addresses only (a name would need a DNS server to find the DNS server).
   if (dnsServer !== undefined && (!isHostPort(dnsServer) || isIP(dnsServer.slice(0, dnsServer.lastIndexOf(':')).replace(/^\[(.*)\]$/, '$1')) === 0)) {

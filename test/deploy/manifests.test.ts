@@ -255,7 +255,7 @@ function k8sProblems(files: Map<string, Obj[]>, image: Record<string, string>, h
     if (config.port !== port) problems.push(`the node listens on ${config.port}, the container port is ${port}`);
     const wanted = `0.0.0.0 ${FIELDS['metadata.name']} ${FIELDS['status.podIP']}:${port}`;
     if (`${config.host} ${config.id} ${config.advertise}` !== wanted) problems.push(`host, id, advertise are ${config.host} ${config.id} ${config.advertise}, not ${wanted}`);
-    if (config.peersDns !== `${headless.metadata?.name}.${FIELDS['metadata.namespace']}.svc.cluster.local:${port}`) problems.push(`peers-dns ${config.peersDns} does not name the headless Service on ${port}`);
+    if (config.peersDns?.replace(/\.:(\d+)$/, ':$1') !== `${headless.metadata?.name}.${FIELDS['metadata.namespace']}.svc.cluster.local:${port}`) problems.push(`peers-dns ${config.peersDns} does not name the headless Service on ${port}`);
     if (config.secret === undefined || config.apiToken === undefined) problems.push('the pod runs without a secret or API token');
     if (data === undefined || !(s.volumeClaimTemplates ?? []).some((t) => t.metadata?.name === data.name)) problems.push(`${config.dataDir} is not on a volumeClaimTemplate`);
   }

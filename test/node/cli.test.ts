@@ -60,6 +60,14 @@ describe('cli', () => {
     expect(() => parseCli(['--id', 'n1', ...argv], {})).toThrow(message);
   });
 
+  it('takes --peers-dns as a name with a port, an absolute name (trailing dot) too', () => {
+    for (const name of ['hitmesh-peers.default.svc.cluster.local:7001', 'hitmesh-peers.default.svc.cluster.local.:7001']) {
+      const cli = parseCli(['--id', 'n1', '--peers-dns', name], {});
+      expect(cli.kind === 'run' ? cli.config.peersDns : undefined).toBe(name);
+    }
+    expect(() => parseCli(['--id', 'n1', '--peers-dns', 'a..:7001'], {})).toThrow(/--peers-dns must be host:port/);
+  });
+
   it('takes --dns-server as an IPv4 or bracketed IPv6 address with a port', () => {
     for (const server of ['10.96.0.10:53', '[fd00::a]:5353']) {
       const cli = parseCli(['--id', 'n1', '--peers-dns', 'peers.svc:7001', '--dns-server', server], {});

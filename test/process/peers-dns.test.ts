@@ -167,7 +167,7 @@ describe('DnsSeeds', () => {
     expect(seedAddress('fd00::1', 7001)).toBe('[fd00::1]:7001');
   });
 
-  it('an IPv6-only name gives bracketed addresses; an unknown name is empty, not an error', async () => {
+  it('an IPv6-only name (written absolute, with its trailing dot) gives bracketed addresses; an unknown name is empty, not an error', async () => {
     zone.a = [];
     zone.aaaa = ['fd00::7'];
     const results: { result: DnsResult; addresses: readonly string[] }[] = [];
@@ -175,7 +175,7 @@ describe('DnsSeeds', () => {
       new DnsSeeds({ host, port: 7001, intervalMs: 60_000, server: `127.0.0.1:${dnsPort}`, maxAddresses: 10 }, () => undefined, {
         resolved: (result, addresses) => results.push({ result, addresses }),
       });
-    for (const host of [NAME, 'nobody.hitmesh.test']) {
+    for (const host of [`${NAME}.`, 'nobody.hitmesh.test']) {
       const seeds = make(host);
       seeds.start();
       await until(`${host} resolved`, () => Promise.resolve(seeds.settled));
