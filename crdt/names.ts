@@ -31,6 +31,12 @@ export function nodeIdOf(origin: string): string | undefined {
   return ORIGIN.exec(origin)?.[1];
 }
 
+/** "name:7001" or "[::1]:7001" as host (brackets off) and port; the grammar is isAddress's. */
+export function splitAddress(address: string): { host: string; port: number } {
+  const at = address.lastIndexOf(':');
+  return { host: address.slice(0, at).replace(/^\[(.*)\]$/, '$1'), port: Number(address.slice(at + 1)) };
+}
+
 /** host:port with a port in 1..65535: what a node may be dialed at. */
 export function isAddress(text: unknown): text is string {
   if (typeof text !== 'string' || text.length > MAX_ADDRESS_LENGTH) return false;

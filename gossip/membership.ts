@@ -55,17 +55,21 @@ export class Membership {
   private readonly forgotten = new Map<string, number>();
   /** Seeds a name resolved to (--peers-dns), replaced on every resolution; besides the fixed ones. */
   private named: readonly string[] = [];
+  /** fixedSeeds and named, without repeats: read every tick, so kept rather than rebuilt. */
+  private seedList: readonly string[];
 
   constructor(
     private readonly self: { readonly id: string; readonly address: string },
     private readonly fixedSeeds: readonly string[],
     private readonly config: MembershipConfig,
     private readonly random: () => number,
-  ) {}
+  ) {
+    this.seedList = fixedSeeds;
+  }
 
   /** The addresses always dialed: --peers and what --peers-dns resolved to last. */
   get seeds(): readonly string[] {
-    return this.named.length === 0 ? this.fixedSeeds : [...new Set([...this.fixedSeeds, ...this.named])];
+    return this.seedList;
   }
 
   /**
@@ -76,7 +80,8 @@ export class Membership {
   setNamedSeeds(addresses: readonly string[]): void {
     const before = this.named;
     this.named = addresses.filter((a) => a !== this.self.address);
-    const kept = new Set(this.seeds);
+    this.seedList = [...new Set([...this.fixedSeeds, ...this.named])];
+    const kept = new Set(this.seedList);
     for (const m of this.members.values()) kept.add(m.address);
     for (const address of before) {
       const state = this.dials.get(address);

@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
-import { isAddress, isNodeId } from '../crdt/names.ts';
+import { isAddress, isNodeId, splitAddress } from '../crdt/names.ts';
 import { retentionProblem } from '../crdt/retention.ts';
 import { Tier } from '../crdt/tiers.ts';
 import { DEFAULTS, type NodeConfig, type TlsFiles } from './config.ts';
@@ -140,7 +140,7 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv): CliRe
   if (peersDns !== undefined && !isHostPort(peersDns.replace(/\.:(\d+)$/, ':$1'))) throw new CliError(`--peers-dns must be host:port (a DNS name and the port its nodes listen on), got ${JSON.stringify(peersDns)}`);
   const dnsServer = text('dns-server');
   // The resolver takes IP addresses only (a name would need a DNS server to find the DNS server).
-  if (dnsServer !== undefined && (!isHostPort(dnsServer) || isIP(dnsServer.slice(0, dnsServer.lastIndexOf(':')).replace(/^\[(.*)\]$/, '$1')) === 0)) {
+  if (dnsServer !== undefined && (!isHostPort(dnsServer) || isIP(splitAddress(dnsServer).host) === 0)) {
     throw new CliError(`--dns-server must be IP:port (e.g. 10.96.0.10:53 or [fd00::a]:53), got ${JSON.stringify(dnsServer)}`);
   }
   if (dnsServer !== undefined && peersDns === undefined) throw new CliError('--dns-server is only used by --peers-dns, which is not set');

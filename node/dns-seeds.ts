@@ -35,6 +35,8 @@ export function seedAddress(ip: string, port: number): string {
  */
 export class DnsSeeds {
   private addresses: readonly string[] = [];
+  /** The IPs of the last answer by family, for a family whose next query fails. */
+  private lastIps: { v4: readonly string[]; v6: readonly string[] } = { v4: [], v6: [] };
   private timer: NodeJS.Timeout | undefined;
   private running = false;
   private stopped = false;
@@ -60,10 +62,6 @@ export class DnsSeeds {
   /** Has the name answered once (with records or with none)? Start-up waits for it before counting its seeds settled. */
   get settled(): boolean {
     return this.resolvedOnce;
-  }
-
-  get current(): readonly string[] {
-    return this.addresses;
   }
 
   start(): void {
@@ -126,13 +124,12 @@ export class DnsSeeds {
     const answers = await Promise.allSettled([this.resolver.resolve4(host), this.resolver.resolve6(host)]);
     const failed = answers.filter((a): a is PromiseRejectedResult => a.status === 'rejected' && !isNoRecords(a.reason));
     if (failed.length === answers.length) throw failed[0]?.reason;
-    const [v4, v6] = answers.map((a, i) => {
-      if (a.status === 'fulfilled') return a.value;
-      if (isNoRecords(a.reason)) return [];
-      // Failed: the last answer's addresses of this family (IPv6 ones are bracketed).
-      return this.addresses.filter((address) => address.startsWith('[') === (i === 1)).map((address) => address.slice(0, address.lastIndexOf(':')).replace(/^\[(.*)\]$/, '$1'));
-    });
-    return [...(v4 ?? []), ...(v6 ?? [])];
+    const family = (answer: PromiseSettledResult<string[]> | undefined, last: readonly string[]): readonly string[] =>
+      answer?.status === 'fulfilled' ? answer.value : answer !== undefined && isNoRecords(answer.reason) ? [] : last;
+    const next = { v4: family(answers[0], this.lastIps.v4), v6: family(answers[1], this.lastIps.v6) };
+    // Like the addresses, kept from the last answer that had any (an empty one changes nothing).
+    if (next.v4.length + next.v6.length > 0) this.lastIps = next;
+    return [...next.v4, ...next.v6];
   }
 
   /** getaddrinfo has no timeout of its own: give up waiting after QUERY_TIMEOUT_MS (the lookup itself runs on). */

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { readFileSync } from 'node:fs';
 import { buildApp } from '../api/app.ts';
+import { splitAddress } from '../crdt/names.ts';
 import { systemClock, type Clock } from './clock.ts';
 import { connectionLimit, HTTP_TIMEOUTS, type HttpTimeouts, type NodeConfig } from './config.ts';
 import { LevelStore } from './level-store.ts';
@@ -110,7 +111,7 @@ export async function startNode(config: NodeConfig, options: StartOptions = {}):
     metrics,
     maxClockSkewMs: config.maxClockSkewMs,
     tls,
-    dnsSeeds: config.peersDns === undefined ? undefined : { ...splitHostPort(config.peersDns), intervalMs: config.peersDnsIntervalMs, server: config.dnsServer },
+    dnsSeeds: config.peersDns === undefined ? undefined : { ...splitAddress(config.peersDns), intervalMs: config.peersDnsIntervalMs, server: config.dnsServer },
     gossip: {
       forgetAfterMs: config.forgetAfterMs,
       pushIntervalMs: config.pushIntervalMs,
@@ -143,11 +144,6 @@ export async function startNode(config: NodeConfig, options: StartOptions = {}):
   return { url, address: `${host}:${port}`, replica, app, logger, replication: running, stop };
 }
 
-/** "name:7001" or "[::1]:7001" as host and port (the address grammar is checked by the CLI). */
-function splitHostPort(address: string): { host: string; port: number } {
-  const at = address.lastIndexOf(':');
-  return { host: address.slice(0, at).replace(/^\[(.*)\]$/, '$1'), port: Number(address.slice(at + 1)) };
-}
 
 /**
  * The soft RLIMIT_NOFILE, which Node raised to the hard limit at start-up:

@@ -22,7 +22,7 @@ const RCODE = { SERVFAIL: 2, NXDOMAIN: 3 } as const;
 const SETTLE_MS = 15_000;
 
 /** The zone the server answers from: change it and the next query sees it. */
-const zone = { a: [] as string[], aaaa: [] as string[], servfail: false };
+const zone = { a: [] as string[], aaaa: [] as string[], servfail: false, servfailAaaa: false };
 let dnsPort = 0;
 let dnsServer: ReturnType<typeof dns2.createServer>;
 let dir: string;
@@ -33,7 +33,7 @@ function answer(request: DnsPacket, send: (response: DnsPacket) => void): void {
   const response = dns2.Packet.createResponseFromRequest(request);
   const [question] = request.questions;
   if (question === undefined) return send(response);
-  if (zone.servfail) {
+  if (zone.servfail || (zone.servfailAaaa && question.type === dns2.Packet.TYPE.AAAA)) {
     response.header.rcode = RCODE.SERVFAIL;
     return send(response);
   }
@@ -165,6 +165,28 @@ describe('DnsSeeds', () => {
     expect(seen).toEqual(['ok']);
     expect(applied).toEqual([['10.0.0.1:7001', '10.0.0.2:7001', '10.0.0.3:7001']]);
     expect(seedAddress('fd00::1', 7001)).toBe('[fd00::1]:7001');
+  });
+
+  it('a family whose query fails keeps its last addresses while the other changes', async () => {
+    zone.servfail = false;
+    zone.a = ['10.0.0.1'];
+    zone.aaaa = ['fd00::1'];
+    const applied: (readonly string[])[] = [];
+    const seeds = new DnsSeeds({ host: NAME, port: 7001, intervalMs: 100, server: `127.0.0.1:${dnsPort}`, maxAddresses: 10 }, (a) => applied.push(a), {
+      resolved: () => undefined,
+    });
+    seeds.start();
+    await until('the first answer', () => Promise.resolve(applied.length === 1));
+    zone.servfailAaaa = true;
+    zone.a = ['10.0.0.2'];
+    await until('the second answer', () => Promise.resolve(applied.length === 2));
+    seeds.stop();
+    zone.servfailAaaa = false;
+    zone.aaaa = [];
+    expect(applied).toEqual([
+      ['10.0.0.1:7001', '[fd00::1]:7001'],
+      ['10.0.0.2:7001', '[fd00::1]:7001'],
+    ]);
   });
 
   it('an IPv6-only name (written absolute, with its trailing dot) gives bracketed addresses; an unknown name is empty, not an error', async () => {
