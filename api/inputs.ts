@@ -66,27 +66,41 @@ const REPEATABLE = 'key';
  * The query string, decoded the way paths are (decodeURIComponent: `+` is a
  * plus sign, `%2B` too, `%2C` a comma). It must not throw: the router calls it
  * outside fastify's error handling, so a problem is recorded for a hook to answer.
+ *
+ * The result is a plain object literal: one made with Object.create(null)
+ * starts in V8's dictionary mode, which made this parser cost about 1 µs a
+ * request. Parameters are own properties only (Object.hasOwn), and one named
+ * "__proto__" is defined as an own property, so no name reaches the prototype.
  */
 export function parseQueryString(text: string): ParsedQuery {
-  const query = Object.create(null) as ParsedQuery; // no prototype: a parameter may be called "__proto__"
-  for (const part of text.split('&')) {
-    if (part === '') continue;
-    const eq = part.indexOf('=');
-    const name = decodeQueryPart(eq < 0 ? part : part.slice(0, eq));
-    const value = decodeQueryPart(eq < 0 ? '' : part.slice(eq + 1));
-    if (name === undefined || value === undefined) {
-      query[QUERY_PROBLEM] = `the query string is not valid percent-encoded UTF-8: ${JSON.stringify(part.slice(0, 100))}`;
-      return query;
+  const query = {} as ParsedQuery;
+  let from = 0;
+  while (from < text.length) {
+    let end = text.indexOf('&', from);
+    if (end < 0) end = text.length;
+    if (end > from) {
+      const eq = text.indexOf('=', from);
+      const split = eq >= 0 && eq < end;
+      const name = decodeQueryPart(text.slice(from, split ? eq : end));
+      const value = decodeQueryPart(split ? text.slice(eq + 1, end) : '');
+      if (name === undefined || value === undefined) {
+        query[QUERY_PROBLEM] = `the query string is not valid percent-encoded UTF-8: ${JSON.stringify(text.slice(from, end).slice(0, 100))}`;
+        return query;
+      }
+      const seen = Object.hasOwn(query, name) ? query[name] : undefined;
+      if (name === REPEATABLE) {
+        if (Array.isArray(seen)) seen.push(value);
+        else query[name] = [value];
+      } else if (seen !== undefined) {
+        query[QUERY_PROBLEM] = `query parameter ${JSON.stringify(name)} is given more than once`;
+        return query;
+      } else if (name === '__proto__') {
+        Object.defineProperty(query, name, { value, enumerable: true, writable: true, configurable: true });
+      } else {
+        query[name] = value;
+      }
     }
-    const seen = query[name];
-    if (name === REPEATABLE) {
-      if (Array.isArray(seen)) seen.push(value);
-      else query[name] = [value];
-    } else if (seen === undefined) query[name] = value;
-    else {
-      query[QUERY_PROBLEM] = `query parameter ${JSON.stringify(name)} is given more than once`;
-      return query;
-    }
+    from = end + 1;
   }
   return query;
 }

@@ -1,9 +1,16 @@
+import { SECOND_EPOCH_S, coarseIndex, inRuns, secondIndex, type BucketReads } from './bucket-reads.ts';
 import { TIER_SIZE_MS, Tier } from './tiers.ts';
 
-/** Seconds are counted from 2020-01-01 so a second bucket's index stays a small integer until 2088. */
-export const SECOND_EPOCH_S = 1_577_836_800;
-/** The earliest instant any bucket can hold: nothing is counted before 2020-01-01 (UTC). */
-export const EARLIEST_MS = SECOND_EPOCH_S * 1000;
+export { EARLIEST_MS, SECOND_EPOCH_S, coarseIndex, secondIndex } from './bucket-reads.ts';
+
+/**
+ * Walking this many held buckets costs about one lookup: a key holding fewer
+ * than this many per planned bucket is read by walking what it holds rather
+ * than looking up every planned bucket (a key hit a few times a day holds a
+ * handful of the 700 hours of a month).
+ */
+const WALK_PER_LOOKUP = 3;
+
 
 /**
  * Per origin, what every replica can compare cheaply: `digest`, an order-free
@@ -53,15 +60,39 @@ export class KeyBuckets {
   }
 
   get(tier: Tier, start: number): number {
-    if (tier === Tier.second) return this.seconds.get(start / 1000 - SECOND_EPOCH_S) ?? 0;
+    if (tier === Tier.second) return this.seconds.get(secondIndex(start)) ?? 0;
     if (tier === Tier.lifetime) return this.lifetime;
-    return this.coarse.get((start / TIER_SIZE_MS[tier]) * 4 + tier) ?? 0;
+    return this.coarse.get(coarseIndex(tier, start)) ?? 0;
   }
 
   set(tier: Tier, start: number, count: number): void {
-    if (tier === Tier.second) this.seconds.set(start / 1000 - SECOND_EPOCH_S, count);
+    if (tier === Tier.second) this.seconds.set(secondIndex(start), count);
     else if (tier === Tier.lifetime) this.setLifetime(count);
-    else this.coarse.set((start / TIER_SIZE_MS[tier]) * 4 + tier, count);
+    else this.coarse.set(coarseIndex(tier, start), count);
+  }
+
+  /**
+   * The sum of the buckets `reads` names: per map, a lookup per planned
+   * bucket, or a walk over the buckets held when there are few enough.
+   */
+  sum(reads: BucketReads): number {
+    let total = reads.lifetime ? this.lifetime : 0;
+    const { seconds, coarse } = this;
+    if (seconds.size > 0 && reads.seconds.length > 0) {
+      if (seconds.size >= reads.seconds.length * WALK_PER_LOOKUP) {
+        for (const index of reads.seconds) total += seconds.get(index) ?? 0;
+      } else {
+        for (const [index, count] of seconds) if (inRuns(reads.secondRuns, index)) total += count;
+      }
+    }
+    if (coarse.size > 0 && reads.coarse.length > 0) {
+      if (coarse.size >= reads.coarse.length * WALK_PER_LOOKUP) {
+        for (const index of reads.coarse) total += coarse.get(index) ?? 0;
+      } else {
+        for (const [index, count] of coarse) if (inRuns(reads.coarseRuns, index)) total += count;
+      }
+    }
+    return total;
   }
 
   add(tier: Tier, start: number, n: number): void {

@@ -1,4 +1,5 @@
 import type { ReplicaId } from './gcounter.ts';
+import { compileReads } from './bucket-reads.ts';
 import { KeyBuckets, type OriginSummary } from './key-buckets.ts';
 export { EARLIEST_MS, type OriginSummary } from './key-buckets.ts';
 import { DEFAULT_RETENTION, horizon, type Retention } from './retention.ts';
@@ -16,6 +17,9 @@ export interface SlotValue {
   readonly start: number;
   readonly count: number;
 }
+
+/** Buckets looked at per slice of a retention pass: about a millisecond of work. */
+const EXPIRE_SLICE_BUCKETS = 20_000;
 
 /** What a join changed, as bit flags: the slot's count, the key's last seq, both or neither. */
 export const COUNT_RAISED = 1;
@@ -203,8 +207,7 @@ export class ReplicaState {
   sum(key: string, plan: WindowPlan): number {
     const buckets = this.bucketsOf(key);
     if (buckets === undefined) return 0;
-    let total = 0;
-    for (const ref of plan.buckets) total += buckets.get(ref.tier, ref.start);
+    let total = buckets.sum(plan.reads ?? compileReads(plan.buckets));
     const duplicates = this.tokens.duplicatesOf(key);
     if (duplicates !== undefined) {
       // Each origin's duplicates off that origin's own count, never below zero (see TokenState).
@@ -259,12 +262,28 @@ export class ReplicaState {
    * their window (`droppedToken` hears of each). Returns how many buckets went.
    */
   dropExpired(now: number, retention: Retention, droppedToken?: (key: string, token: string, observations: readonly Observation[]) => void): number {
+    let dropped = 0;
+    for (const sofar of this.expireInSlices(now, retention, droppedToken)) dropped = sofar;
+    return dropped;
+  }
+
+  /**
+   * The same, a slice at a time: it yields the buckets dropped so far after
+   * every EXPIRE_SLICE_BUCKETS buckets looked at, so a caller can let other
+   * work run in between (a pass over a million keys is seconds of work). Each
+   * key is done within one slice. A key changed between slices is visited if
+   * not visited yet (Map order); what is merged into a visited one waits for
+   * the next pass, which the planner never reads anyway.
+   */
+  *expireInSlices(now: number, retention: Retention, droppedToken?: (key: string, token: string, observations: readonly Observation[]) => void): Generator<number, number> {
     const horizons = TIMED_TIERS.map((tier) => horizon(tier, now, retention));
     this.tokens.dropExpired(horizons, droppedToken);
     this.top?.dropBefore(horizons);
     let dropped = 0;
+    let looked = 0;
     for (const [key, origins] of this.byKey) {
       for (const [origin, entry] of origins) {
+        looked += entry.size;
         dropped += entry.dropBefore(horizons);
         if (entry.size === 0) origins.delete(origin);
       }
@@ -275,7 +294,12 @@ export class ReplicaState {
         else totals.dropBefore(horizons);
       }
       if (origins.size === 0) this.byKey.delete(key);
+      if (looked >= EXPIRE_SLICE_BUCKETS) {
+        looked = 0;
+        yield dropped;
+      }
     }
+    yield dropped;
     return dropped;
   }
 

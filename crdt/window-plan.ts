@@ -1,3 +1,4 @@
+import { compileReads, type BucketReads } from './bucket-reads.ts';
 import { horizon, type Retention } from './retention.ts';
 import { TIMED_TIERS, TIER_SIZE_MS, Tier, ceilTo, floorTo, type TimedTier } from './tiers.ts';
 
@@ -15,9 +16,16 @@ export interface WindowPlan {
   readonly from: number;
   readonly to: number;
   readonly buckets: readonly BucketRef[];
+  /** The buckets compiled for reading, made once with the plan (a plan written by hand may leave it out). */
+  readonly reads?: BucketReads;
 }
 
-export const LIFETIME_PLAN: WindowPlan = { from: 0, to: Number.POSITIVE_INFINITY, buckets: [{ tier: Tier.lifetime, start: 0 }] };
+/** A plan of `buckets` with its reads compiled. */
+export function planOf(from: number, to: number, buckets: readonly BucketRef[]): WindowPlan {
+  return { from, to, buckets, reads: compileReads(buckets) };
+}
+
+export const LIFETIME_PLAN: WindowPlan = planOf(0, Number.POSITIVE_INFINITY, [{ tier: Tier.lifetime, start: 0 }]);
 
 /**
  * Plan the read of `[from, to)` (epoch ms) at time `now`.
@@ -36,17 +44,17 @@ export const LIFETIME_PLAN: WindowPlan = { from: 0, to: Number.POSITIVE_INFINITY
 export function planWindow(from: number, to: number, now: number, retention: Retention): WindowPlan {
   // Nothing is counted in the future; a day of slack covers any clock skew and bounds the work of a far-off `to`.
   to = Math.min(to, floorTo(now, TIER_SIZE_MS[Tier.day]) + 2 * TIER_SIZE_MS[Tier.day]);
-  if (!(from < to)) return { from, to: from, buckets: [] };
+  if (!(from < to)) return planOf(from, from, []);
   const startTier = finestRetainingTier(from, now, retention);
   const endTier = finestRetainingTier(to - 1, now, retention);
-  if (endTier === undefined) return { from, to: from, buckets: [] };
+  if (endTier === undefined) return planOf(from, from, []);
   const oldest = horizon(Tier.day, now, retention);
   const a = startTier === undefined ? oldest : floorTo(from, TIER_SIZE_MS[startTier]);
   const b = ceilTo(to, TIER_SIZE_MS[endTier]);
-  if (!(a < b)) return { from: a, to: a, buckets: [] };
+  if (!(a < b)) return planOf(a, a, []);
   const buckets: BucketRef[] = [];
   tile(a, b, TIMED_TIERS.length - 1, buckets);
-  return { from: a, to: b, buckets };
+  return planOf(a, b, buckets);
 }
 
 function finestRetainingTier(t: number, now: number, retention: Retention): TimedTier | undefined {

@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { FastHistogram } from './fast-histogram.ts';
 
 /**
  * The node's Prometheus metrics, on a registry of its own so several nodes can
@@ -16,13 +17,14 @@ export class NodeMetrics {
     registers: [this.registry],
   });
 
-  readonly httpRequestSeconds = new Histogram({
-    name: 'hitmesh_http_request_duration_seconds',
-    help: 'HTTP request latency by route, method and status code.',
-    labelNames: ['route', 'method', 'status_code'] as const,
-    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
-    registers: [this.registry],
-  });
+  /** Observed on every request: see FastHistogram for why it is not prom-client's. */
+  readonly httpRequestSeconds = new FastHistogram(
+    'hitmesh_http_request_duration_seconds',
+    'HTTP request latency by route, method and status code.',
+    ['route', 'method', 'status_code'],
+    [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    this.registry,
+  );
 
   readonly httpErrors = new Counter({
     name: 'hitmesh_http_errors_total',
@@ -289,7 +291,7 @@ export class NodeMetrics {
     const id = `${route} ${method} ${status}`;
     let series = this.requestSeries.get(id);
     if (series === undefined) {
-      series = this.httpRequestSeconds.labels(route, method, String(status));
+      series = this.httpRequestSeconds.child(route, method, String(status));
       this.requestSeries.set(id, series);
     }
     series.observe(seconds);

@@ -60,7 +60,12 @@ export class RetentionGc {
     const now = clock.now() - READ_GRACE_MS;
     try {
       let tokens = 0;
-      const dropped = state.dropExpired(now, retention, () => void tokens++);
+      let dropped = 0;
+      // In slices, with the event loop between them: a pass over every key must not stall the requests.
+      for (const sofar of state.expireInSlices(now, retention, () => void tokens++)) {
+        dropped = sofar;
+        await new Promise((resolve) => setImmediate(resolve));
+      }
       // Chunks hold observations by time; those of tokens kept for good are in records of their own.
       const limit = tokenDropLimit(horizon(Tier.second, now, retention));
       while ((await store.deleteTokensBefore(limit, DELETE_CHUNK)) === DELETE_CHUNK);

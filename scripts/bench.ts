@@ -20,6 +20,7 @@ import { benchAck } from './bench/ack.ts';
 import { benchIdempotency } from './bench/idempotency.ts';
 import { benchTop } from './bench/top.ts';
 import { benchMsgpack } from './bench/msgpack.ts';
+import { describeProfile, mainProfile, summarizeProfile, type ProfileSummary } from './bench/profile.ts';
 
 const { values } = parseArgs({
   options: {
@@ -55,9 +56,25 @@ async function bare(): Promise<Server> {
   return startPinned(SERVER_CPU, 'scripts/bench/bare-server.ts', [String(port)], port);
 }
 
-async function node(dataDir: string, id = 'bench'): Promise<Server> {
+async function node(dataDir: string, id = 'bench', nodeFlags: readonly string[] = []): Promise<Server> {
   const port = await freePort();
-  return startPinned(SERVER_CPU, 'node/main.ts', ['--id', id, '--port', String(port), '--data', dataDir, '--log-level', 'warn'], port);
+  return startPinned(SERVER_CPU, 'node/main.ts', ['--id', id, '--port', String(port), '--data', dataDir, '--log-level', 'warn'], port, nodeFlags);
+}
+
+/**
+ * Where a node's time goes under `spec`: the node restarted on `dataDir` with
+ * V8's sampling profiler, one warm-up and one measured load, and the frames
+ * with the most time of their own during the measured load. Run apart from the
+ * ratios: the profiler's own cost stays out of them.
+ */
+async function profileOf(dataDir: string, spec: Omit<LoadSpec, 'url' | 'durationS' | 'connections'>): Promise<ProfileSummary | undefined> {
+  const dir = mkdtempSync(join(work, 'profile-'));
+  const server = await node(dataDir, 'bench', ['--cpu-prof', `--cpu-prof-dir=${dir}`]);
+  await load(server, spec, 3);
+  await load(server, spec);
+  await server.stop();
+  const file = mainProfile(dir);
+  return file === undefined ? undefined : summarizeProfile(file, 12, durationS * 1000);
 }
 
 async function load(server: Server, spec: Omit<LoadSpec, 'url' | 'durationS' | 'connections'>, seconds = durationS): Promise<LoadResult> {
@@ -150,8 +167,18 @@ async function benchCount(): Promise<void> {
     byWindow[window] = r;
     say(`  window ${window.padEnd(4)} ${describe(r)}  ratio ${fmt(r.rps / base.rps, 2)}, p99 ${fmt(r.p99Ms / base.p99Ms, 2)}x`);
   }
-  report.count = { ceiling: base, windows: byWindow };
   say(`  targets: ratio >= 0.80, p99 within 1.2x of the ceiling's`);
+  const countsSpec = { method: 'GET', prefix: '/counts?window=1h&keys=', keys: 0, suffix: Array.from({ length: 100 }, (_, i) => `k${i * 97}`).join(',') } as const;
+  const reader = await node(dir);
+  const [many] = await compare([{ server: reader, spec: countsSpec }]);
+  await reader.stop();
+  if (many !== undefined) say(`  GET /counts with 100 keys, window 1h: ${describe(many)}, ${fmt(many.rps * 100)} keys/s`);
+  const profile = await profileOf(dir, specFor('1h'));
+  if (profile !== undefined) {
+    say(`  where a node's time goes answering GET /count/:key?window=1h (a separate run under --cpu-prof):`);
+    for (const line of describeProfile(profile)) say(line);
+  }
+  report.count = { ceiling: base, windows: byWindow, counts100: many, profile };
 }
 
 async function benchRss(): Promise<void> {

@@ -28,15 +28,15 @@ export async function stopAll(): Promise<void> {
   await Promise.all([...running].map((server) => server.stop()));
 }
 
-/** Start `node --import tsx <script> args` on core `cpu` and wait until GET /readyz answers 200. */
-export async function startPinned(cpu: number, script: string, args: readonly string[], port: number): Promise<Server> {
-  const server = await launch(cpu, script, args, port);
+/** Start `node [nodeFlags] --import tsx <script> args` on core `cpu` and wait until GET /readyz answers 200. */
+export async function startPinned(cpu: number, script: string, args: readonly string[], port: number, nodeFlags: readonly string[] = []): Promise<Server> {
+  const server = await launch(cpu, script, args, port, nodeFlags);
   running.add(server);
   return server;
 }
 
-async function launch(cpu: number, script: string, args: readonly string[], port: number): Promise<Server> {
-  const child = spawn('taskset', ['-c', String(cpu), process.execPath, '--import', 'tsx', script, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+async function launch(cpu: number, script: string, args: readonly string[], port: number, nodeFlags: readonly string[]): Promise<Server> {
+  const child = spawn('taskset', ['-c', String(cpu), process.execPath, ...nodeFlags, '--import', 'tsx', script, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   const url = `http://127.0.0.1:${port}`;

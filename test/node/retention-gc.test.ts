@@ -36,4 +36,31 @@ describe('retention', () => {
     expect(Math.max(...writes)).toBeLessThanOrEqual(1_000);
     expect(writes.filter((n) => n > 0)).toEqual([1_000, 1_000, 500]);
   });
+
+  it('expires a big state in slices, with the event loop running between them', async () => {
+    const now = Date.UTC(2026, 10, 28, 12);
+    const old = now - 3 * 3_600_000;
+    const store = new MemoryStore();
+    await store.open();
+    const state = new ReplicaState();
+    // 200,000 buckets, half expired: a pass looks at all of them.
+    for (let i = 0; i < 100_000; i++) {
+      state.join({ origin: 'n1#aa', key: `k${i}`, tier: Tier.second, start: old - (old % 1000), count: 1 }, 1);
+      state.join({ origin: 'n1#aa', key: `k${i}`, tier: Tier.hour, start: now - (now % 3_600_000), count: 1 }, 1);
+    }
+    const gc = new RetentionGc({ state, store, retention: DEFAULT_RETENTION, clock: { now: () => now }, intervalMs: 1e9, logger, metrics: undefined });
+    let turns = 0;
+    let running = true;
+    const tick = (): void => {
+      turns++;
+      if (running) setImmediate(tick);
+    };
+    setImmediate(tick);
+    const dropped = await gc.runOnce();
+    running = false;
+    expect(dropped).toBe(100_000);
+    expect(state.keyCount).toBe(100_000);
+    // One turn per slice at least (20,000 buckets each); a pass done in one go lets none run.
+    expect(turns).toBeGreaterThanOrEqual(10);
+  });
 });

@@ -1,0 +1,79 @@
+import { TIER_SIZE_MS, Tier } from './tiers.ts';
+import type { BucketRef } from './window-plan.ts';
+
+/** Seconds are counted from 2020-01-01 so a second bucket's index stays a small integer until 2088. */
+export const SECOND_EPOCH_S = 1_577_836_800;
+/** The earliest instant any bucket can hold: nothing is counted before 2020-01-01 (UTC). */
+export const EARLIEST_MS = SECOND_EPOCH_S * 1000;
+
+/** The key of the second bucket starting at `start` in KeyBuckets.seconds. */
+export function secondIndex(start: number): number {
+  return start / 1000 - SECOND_EPOCH_S;
+}
+
+/** The key of a minute, hour or day bucket in KeyBuckets.coarse: bucket number × 4 + tier. */
+export function coarseIndex(tier: Tier, start: number): number {
+  return (start / TIER_SIZE_MS[tier as Exclude<Tier, 0 | 4>]) * 4 + tier;
+}
+
+/**
+ * A plan's buckets compiled for reading: the map keys KeyBuckets stores them
+ * under, worked out once per plan instead of once per bucket per count, and
+ * the same buckets as runs of consecutive keys, so a key holding fewer
+ * buckets than the plan names can be read by walking what it holds instead.
+ */
+export interface BucketReads {
+  /** Second indexes (KeyBuckets.seconds keys), one per planned second. */
+  readonly seconds: readonly number[];
+  /** Coarse indexes (KeyBuckets.coarse keys), one per planned minute, hour or day. */
+  readonly coarse: readonly number[];
+  /** The planned seconds as inclusive [first, last] index pairs, flat. */
+  readonly secondRuns: readonly number[];
+  /**
+   * The planned coarse buckets as inclusive [first, last] index pairs, flat
+   * (a tier's indexes step by 4). The tiers' indexes never mix: since 2020 a
+   * minute's bucket number is over 60 times any hour's or day's before 2088,
+   * so a run of one tier spans no index of another, and an index held inside
+   * a run is one of the run's.
+   */
+  readonly coarseRuns: readonly number[];
+  /** Whether the lifetime total is planned. */
+  readonly lifetime: boolean;
+}
+
+/** Compile `buckets` (any order, no duplicates) into reads. */
+export function compileReads(buckets: readonly BucketRef[]): BucketReads {
+  const seconds: number[] = [];
+  const coarse: number[] = [];
+  const secondRuns: number[] = [];
+  const coarseRuns: number[] = [];
+  let lifetime = false;
+  for (const { tier, start } of buckets) {
+    if (tier === Tier.lifetime) {
+      lifetime = true;
+    } else if (tier === Tier.second) {
+      const index = secondIndex(start);
+      seconds.push(index);
+      extendRun(secondRuns, index, 1);
+    } else {
+      const index = coarseIndex(tier, start);
+      coarse.push(index);
+      extendRun(coarseRuns, index, 4);
+    }
+  }
+  return { seconds, coarse, secondRuns, coarseRuns, lifetime };
+}
+
+/** Append `index` to the last run when it follows it by `step`, else open a new run. */
+function extendRun(runs: number[], index: number, step: number): void {
+  const last = runs.length - 1;
+  if (last > 0 && runs[last] === index - step) runs[last] = index;
+  else runs.push(index, index);
+}
+
+/** Whether `index` lies in one of `runs`: a held index inside a run is one of its buckets (see coarseRuns). */
+export function inRuns(runs: readonly number[], index: number): boolean {
+  for (let i = 0; i < runs.length; i += 2) if (index >= (runs[i] as number) && index <= (runs[i + 1] as number)) return true;
+  return false;
+}
+
