@@ -59,6 +59,8 @@ async function singleHit(app: FastifyInstance, deps: ApiDeps): Promise<void> {
         return { key, n, node: replica.identity.id, at: once.value.at, duplicate: once.value.duplicate, ...acked };
       }
       const committed = await replica.hitInBatch(key, n);
+      // The common hit waits for nothing more than its batch: no second promise.
+      if (ack.level === 'local') return { key, n, node: replica.identity.id, at: committed.value };
       const acked = await awaitAck(deps, committed, ack, reply);
       if (acked === undefined) return reply;
       return { key, n, node: replica.identity.id, at: committed.value, ...acked };

@@ -31,10 +31,9 @@ export interface BucketReads {
   readonly secondRuns: readonly number[];
   /**
    * The planned coarse buckets as inclusive [first, last] index pairs, flat
-   * (a tier's indexes step by 4). The tiers' indexes never mix: since 2020 a
-   * minute's bucket number is over 60 times any hour's or day's before 2088,
-   * so a run of one tier spans no index of another, and an index held inside
-   * a run is one of the run's.
+   * (a tier's indexes step by 4, its tier in the low two bits). Indexes of
+   * different tiers interleave only for plans reaching decades back, yet a
+   * walk still checks an index's tier against its run's.
    */
   readonly coarseRuns: readonly number[];
   /** Whether the lifetime total is planned. */
@@ -71,9 +70,17 @@ function extendRun(runs: number[], index: number, step: number): void {
   else runs.push(index, index);
 }
 
-/** Whether `index` lies in one of `runs`: a held index inside a run is one of its buckets (see coarseRuns). */
-export function inRuns(runs: readonly number[], index: number): boolean {
+/** Whether second index `index` lies in one of `runs`. */
+export function inSecondRuns(runs: readonly number[], index: number): boolean {
   for (let i = 0; i < runs.length; i += 2) if (index >= (runs[i] as number) && index <= (runs[i + 1] as number)) return true;
   return false;
 }
 
+/** Whether coarse index `index` is one of the buckets of `runs`: in a run's bounds, and of its tier (the low two bits). */
+export function inCoarseRuns(runs: readonly number[], index: number): boolean {
+  for (let i = 0; i < runs.length; i += 2) {
+    const first = runs[i] as number;
+    if (index >= first && index <= (runs[i + 1] as number) && (index & 3) === (first & 3)) return true;
+  }
+  return false;
+}

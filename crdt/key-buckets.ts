@@ -1,4 +1,4 @@
-import { SECOND_EPOCH_S, coarseIndex, inRuns, secondIndex, type BucketReads } from './bucket-reads.ts';
+import { SECOND_EPOCH_S, coarseIndex, inCoarseRuns, inSecondRuns, secondIndex, type BucketReads } from './bucket-reads.ts';
 import { TIER_SIZE_MS, Tier } from './tiers.ts';
 
 export { EARLIEST_MS, SECOND_EPOCH_S, coarseIndex, secondIndex } from './bucket-reads.ts';
@@ -82,14 +82,14 @@ export class KeyBuckets {
       if (seconds.size >= reads.seconds.length * WALK_PER_LOOKUP) {
         for (const index of reads.seconds) total += seconds.get(index) ?? 0;
       } else {
-        for (const [index, count] of seconds) if (inRuns(reads.secondRuns, index)) total += count;
+        for (const [index, count] of seconds) if (inSecondRuns(reads.secondRuns, index)) total += count;
       }
     }
     if (coarse.size > 0 && reads.coarse.length > 0) {
       if (coarse.size >= reads.coarse.length * WALK_PER_LOOKUP) {
         for (const index of reads.coarse) total += coarse.get(index) ?? 0;
       } else {
-        for (const [index, count] of coarse) if (inRuns(reads.coarseRuns, index)) total += count;
+        for (const [index, count] of coarse) if (inCoarseRuns(reads.coarseRuns, index)) total += count;
       }
     }
     return total;

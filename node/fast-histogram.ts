@@ -52,6 +52,8 @@ export class FastHistogram {
     const bounds = this.upperBounds;
     return {
       observe(value: number): void {
+        // A latency is finite; one NaN would make the sum NaN for good (prom-client throws instead).
+        if (!Number.isFinite(value)) return;
         target.sum += value;
         target.count++;
         for (let i = 0; i < bounds.length; i++) {
@@ -80,7 +82,12 @@ export class FastHistogram {
     return { name: this.name, help: this.help, type: 'histogram', aggregator: 'sum', values };
   }
 
+  /** Zero every series in place: children handed out before stay live (the registry's resetMetrics). */
   reset(): void {
-    this.series.clear();
+    for (const series of this.series.values()) {
+      series.buckets.fill(0);
+      series.sum = 0;
+      series.count = 0;
+    }
   }
 }

@@ -53,8 +53,28 @@ export class RetentionGc {
     return this.task.stop();
   }
 
-  /** One pass; returns the number of in-memory buckets dropped. Errors are logged, never thrown. */
-  async runOnce(): Promise<number> {
+  private pass: Promise<number> | undefined;
+
+  /**
+   * One pass; returns the number of in-memory buckets dropped. Errors are
+   * logged, never thrown. A pass spans many turns of the event loop: one
+   * asked for while another runs (the timer's, and a test's expire()) starts
+   * after it, so two never interleave their slices and store deletes.
+   */
+  runOnce(): Promise<number> {
+    const before = this.pass;
+    const pass = (async () => {
+      if (before !== undefined) await before;
+      return this.passOnce();
+    })();
+    this.pass = pass;
+    void pass.finally(() => {
+      if (this.pass === pass) this.pass = undefined;
+    });
+    return pass;
+  }
+
+  private async passOnce(): Promise<number> {
     const { state, store, retention, clock, logger, metrics } = this.deps;
     if (clock.paused === true) return 0;
     const now = clock.now() - READ_GRACE_MS;

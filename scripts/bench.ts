@@ -10,7 +10,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { runLoad, type LoadResult, type LoadSpec } from './bench/load.ts';
-import { freePort, rssMb, startPinned, stopAll, type Server } from './bench/processes.ts';
+import { cpuSeconds, freePort, rssMb, startPinned, stopAll, waitForIdle, type Server } from './bench/processes.ts';
 import { bytesPerHit, partitionHeal, replicationLag, startCluster, stopCluster, waitForMesh } from './bench/cluster.ts';
 import { benchFsync } from './bench/fsync.ts';
 import { seedHistory } from './bench/seed.ts';
@@ -70,21 +70,32 @@ async function node(dataDir: string, id = 'bench', nodeFlags: readonly string[] 
 async function profileOf(dataDir: string, spec: Omit<LoadSpec, 'url' | 'durationS' | 'connections'>): Promise<ProfileSummary | undefined> {
   const dir = mkdtempSync(join(work, 'profile-'));
   const server = await node(dataDir, 'bench', ['--cpu-prof', `--cpu-prof-dir=${dir}`]);
+  await waitForIdle(server.child.pid ?? 0);
   await load(server, spec, 3);
+  const started = performance.now();
   await load(server, spec);
+  const ended = performance.now();
   await server.stop();
+  const exited = performance.now();
   const file = mainProfile(dir);
-  return file === undefined ? undefined : summarizeProfile(file, 12, durationS * 1000);
+  // The profile ends as the process exits: the measured load lies that far before its end.
+  return file === undefined ? undefined : summarizeProfile(file, 12, { fromEndMs: exited - started, toEndMs: exited - ended });
 }
 
-async function load(server: Server, spec: Omit<LoadSpec, 'url' | 'durationS' | 'connections'>, seconds = durationS): Promise<LoadResult> {
+/** A load's figures and the server's CPU time per request meanwhile (µs; all its threads). */
+type Measured = LoadResult & { readonly serverUsPerRequest: number };
+
+async function load(server: Server, spec: Omit<LoadSpec, 'url' | 'durationS' | 'connections'>, seconds = durationS): Promise<Measured> {
+  const pid = server.child.pid ?? 0;
+  const before = cpuSeconds(pid);
   const result = await runLoad({ ...spec, url: server.url, durationS: seconds, connections }, LOAD_CPU);
+  const used = cpuSeconds(pid) - before;
   if (result.non2xx > 0) throw new Error(`${result.non2xx} requests failed during ${spec.method} ${spec.prefix}`);
-  return result;
+  return { ...result, serverUsPerRequest: (used * 1e6) / Math.max(1, result.rps * seconds) };
 }
 
 /** The median of each figure over `runs`. */
-function median(runs: readonly LoadResult[]): LoadResult {
+function median(runs: readonly Measured[]): Measured {
   const mid = <T,>(xs: T[], f: (x: T) => number): number => {
     const sorted = xs.map(f).sort((a, b) => a - b);
     return sorted[Math.floor(sorted.length / 2)] ?? NaN;
@@ -92,16 +103,24 @@ function median(runs: readonly LoadResult[]): LoadResult {
   const copy = [...runs];
   const first = runs[0];
   if (first === undefined) throw new Error('no runs');
-  return { tool: first.tool, rps: mid(copy, (r) => r.rps), p50Ms: mid(copy, (r) => r.p50Ms), p99Ms: mid(copy, (r) => r.p99Ms), non2xx: 0, loadCpu: mid(copy, (r) => r.loadCpu) };
+  return {
+    tool: first.tool,
+    rps: mid(copy, (r) => r.rps),
+    p50Ms: mid(copy, (r) => r.p50Ms),
+    p99Ms: mid(copy, (r) => r.p99Ms),
+    non2xx: 0,
+    loadCpu: mid(copy, (r) => r.loadCpu),
+    serverUsPerRequest: mid(copy, (r) => r.serverUsPerRequest),
+  };
 }
 
 /** Warm both up, then alternate rounds of each; medians. */
 async function compare(
   pairs: readonly { server: Server; spec: Omit<LoadSpec, 'url' | 'durationS' | 'connections'> }[],
-): Promise<LoadResult[]> {
+): Promise<Measured[]> {
   // Warm-up: the JIT, connection pools, and a fresh node's start-up work (expiring old buckets, LevelDB compaction).
   for (const { server, spec } of pairs) await load(server, spec, 5);
-  const runs: LoadResult[][] = pairs.map(() => []);
+  const runs: Measured[][] = pairs.map(() => []);
   for (let round = 0; round < rounds; round++) {
     for (const [i, { server, spec }] of pairs.entries()) runs[i]?.push(await load(server, spec));
   }
@@ -109,7 +128,8 @@ async function compare(
 }
 
 const fmt = (n: number, digits = 0): string => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
-const describe = (r: LoadResult): string => `${fmt(r.rps)} req/s  p50 ${fmt(r.p50Ms, 2)} ms  p99 ${fmt(r.p99Ms, 2)} ms  (${r.tool} used ${fmt(r.loadCpu * 100)}% of a core)`;
+const describe = (r: Measured): string =>
+  `${fmt(r.rps)} req/s  p50 ${fmt(r.p50Ms, 2)} ms  p99 ${fmt(r.p99Ms, 2)} ms  server ${fmt(r.serverUsPerRequest, 1)} µs CPU/req  (${r.tool} used ${fmt(r.loadCpu * 100)}% of a core)`;
 
 async function benchHit(): Promise<void> {
   const spec = { method: 'POST', prefix: '/hit/k', keys: 1_000, suffix: '' } as const;
@@ -153,12 +173,14 @@ async function benchCount(): Promise<void> {
   const seeded = await seedHistory(dir, 'bench', { keys: 10_000, hitsPerKey: 40, spanMs: 30 * 86_400_000, now, seed: 1 });
   const ceiling = await bare();
   const server = await node(dir);
+  const settledMs = await waitForIdle(server.child.pid ?? 0);
   const windows = ['60s', '1h', '24h', '30d'];
   const specFor = (window: string) => ({ method: 'GET', prefix: '/count/k', keys: 10_000, suffix: `?window=${window}` }) as const;
   const [base, ...results] = await compare([{ server: ceiling, spec: specFor('1h') }, ...windows.map((w) => ({ server, spec: specFor(w) }))]);
   await Promise.all([ceiling.stop(), server.stop()]);
   if (base === undefined) return;
   say(`GET /count/:key over 10,000 keys with 30 days of history (${fmt(seeded.hits)} hits, ${fmt(seeded.slots)} slots; median of ${rounds} rounds)`);
+  say(`  (measured once the node was idle, ${fmt(settledMs / 1000, 1)} s after it was ready: it compacts the buckets it expired at start)`);
   say(`  bare fastify  ${describe(base)}`);
   const byWindow: Record<string, LoadResult> = {};
   for (const [i, window] of windows.entries()) {
@@ -170,6 +192,7 @@ async function benchCount(): Promise<void> {
   say(`  targets: ratio >= 0.80, p99 within 1.2x of the ceiling's`);
   const countsSpec = { method: 'GET', prefix: '/counts?window=1h&keys=', keys: 0, suffix: Array.from({ length: 100 }, (_, i) => `k${i * 97}`).join(',') } as const;
   const reader = await node(dir);
+  await waitForIdle(reader.child.pid ?? 0);
   const [many] = await compare([{ server: reader, spec: countsSpec }]);
   await reader.stop();
   if (many !== undefined) say(`  GET /counts with 100 keys, window 1h: ${describe(many)}, ${fmt(many.rps * 100)} keys/s`);
@@ -216,7 +239,8 @@ async function benchCluster(): Promise<void> {
     say(`POST /hit/:key on a node with 2 peers attached vs the same node alone (median of ${rounds} rounds)`);
     say(`  alone         ${describe(single)}`);
     say(`  with 2 peers  ${describe(attached)}`);
-    say(`  ratio ${fmt(attached.rps / single.rps, 2)} (target >= 0.90)`);
+    say(`  ratio ${fmt(attached.rps / single.rps, 2)} (target >= 0.90); CPU per hit on the node ${fmt(attached.serverUsPerRequest / single.serverUsPerRequest, 2)}x alone's`);
+    say(`  (the two peers share the load generator's core: their work on each hit competes with wrk, not with the node)`);
 
     const lag = await replicationLag(nodes, LOAD_CPU, 12);
     say(`Replication lag, 3 nodes, node 1 under steady load (16 connections), ${lag.probes} probes`);

@@ -92,3 +92,22 @@ export interface RowOptions {
   readonly rounds: number;
   readonly say: (line: string) => void;
 }
+
+/**
+ * Wait until process `pid` is idle (under a tenth of a core over half a
+ * second), at most `maxMs`: a node started on a big seeded directory goes
+ * on compacting LevelDB (the expired buckets it deleted) for a while after it
+ * is ready, on its own core, and that must not be billed to the first load.
+ * Returns how long it waited.
+ */
+export async function waitForIdle(pid: number, maxMs = 60_000): Promise<number> {
+  const started = Date.now();
+  let last = cpuSeconds(pid);
+  while (Date.now() - started < maxMs) {
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const now = cpuSeconds(pid);
+    if (now - last < 0.05) break;
+    last = now;
+  }
+  return Date.now() - started;
+}

@@ -52,11 +52,17 @@ function groupOf(url: string, name: string): string {
 }
 
 /**
- * The `limit` frames with the most self time in the profile at `path`; with
- * `lastMs`, only of the samples taken in that long before the profile ended
- * (a node's start-up, rebuilding its state, is not what a load measures).
+ * Which samples count, in ms before the profile's end (the process's exit):
+ * from `fromEndMs` back to `toEndMs` back. A node's start-up, rebuilding its
+ * state, and its shutdown are not what a load measures.
  */
-export function summarizeProfile(path: string, limit = 12, lastMs = Number.POSITIVE_INFINITY): ProfileSummary {
+export interface ProfileWindow {
+  readonly fromEndMs: number;
+  readonly toEndMs: number;
+}
+
+/** The `limit` frames with the most self time in the profile at `path`, of the samples in `window` (all when absent). */
+export function summarizeProfile(path: string, limit = 12, window: ProfileWindow = { fromEndMs: Number.POSITIVE_INFINITY, toEndMs: 0 }): ProfileSummary {
   const profile = JSON.parse(readFileSync(path, 'utf8')) as CpuProfile;
   const byId = new Map(profile.nodes.map((node) => [node.id, node]));
   const selfUs = new Map<number, number>();
@@ -67,7 +73,8 @@ export function summarizeProfile(path: string, limit = 12, lastMs = Number.POSIT
   // Sample i's time is the delta that follows it (the next sample's timeDelta).
   for (let i = 0; i < samples.length; i++) {
     atUs += deltas[i] ?? 0;
-    if (endUs - atUs > lastMs * 1000) continue;
+    const beforeEndMs = (endUs - atUs) / 1000;
+    if (beforeEndMs > window.fromEndMs || beforeEndMs < window.toEndMs) continue;
     const id = samples[i] as number;
     selfUs.set(id, (selfUs.get(id) ?? 0) + Math.max(0, deltas[i + 1] ?? 0));
   }

@@ -40,7 +40,6 @@ describe('compiled bucket reads', () => {
   });
 
   it('walk a run of minutes without counting the other tiers held near it', () => {
-    // A minute run's indexes step by 4 (bucket number × 4 + tier): an index between two of them is not one of them.
     const buckets = new KeyBuckets(7, { digest: 0, high: 0, hits: 0 });
     const hour = bucketStart(Tier.hour, NOW);
     buckets.set(Tier.hour, hour, 1_000);
@@ -52,6 +51,18 @@ describe('compiled bucket reads', () => {
     expect(reads.coarseRuns).toHaveLength(2);
     // Four buckets held against 120 planned: the walk is taken.
     expect(buckets.sum(reads)).toBe(5);
+  });
+
+  it('never count another tier’s bucket whose index falls inside a run (a range reaching back to 1970)', () => {
+    // Minute numbers of late 1970 are the hour numbers of today: the hour's index (H × 4 + 2) lies between the minutes' (× 4 + 1).
+    const buckets = new KeyBuckets(7, { digest: 0, high: 0, hits: 0 });
+    const hour = bucketStart(Tier.hour, NOW);
+    buckets.set(Tier.hour, hour, 1_000);
+    const hourNumber = hour / TIER_SIZE_MS[Tier.hour];
+    const minutes: BucketRef[] = Array.from({ length: 21 }, (_, i) => ({ tier: Tier.minute, start: (hourNumber - 10 + i) * TIER_SIZE_MS[Tier.minute] }));
+    const reads = compileReads(minutes);
+    expect(reads.coarseRuns).toHaveLength(2);
+    expect(buckets.sum(reads)).toBe(0);
   });
 
   it('read the lifetime total only when it is planned, and a plan of nothing as 0', () => {
