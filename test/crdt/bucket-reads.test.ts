@@ -24,8 +24,13 @@ describe('compiled bucket reads', () => {
     const instant = (spanMs: number) => fc.integer({ min: 0, max: spanMs }).map((back) => NOW - back);
     fc.assert(
       fc.property(
-        // Sparse keys (a few hits over a month) and dense ones (hundreds in the last hour): both paths are taken.
-        fc.oneof(fc.array(instant(30 * D), { maxLength: 12 }), fc.array(instant(3_600_000), { minLength: 100, maxLength: 600 })),
+        // Very sparse keys (walked over long plans), sparse ones, and dense ones (hundreds in the last hour): both paths are taken.
+        fc.oneof(
+          fc.array(instant(30 * D), { maxLength: 3 }),
+          fc.array(instant(2 * 3_600_000), { maxLength: 4 }),
+          fc.array(instant(30 * D), { maxLength: 12 }),
+          fc.array(instant(3_600_000), { minLength: 100, maxLength: 600 }),
+        ),
         fc.integer({ min: 1, max: 40 * D }),
         fc.integer({ min: 0, max: 2 * D }),
         (instants, windowMs, endBack) => {
