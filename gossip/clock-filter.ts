@@ -18,17 +18,28 @@ export interface ClockSample {
 export class ClockFilter {
   private readonly samples: ClockSample[] = [];
 
+  /**
+   * A sample stamped later than this one was taken by this node's clock before
+   * it was set back: its offset was measured against a clock that is no more,
+   * so it goes (else, with a shorter round trip, it would outvote every fresh
+   * sample and keep a node that was set right refusing hits).
+   */
   add(sample: ClockSample): void {
+    for (let i = this.samples.length - 1; i >= 0; i--) if ((this.samples[i] as ClockSample).at > sample.at) this.samples.splice(i, 1);
     this.samples.push(sample);
     if (this.samples.length > LIMITS.clockSamples) this.samples.shift();
   }
 
-  /** The best recent sample, or undefined when none is newer than `since`. */
-  best(since = Number.NEGATIVE_INFINITY): ClockSample | undefined {
+  /**
+   * The best sample taken in [since, until], or undefined when there is none.
+   * A sample stamped after `until` (now) was taken before this clock was set
+   * back: it is not believed (see add).
+   */
+  best(since = Number.NEGATIVE_INFINITY, until = Number.POSITIVE_INFINITY): ClockSample | undefined {
     let shortest = Number.POSITIVE_INFINITY;
-    for (const s of this.samples) if (s.at >= since) shortest = Math.min(shortest, s.rttMs);
+    for (const s of this.samples) if (s.at >= since && s.at <= until) shortest = Math.min(shortest, s.rttMs);
     let best: ClockSample | undefined;
-    for (const s of this.samples) if (s.at >= since && s.rttMs <= shortest + Math.max(2, shortest / 4)) best = s;
+    for (const s of this.samples) if (s.at >= since && s.at <= until && s.rttMs <= shortest + Math.max(2, shortest / 4)) best = s;
     return best;
   }
 

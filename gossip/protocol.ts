@@ -365,7 +365,7 @@ export class GossipCore {
       const synced = this.holdsAllOf(m);
       const c = m.conn === undefined ? undefined : this.conns.get(m.conn);
       const silent = c === undefined ? Number.POSITIVE_INFINITY : now - c.lastHeard;
-      const sample = m.clock.best();
+      const sample = m.clock.best(Number.NEGATIVE_INFINITY, now);
       return {
         id: m.id,
         origin: m.origin,
@@ -387,7 +387,7 @@ export class GossipCore {
     for (const m of this.membership.members.values()) {
       const c = m.conn === undefined ? undefined : this.conns.get(m.conn);
       if (c?.phase !== 'open' || now - c.lastHeard >= this.config.suspectAfterMs) continue;
-      const best = m.clock.best(now - maxAgeMs);
+      const best = m.clock.best(now - maxAgeMs, now);
       if (best !== undefined) out.push(best);
     }
     return out;

@@ -147,4 +147,18 @@ describe('clock samples', () => {
     expect(clockVerdict([{ offsetMs: 600, rttMs: 400, at: 0 }], 500).skewed).toBe(false);
     expect(clockVerdict([], 500).skewed).toBe(false);
   });
+
+  it('drop the samples a clock took before it was set back, however short their round trips', () => {
+    // Samples taken while this clock was 5 s ahead are stamped in what is now the future.
+    const filter = new ClockFilter();
+    filter.add({ offsetMs: -5_000, rttMs: 0, at: 105_000 });
+    filter.add({ offsetMs: -5_000, rttMs: 1, at: 106_000 });
+    // Set right at 101,000 (real time): until a fresh sample comes, the old ones are not believed.
+    expect(filter.best(101_000 - 30_000, 101_000)).toBeUndefined();
+    // A fresh sample with a longer round trip: the old ones go, and it is believed from now on, also once the clock passes their stamps.
+    filter.add({ offsetMs: 3, rttMs: 20, at: 101_500 });
+    expect(filter.best(0, 101_500)?.offsetMs).toBe(3);
+    expect(filter.best(0, 110_000)?.offsetMs).toBe(3);
+    expect(filter.best()?.offsetMs).toBe(3);
+  });
 });
