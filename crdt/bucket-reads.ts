@@ -17,50 +17,47 @@ export function coarseIndex(tier: Tier, start: number): number {
 }
 
 /**
- * A plan's buckets compiled for reading: the map keys KeyBuckets stores them
- * under, worked out once per plan instead of once per bucket per count, and
- * the same buckets as runs of consecutive keys, so a key holding fewer
- * buckets than the plan names can be read by walking what it holds instead.
+ * A plan's buckets compiled for reading: runs of consecutive map keys, in
+ * the keys KeyBuckets stores them under, worked out once per plan instead of
+ * once per bucket per count. A sum steps through each run's keys, or, for a
+ * key holding few buckets, walks what it holds and keeps those in a run.
  */
 export interface BucketReads {
-  /** Second indexes (KeyBuckets.seconds keys), one per planned second. */
-  readonly seconds: readonly number[];
-  /** Coarse indexes (KeyBuckets.coarse keys), one per planned minute, hour or day. */
-  readonly coarse: readonly number[];
-  /** The planned seconds as inclusive [first, last] index pairs, flat. */
+  /** The planned seconds as inclusive [first, last] second-index pairs, flat (a run's keys step by 1). */
   readonly secondRuns: readonly number[];
   /**
-   * The planned coarse buckets as inclusive [first, last] index pairs, flat
-   * (a tier's indexes step by 4, its tier in the low two bits). Indexes of
-   * different tiers interleave only for plans reaching decades back, yet a
-   * walk still checks an index's tier against its run's.
+   * The planned minutes, hours and days as inclusive [first, last] coarse-index
+   * pairs, flat (a run's keys step by 4, its tier in the low two bits).
+   * Indexes of different tiers interleave only for plans reaching decades
+   * back, yet a walk still checks an index's tier against its run's.
    */
   readonly coarseRuns: readonly number[];
+  /** How many seconds, and how many coarse buckets, the runs hold. */
+  readonly secondCount: number;
+  readonly coarseCount: number;
   /** Whether the lifetime total is planned. */
   readonly lifetime: boolean;
 }
 
 /** Compile `buckets` (any order, no duplicates) into reads. */
 export function compileReads(buckets: readonly BucketRef[]): BucketReads {
-  const seconds: number[] = [];
-  const coarse: number[] = [];
   const secondRuns: number[] = [];
   const coarseRuns: number[] = [];
+  let secondCount = 0;
+  let coarseCount = 0;
   let lifetime = false;
   for (const { tier, start } of buckets) {
     if (tier === Tier.lifetime) {
       lifetime = true;
     } else if (tier === Tier.second) {
-      const index = secondIndex(start);
-      seconds.push(index);
-      extendRun(secondRuns, index, 1);
+      extendRun(secondRuns, secondIndex(start), 1);
+      secondCount++;
     } else {
-      const index = coarseIndex(tier, start);
-      coarse.push(index);
-      extendRun(coarseRuns, index, 4);
+      extendRun(coarseRuns, coarseIndex(tier, start), 4);
+      coarseCount++;
     }
   }
-  return { seconds, coarse, secondRuns, coarseRuns, lifetime };
+  return { secondRuns, coarseRuns, secondCount, coarseCount, lifetime };
 }
 
 /** Append `index` to the last run when it follows it by `step`, else open a new run. */

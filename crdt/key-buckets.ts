@@ -81,19 +81,13 @@ export class KeyBuckets {
   sum(reads: BucketReads): number {
     let total = reads.lifetime ? this.lifetime : 0;
     const { seconds, coarse } = this;
-    if (seconds.size > 0 && reads.seconds.length > 0) {
-      if (seconds.size >= reads.seconds.length * WALK_PER_LOOKUP) {
-        for (const index of reads.seconds) total += seconds.get(index) ?? 0;
-      } else {
-        for (const [index, count] of seconds) if (inSecondRuns(reads.secondRuns, index)) total += count;
-      }
+    if (seconds.size > 0 && reads.secondCount > 0) {
+      if (seconds.size >= reads.secondCount * WALK_PER_LOOKUP) total += lookUpRuns(seconds, reads.secondRuns, 1);
+      else for (const [index, count] of seconds) if (inSecondRuns(reads.secondRuns, index)) total += count;
     }
-    if (coarse.size > 0 && reads.coarse.length > 0) {
-      if (coarse.size >= reads.coarse.length * WALK_PER_LOOKUP) {
-        for (const index of reads.coarse) total += coarse.get(index) ?? 0;
-      } else {
-        for (const [index, count] of coarse) if (inCoarseRuns(reads.coarseRuns, index)) total += count;
-      }
+    if (coarse.size > 0 && reads.coarseCount > 0) {
+      if (coarse.size >= reads.coarseCount * WALK_PER_LOOKUP) total += lookUpRuns(coarse, reads.coarseRuns, 4);
+      else for (const [index, count] of coarse) if (inCoarseRuns(reads.coarseRuns, index)) total += count;
     }
     return total;
   }
@@ -161,4 +155,14 @@ function lifetimeHash(keyHash: number, count: number): number {
   h ^= h >>> 13;
   h = Math.imul(h, 0xc2b2ae35);
   return (h ^ (h >>> 16)) >>> 0;
+}
+
+/** The sum of `map`'s counts at every key of `runs` ([first, last] pairs whose keys step by `step`). */
+function lookUpRuns(map: ReadonlyMap<number, number>, runs: readonly number[], step: number): number {
+  let total = 0;
+  for (let i = 0; i < runs.length; i += 2) {
+    const last = runs[i + 1] as number;
+    for (let index = runs[i] as number; index <= last; index += step) total += map.get(index) ?? 0;
+  }
+  return total;
 }

@@ -9,8 +9,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { runLoad, type LoadResult, type LoadSpec } from './bench/load.ts';
-import { cpuSeconds, freePort, rssMb, startPinned, stopAll, waitForIdle, type Server } from './bench/processes.ts';
+import { runLoad, runMeasuredLoad, type LoadResult, type LoadSpec, type MeasuredLoad } from './bench/load.ts';
+import { freePort, rssMb, startPinned, stopAll, waitForIdle, type Server } from './bench/processes.ts';
 import { bytesPerHit, partitionHeal, replicationLag, startCluster, stopCluster, waitForMesh } from './bench/cluster.ts';
 import { benchFsync } from './bench/fsync.ts';
 import { seedHistory } from './bench/seed.ts';
@@ -82,16 +82,12 @@ async function profileOf(dataDir: string, spec: Omit<LoadSpec, 'url' | 'duration
   return file === undefined ? undefined : summarizeProfile(file, 12, { fromEndMs: exited - started, toEndMs: exited - ended });
 }
 
-/** A load's figures and the server's CPU time per request meanwhile (µs; all its threads). */
-type Measured = LoadResult & { readonly serverUsPerRequest: number };
+type Measured = MeasuredLoad;
 
 async function load(server: Server, spec: Omit<LoadSpec, 'url' | 'durationS' | 'connections'>, seconds = durationS): Promise<Measured> {
-  const pid = server.child.pid ?? 0;
-  const before = cpuSeconds(pid);
-  const result = await runLoad({ ...spec, url: server.url, durationS: seconds, connections }, LOAD_CPU);
-  const used = cpuSeconds(pid) - before;
+  const result = await runMeasuredLoad({ ...spec, url: server.url, durationS: seconds, connections }, LOAD_CPU, server.child.pid ?? 0);
   if (result.non2xx > 0) throw new Error(`${result.non2xx} requests failed during ${spec.method} ${spec.prefix}`);
-  return { ...result, serverUsPerRequest: (used * 1e6) / Math.max(1, result.rps * seconds) };
+  return result;
 }
 
 /** The median of each figure over `runs`. */

@@ -43,6 +43,17 @@ export async function runLoad(spec: LoadSpec, cpu: number): Promise<LoadResult> 
   return hasWrk() ? runWrk(spec, cpu) : runAutocannon(spec);
 }
 
+/** A load's figures and the server's CPU time per request meanwhile (µs, all its threads, from /proc). */
+export type MeasuredLoad = LoadResult & { readonly serverUsPerRequest: number };
+
+/** runLoad, also measuring the CPU time the server `pid` spent per request. */
+export async function runMeasuredLoad(spec: LoadSpec, cpu: number, pid: number): Promise<MeasuredLoad> {
+  const before = cpuSeconds(pid);
+  const result = await runLoad(spec, cpu);
+  const used = cpuSeconds(pid) - before;
+  return { ...result, serverUsPerRequest: (used * 1e6) / Math.max(1, result.rps * spec.durationS) };
+}
+
 async function runWrk(spec: LoadSpec, cpu: number): Promise<LoadResult> {
   const dir = mkdtempSync(join(tmpdir(), 'hitmesh-wrk-'));
   const script = join(dir, 'load.lua');

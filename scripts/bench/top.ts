@@ -13,7 +13,7 @@ import { cpSync } from 'node:fs';
 import http from 'node:http';
 import { join } from 'node:path';
 import { mulberry32 } from '../../gossip/random.ts';
-import { runLoad, zipfPicker, type LoadResult } from './load.ts';
+import { runLoad, runMeasuredLoad, zipfPicker } from './load.ts';
 import { cpuSeconds, freePort, rssMb, startPinned, type RowOptions, type Server } from './processes.ts';
 import { seedHistory } from './seed.ts';
 
@@ -104,14 +104,12 @@ async function measureTop(server: Server, side: Side, options: TopBenchOptions):
       await idle(server);
       const before = await rankingMethods(server);
       for (let round = 0; round < rounds; round++) {
-        const cpuBefore = cpuSeconds(server.child.pid ?? 0);
-        const result: LoadResult = await runLoad({ ...spec, durationS }, loadCpu);
-        const cpu = cpuSeconds(server.child.pid ?? 0) - cpuBefore;
+        const result = await runMeasuredLoad({ ...spec, durationS }, loadCpu, server.child.pid ?? 0);
         runs.failed += result.non2xx;
         runs.rps.push(result.rps);
         runs.p50.push(result.p50Ms);
         runs.p99.push(result.p99Ms);
-        runs.cpuMsPerRequest.push((cpu * 1000) / Math.max(1, result.rps * durationS));
+        runs.cpuMsPerRequest.push(result.serverUsPerRequest / 1000);
       }
       const after = await rankingMethods(server);
       for (const [method, n] of Object.entries(after)) if (n > (before[method] ?? 0)) runs.methods[method] = n - (before[method] ?? 0);
@@ -167,12 +165,10 @@ export async function benchTop(options: TopBenchOptions): Promise<Record<string,
     for (let round = 0; round < 2 * rounds; round++) {
       for (const side of round % 2 === 0 ? (['index', 'scan'] as const) : (['scan', 'index'] as const)) {
         const server = servers[side];
-        const cpuBefore = cpuSeconds(server.child.pid ?? 0);
-        const result = await runLoad({ ...spec, url: server.url, durationS, connections: options.connections }, loadCpu);
-        const cpu = cpuSeconds(server.child.pid ?? 0) - cpuBefore;
+        const result = await runMeasuredLoad({ ...spec, url: server.url, durationS, connections: options.connections }, loadCpu, server.child.pid ?? 0);
         if (result.non2xx > 0) throw new Error(`${result.non2xx} hits failed on the ${side} node`);
         runs[side].rps.push(result.rps);
-        runs[side].cpuUsPerRequest.push((cpu * 1e6) / Math.max(1, result.rps * durationS));
+        runs[side].cpuUsPerRequest.push(result.serverUsPerRequest);
       }
     }
     const ratio = median(runs.index.rps) / median(runs.scan.rps);

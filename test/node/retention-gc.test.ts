@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { DEFAULT_RETENTION } from '../../crdt/retention.ts';
 import { ReplicaState } from '../../crdt/replica-state.ts';
 import { Tier } from '../../crdt/tiers.ts';
+import { planWindow } from '../../crdt/window-plan.ts';
 import { MemoryStore } from '../../node/memory-store.ts';
 import { RetentionGc } from '../../node/retention-gc.ts';
 import type { Slot } from '../../crdt/slot.ts';
@@ -62,5 +63,45 @@ describe('retention', () => {
     expect(state.keyCount).toBe(100_000);
     // One turn per slice at least (20,000 buckets each); a pass done in one go lets none run.
     expect(turns).toBeGreaterThanOrEqual(10);
+  });
+
+  it('keeps every live count exact while hits and a second origin land between its slices', async () => {
+    const now = Date.UTC(2026, 10, 28, 12);
+    const old = now - 3 * 3_600_000;
+    const oldSecond = old - (old % 1000);
+    const hour = now - (now % 3_600_000);
+    const store = new MemoryStore();
+    await store.open();
+    const state = new ReplicaState();
+    const keys = 60_000;
+    for (let i = 0; i < keys; i++) {
+      state.join({ origin: 'n1#aa', key: `k${i}`, tier: Tier.second, start: oldSecond, count: 1 }, 1);
+      state.join({ origin: 'n1#aa', key: `k${i}`, tier: Tier.hour, start: hour, count: 1 }, 1);
+    }
+    const gc = new RetentionGc({ state, store, retention: DEFAULT_RETENTION, clock: { now: () => now }, intervalMs: 1e9, logger, metrics: undefined });
+    // Between slices: keys ahead of the pass and behind it get live hits of their own origin and of a second one (a key with totals).
+    const expected = new Map<string, number>();
+    let turn = 0;
+    let running = true;
+    const meddle = (): void => {
+      const key = `k${(turn * 7_919) % keys}`;
+      const count = state.get('n1#aa', key, Tier.hour, hour) + 1;
+      state.join({ origin: 'n1#aa', key, tier: Tier.hour, start: hour, count }, 2);
+      state.join({ origin: 'n2#bb', key, tier: Tier.hour, start: hour, count: 5 }, 1);
+      // A peer resends an expired second: dropped by this pass or the next, never counted by a plan.
+      state.join({ origin: 'n2#bb', key, tier: Tier.second, start: oldSecond, count: 9 }, 1);
+      expected.set(key, count + 5);
+      turn++;
+      if (running) setImmediate(meddle);
+    };
+    setImmediate(meddle);
+    await gc.runOnce();
+    running = false;
+    expect(turn, 'changes landed while the pass ran').toBeGreaterThan(5);
+    const plan = planWindow(hour, hour + 3_600_000, now, DEFAULT_RETENTION);
+    for (let i = 0; i < keys; i++) expect(state.sum(`k${i}`, plan)).toBe(expected.get(`k${i}`) ?? 1);
+    // The next pass leaves no expired bucket behind, the resent ones included.
+    await gc.runOnce();
+    for (let i = 0; i < keys; i += 997) for (const origin of ['n1#aa', 'n2#bb']) expect(state.get(origin, `k${i}`, Tier.second, oldSecond)).toBe(0);
   });
 });
