@@ -1,6 +1,6 @@
 import type { Slot } from '../crdt/slot.ts';
 import type { TimedTier } from '../crdt/tiers.ts';
-import { StoreError, type CommitBatch, type LogRecord, type OnCorrupt, type Store, type StoredToken } from './store.ts';
+import { StoreError, type CommitBatch, type SkipBefore, type LogRecord, type OnCorrupt, type Store, type StoredToken } from './store.ts';
 
 /** The store failed a write and takes none until it is reopened; the message says why. */
 export class StoreFailedError extends StoreError {}
@@ -65,8 +65,8 @@ export class FailStopStore implements Store {
     return this.inner.getMeta(name);
   }
 
-  scanSlots(onCorrupt?: OnCorrupt): AsyncIterable<Slot> {
-    return this.inner.scanSlots(onCorrupt);
+  scanSlots(onCorrupt?: OnCorrupt, skipBefore?: SkipBefore): AsyncIterable<readonly Slot[]> {
+    return this.inner.scanSlots(onCorrupt, skipBefore);
   }
 
   scanTokens(onCorrupt?: OnCorrupt): AsyncIterable<StoredToken> {

@@ -2,10 +2,13 @@ import { Level } from 'level';
 import type { Slot } from '../crdt/slot.ts';
 import type { TimedTier } from '../crdt/tiers.ts';
 import { decodeLogEntry } from './log-record.ts';
-import { LOG_RANGE, META_PREFIX, SLOT_RANGE, decodeSlot, logKey, padStart, slotKey, slotValue, tierPrefix } from './slot-codec.ts';
+import { LOG_RANGE, META_PREFIX, SLOT_RANGE, SlotDecoder, logKey, padStart, slotKey, slotValue, tierPrefix } from './slot-codec.ts';
 import { KEPT_TOKEN_RANGE, TOKEN_CHUNK_RANGE, decodeKeptToken, decodeTokenChunk, keptTokenEntry, tokenChunkEntry, tokenChunkLimit } from './token-codec.ts';
 import { recoveryProblems } from './leveldb-info-log.ts';
-import { StoreError, decodeOrReport, type CommitBatch, type LogRecord, type OnCorrupt, type Store, type StoredToken } from './store.ts';
+import { StoreError, decodeOrReport, skippable, type CommitBatch, type SkipBefore, type LogRecord, type OnCorrupt, type Store, type StoredToken } from './store.ts';
+
+/** Entries per native read of a scan. */
+const SCAN_CHUNK = 1_000;
 
 export interface LevelStoreOptions {
   /** fsync every commit before it resolves: an acknowledged hit survives a power cut, not only kill -9. */
@@ -97,10 +100,40 @@ export class LevelStore implements Store {
     if (keys.length > 0) await this.db.batch(keys.map((key) => ({ type: 'del' as const, key })), { sync: this.fsync });
   }
 
-  async *scanSlots(onCorrupt?: OnCorrupt): AsyncIterable<Slot> {
-    for await (const [key, value] of this.entries(SLOT_RANGE)) {
-      const slot = decodeOrReport('slot', key, value, decodeSlot, onCorrupt);
-      if (slot !== undefined) yield slot;
+  /**
+   * Chunks of SCAN_CHUNK entries, the next one read (in LevelDB's thread)
+   * while this one is decoded. Keys sort by origin, tier and start, so the
+   * first skippable slot of a tier is followed by the rest of its skippable
+   * ones: the scan seeks past them all, unread.
+   */
+  async *scanSlots(onCorrupt?: OnCorrupt, skipBefore?: SkipBefore): AsyncIterable<readonly Slot[]> {
+    const iterator = this.db.iterator<string, string>({ ...SLOT_RANGE });
+    const decoder = new SlotDecoder();
+    let next = iterator.nextv(SCAN_CHUNK);
+    try {
+      for (let entries = await next; entries.length > 0; entries = await next) {
+        next = iterator.nextv(SCAN_CHUNK);
+        const slots: Slot[] = [];
+        let seekTo: string | undefined;
+        for (const [key, value] of entries) {
+          const slot = decodeOrReport('slot', key, value, decoder.decode, onCorrupt);
+          if (slot === undefined) continue;
+          if (skippable(slot.tier, slot.start, skipBefore)) {
+            seekTo = tierPrefix(slot.origin, slot.tier) + padStart(skipBefore?.[slot.tier as TimedTier] ?? 0);
+            break;
+          }
+          slots.push(slot);
+        }
+        if (seekTo !== undefined) {
+          await next; // the read ahead is dropped: it may lie in the skipped range
+          iterator.seek(seekTo);
+          next = iterator.nextv(SCAN_CHUNK);
+        }
+        if (slots.length > 0) yield slots;
+      }
+    } finally {
+      await next.catch(() => undefined);
+      await iterator.close();
     }
   }
 

@@ -3,7 +3,7 @@ import type { TimedTier } from '../crdt/tiers.ts';
 import { decodeLogEntry } from './log-record.ts';
 import { LOG_RANGE, META_PREFIX, SLOT_RANGE, decodeSlot, logKey, padStart, slotKey, slotValue, tierPrefix } from './slot-codec.ts';
 import { KEPT_TOKEN_RANGE, TOKEN_CHUNK_RANGE, decodeKeptToken, decodeTokenChunk, keptTokenEntry, tokenChunkEntry, tokenChunkLimit } from './token-codec.ts';
-import { decodeOrReport, type CommitBatch, type CorruptRecord, type LogRecord, type OnCorrupt, type Store, type StoredToken } from './store.ts';
+import { decodeOrReport, skippable, type CommitBatch, type SkipBefore, type CorruptRecord, type LogRecord, type OnCorrupt, type Store, type StoredToken } from './store.ts';
 
 type Range = { readonly gte: string; readonly lt?: string; readonly lte?: string };
 
@@ -123,13 +123,15 @@ export class MemoryStore implements Store {
     });
   }
 
-  async *scanSlots(onCorrupt?: OnCorrupt): AsyncIterable<Slot> {
+  async *scanSlots(onCorrupt?: OnCorrupt, skipBefore?: SkipBefore): AsyncIterable<readonly Slot[]> {
     this.assertOpen();
+    const slots: Slot[] = [];
     for (const [key, value] of this.entries(SLOT_RANGE)) {
       const slot = decodeOrReport('slot', key, value, decodeSlot, onCorrupt);
-      if (slot !== undefined) yield slot;
+      if (slot !== undefined && !skippable(slot.tier, slot.start, skipBefore)) slots.push(slot);
     }
     await Promise.resolve();
+    if (slots.length > 0) yield slots;
   }
 
   async *scanTokens(onCorrupt?: OnCorrupt): AsyncIterable<StoredToken> {

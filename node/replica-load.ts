@@ -8,7 +8,7 @@ import { DirtySlots } from './dirty-slots.ts';
 import { DirtyTokens } from './dirty-tokens.ts';
 import { loadOrCreateIdentity, type Identity } from './identity.ts';
 import { logSeq } from './slot-codec.ts';
-import type { CorruptRecord, LogRecord, Store } from './store.ts';
+import { skippable, type CorruptRecord, type LogRecord, type SkipBefore, type Store } from './store.ts';
 
 export interface Loaded {
   readonly identity: Identity;
@@ -32,8 +32,9 @@ export interface Loaded {
  * crash interrupted a checkpoint at. Records that do not decode are skipped
  * and returned in `corrupt` (the store opens whatever it holds); a skipped
  * log record's seq still counts as used, so it is never handed out again.
+ * Buckets `skipBefore` says have expired are neither read nor replayed.
  */
-export async function loadReplica(store: Store, id: string, now: number, tokenWindowMs: number, topIndex = true): Promise<Loaded> {
+export async function loadReplica(store: Store, id: string, now: number, tokenWindowMs: number, topIndex = true, skipBefore?: SkipBefore): Promise<Loaded> {
   const { identity, created } = await loadOrCreateIdentity(store, id, now);
   const origin = identity.origin;
   const corrupt: CorruptRecord[] = [];
@@ -60,11 +61,13 @@ export async function loadReplica(store: Store, id: string, now: number, tokenWi
   }
   const state = new ReplicaState(tokenWindowMs, { topIndex });
   let slots = 0;
-  for await (const slot of store.scanSlots(onCorrupt)) {
-    state.join(slot, slot.seq);
-    slots++;
-    const touched = slot.origin === origin ? storedSeq.get(slot.key) : undefined;
-    if (touched?.has(slot.start + slot.tier) === true) touched.set(slot.start + slot.tier, slot.seq);
+  for await (const chunk of store.scanSlots(onCorrupt, skipBefore)) {
+    for (const slot of chunk) {
+      state.mergeCount(slot.origin, slot.key, slot.tier, slot.start, slot.count, slot.seq);
+      const touched = slot.origin === origin ? storedSeq.get(slot.key) : undefined;
+      if (touched?.has(slot.start + slot.tier) === true) touched.set(slot.start + slot.tier, slot.seq);
+    }
+    slots += chunk.length;
   }
   const dirtyTokens = new DirtyTokens();
   for await (const t of store.scanTokens(onCorrupt)) {
@@ -86,7 +89,8 @@ export async function loadReplica(store: Store, id: string, now: number, tokenWi
       lastAt = Math.max(lastAt, second);
       for (const tier of ALL_TIERS) {
         const start = bucketStart(tier, second);
-        if ((storedSeq.get(key)?.get(start + tier) ?? 0) >= recordSeq) continue;
+        // A skipped slot's stored seq is unknown: its bucket has expired, so it is not replayed either.
+        if (skippable(tier, start, skipBefore) || (storedSeq.get(key)?.get(start + tier) ?? 0) >= recordSeq) continue;
         state.add(origin, key, tier, start, n, recordSeq);
         dirty.mark(key, second, recordSeq);
       }

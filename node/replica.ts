@@ -23,7 +23,7 @@ import type { NodeMetrics } from './metrics.ts';
 import { loadReplica } from './replica-load.ts';
 import { RetentionClock } from './retention-clock.ts';
 import { DEFAULTS } from './config.ts';
-import { RetentionGc } from './retention-gc.ts';
+import { RetentionGc, expiryHorizons } from './retention-gc.ts';
 import { FailStopStore } from './fail-stop-store.ts';
 import type { Store } from './store.ts';
 import { StoreRecovery, reportRecoveryProblems } from './store-recovery.ts';
@@ -233,7 +233,9 @@ export class Replica {
     if (!store.isOpen) await store.open();
     let loaded: Awaited<ReturnType<typeof loadReplica>>;
     try {
-      loaded = await loadReplica(store, options.id, clock.now(), options.retention[Tier.second], options.topIndex ?? true);
+      // What the first retention pass would drop at once is not read at all (the retention clock believes the wall clock at start).
+      const now = clock.now();
+      loaded = await loadReplica(store, options.id, now, options.retention[Tier.second], options.topIndex ?? true, expiryHorizons(now, options.retention));
     } catch (error) {
       await store.close(); // leave the directory unlocked for whoever comes next
       throw error;

@@ -6,7 +6,7 @@ import type { Clock } from './clock.ts';
 import type { Logger } from './logger.ts';
 import type { NodeMetrics } from './metrics.ts';
 import { PeriodicTask } from './periodic-task.ts';
-import type { Store } from './store.ts';
+import type { SkipBefore, Store } from './store.ts';
 
 /**
  * Retention runs this far behind the clock. A count plans its buckets once and
@@ -16,6 +16,20 @@ import type { Store } from './store.ts';
  * change no answer.
  */
 const READ_GRACE_MS = 60_000;
+
+/**
+ * Per timed tier, the start of the oldest bucket a pass at `now` keeps: what
+ * start-up need not read, as the first pass would drop it at once.
+ */
+export function expiryHorizons(now: number, retention: Retention): SkipBefore {
+  const at = now - READ_GRACE_MS;
+  return {
+    [Tier.second]: horizon(Tier.second, at, retention),
+    [Tier.minute]: horizon(Tier.minute, at, retention),
+    [Tier.hour]: horizon(Tier.hour, at, retention),
+    [Tier.day]: horizon(Tier.day, at, retention),
+  };
+}
 
 /** Buckets deleted per store write: each is a few milliseconds, so hit batches queued behind it wait little. */
 const DELETE_CHUNK = 1_000;

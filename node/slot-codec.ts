@@ -71,8 +71,6 @@ export function decodeSlot(dbKey: string, dbValue: string): Slot {
   const parts = dbKey.split(SEP);
   if (parts.length < 5 || parts[0] !== 's') throw new CorruptRecordError(`slot key ${quote(dbKey)} is not "s", origin, tier, start, key separated by NUL`);
   const [, origin = '', tierText = '', startText = ''] = parts;
-  // A NUL inside the hit key splits it: join it back so keyProblem names it.
-  const key = parts.slice(4).join(SEP);
   if (!isOrigin(origin)) throw new CorruptRecordError(`slot origin ${quote(origin)} is not id#incarnation`);
   const tier = Number(tierText);
   if (!/^[0-4]$/.test(tierText) || !isTier(tier)) throw new CorruptRecordError(`slot tier ${quote(tierText)} is not one of 0-4`);
@@ -80,6 +78,12 @@ export function decodeSlot(dbKey: string, dbValue: string): Slot {
   const start = Number(startText);
   const aligned = tier === Tier.lifetime ? start === 0 : start % TIER_SIZE_MS[tier] === 0;
   if (!aligned) throw new CorruptRecordError(`slot start ${start} is not the start of a ${TIER_NAMES[tier]} bucket`);
+  // A NUL inside the hit key splits it: join it back so keyProblem names it.
+  return slotAfterPrefix(origin, tier, start, parts.slice(4).join(SEP), dbValue);
+}
+
+/** The rest of a slot once its origin, tier and start are checked: the hit key and the value. */
+function slotAfterPrefix(origin: string, tier: Tier, start: number, key: string, dbValue: string): Slot {
   const problem = keyProblem(key);
   if (problem !== undefined) throw new CorruptRecordError(`slot key ${quote(key)}: ${problem}`);
   const value = COUNT_SEQ.exec(dbValue);
@@ -89,6 +93,31 @@ export function decodeSlot(dbKey: string, dbValue: string): Slot {
   if (!Number.isSafeInteger(count)) throw new CorruptRecordError(`slot count ${quote(value[1] ?? '')} is past 2^53`);
   if (!Number.isSafeInteger(seq)) throw new CorruptRecordError(`slot seq ${quote(value[2] ?? '')} is past 2^53`);
   return { origin, key, tier, start, count, seq };
+}
+
+/**
+ * decodeSlot for a scan, which reads slots in key order: most share the one
+ * before's origin, tier and start, so that prefix is checked once and later
+ * slots only check their hit key and value. The origin is one string per
+ * origin, not one per slot: the state's map lookups then compare it by
+ * pointer. Same results and same refusals as decodeSlot.
+ */
+export class SlotDecoder {
+  private prefix = '';
+  private origin = '';
+  private tier: Tier = Tier.second;
+  private start = 0;
+
+  readonly decode = (dbKey: string, dbValue: string): Slot => {
+    if (this.prefix !== '' && dbKey.startsWith(this.prefix)) return slotAfterPrefix(this.origin, this.tier, this.start, dbKey.slice(this.prefix.length), dbValue);
+    const slot = decodeSlot(dbKey, dbValue);
+    this.prefix = slotKey(slot.origin, slot.tier, slot.start, '');
+    this.tier = slot.tier;
+    this.start = slot.start;
+    if (slot.origin === this.origin) return { ...slot, origin: this.origin }; // the string already held
+    this.origin = slot.origin;
+    return slot;
+  };
 }
 
 /** A piece of a bad record for a message: JSON-quoted (control characters escaped) and short. */

@@ -1,5 +1,5 @@
 import type { Slot } from '../crdt/slot.ts';
-import type { TimedTier } from '../crdt/tiers.ts';
+import { Tier, type TimedTier } from '../crdt/tiers.ts';
 import type { TokenChange } from '../gossip/replica-view.ts';
 import type { Observation } from '../crdt/key-tokens.ts';
 
@@ -52,6 +52,14 @@ export interface CorruptRecord {
 
 export type OnCorrupt = (record: CorruptRecord) => void;
 
+/** Per timed tier, the earliest bucket start a scan must return (the retention horizons). */
+export type SkipBefore = Readonly<Record<TimedTier, number>>;
+
+/** Whether a scan with `skipBefore` may leave out the bucket of `tier` starting at `start`. */
+export function skippable(tier: Tier, start: number, skipBefore: SkipBefore | undefined): boolean {
+  return skipBefore !== undefined && tier !== Tier.lifetime && start < skipBefore[tier];
+}
+
 /**
  * Where a replica's slots live durably. A commit is atomic: after it resolves
  * every slot and meta entry in it survives a crash of the process; after it
@@ -69,8 +77,14 @@ export interface Store {
   readonly isOpen: boolean;
   getMeta(name: string): Promise<string | undefined>;
   commit(batch: CommitBatch): Promise<void>;
-  /** Every slot, for rebuilding the in-memory state at start-up. */
-  scanSlots(onCorrupt?: OnCorrupt): AsyncIterable<Slot>;
+  /**
+   * Every slot, in chunks, for rebuilding the in-memory state at start-up.
+   * With `skipBefore`, slots of a timed tier starting before
+   * `skipBefore[tier]` may be left out unread (expired ones: retention
+   * deletes them, corrupt records among them included, without their being
+   * reported).
+   */
+  scanSlots(onCorrupt?: OnCorrupt, skipBefore?: SkipBefore): AsyncIterable<readonly Slot[]>;
   /** Every token observation, chunked and kept. */
   scanTokens(onCorrupt?: OnCorrupt): AsyncIterable<StoredToken>;
   /** Delete at most `limit` chunks of token observations all made before `at` (kept tokens stay); resolves with how many went. */

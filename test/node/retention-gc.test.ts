@@ -32,7 +32,7 @@ describe('retention', () => {
     const gc = new RetentionGc({ state, store, retention: DEFAULT_RETENTION, clock: { now: () => now }, intervalMs: 1e9, logger, metrics: undefined });
     expect(await gc.runOnce()).toBe(2_500);
     const left: Slot[] = [];
-    for await (const s of store.scanSlots()) left.push(s);
+    for await (const chunk of store.scanSlots()) left.push(...chunk);
     expect(left).toEqual([slots.at(-1)]);
     expect(Math.max(...writes)).toBeLessThanOrEqual(1_000);
     expect(writes.filter((n) => n > 0)).toEqual([1_000, 1_000, 500]);

@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { Tier, type TimedTier } from '../../crdt/tiers.ts';
 import { decodeLogEntry, decodeLogRecord } from '../../node/log-record.ts';
-import { decodeSlot, logKey, logSeq, padStart, slotKey, slotValue } from '../../node/slot-codec.ts';
+import { SlotDecoder, decodeSlot, logKey, logSeq, padStart, slotKey, slotValue } from '../../node/slot-codec.ts';
 import { CorruptRecordError, shorten } from '../../node/store.ts';
 
 const NUL = '\u0000';
@@ -111,6 +111,53 @@ describe('decodeSlot', () => {
     );
     // The success branch was exercised, not only the refusals (about 60 of 3,000 runs decode; 20 leaves room for the seed).
     expect(decoded).toBeGreaterThan(20);
+  });
+});
+
+describe('SlotDecoder', () => {
+  it('decodes a scan exactly as decodeSlot does each record, refusals and their reasons included', () => {
+    // Few prefixes (good and bad), so that many records share the one before's; keys and values good and bad.
+    const prefix = fc.constantFrom(
+      ['n1#aa', '0', padStart(1_000)],
+      ['n1#aa', '0', padStart(2_000)],
+      ['n1#aa', '1', padStart(60_000)],
+      ['n1#aa', '1', padStart(90_000)],
+      ['n1#aa', '4', padStart(0)],
+      ['n1#ab', '0', padStart(1_000)],
+      ['n1\u0000#aa', '0', padStart(1_000)],
+      ['n1#aa', '5', padStart(1_000)],
+      ['n1#aa', '0', '1000'],
+    );
+    const hitKey = fc.oneof(fc.constantFrom('home', 'ünï', 'a\u0007b', `a${NUL}b`, '', 'k'.repeat(257)), fc.string({ minLength: 1, maxLength: 6 }));
+    const value = fc.oneof(fc.tuple(fc.maxSafeNat(), fc.maxSafeNat()).map(([c, q]) => `${c}:${q}`), fc.constantFrom('01:1', '1', '9007199254740993:1', ''));
+    const entry = fc.tuple(prefix, hitKey, value).map(([[o, t, st], k, v]) => [key(o, t, st, k), v] as const);
+    let sharedPrefixes = 0;
+    fc.assert(
+      fc.property(fc.array(entry, { maxLength: 60 }), (entries) => {
+        const decoder = new SlotDecoder();
+        const sorted = [...entries].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+        let previousOrigin: string | undefined;
+        for (const [dbKey, dbValue] of sorted) {
+          const outcome = (decode: (k: string, v: string) => unknown): unknown => {
+            try {
+              return decode(dbKey, dbValue);
+            } catch (error) {
+              expect(error).toBeInstanceOf(CorruptRecordError);
+              return (error as Error).message;
+            }
+          };
+          const got = outcome(decoder.decode);
+          expect(got).toEqual(outcome(decodeSlot));
+          if (typeof got === 'object' && got !== null) {
+            const { origin } = got as { origin: string };
+            if (origin === previousOrigin) sharedPrefixes++;
+            previousOrigin = origin;
+          }
+        }
+      }),
+      { numRuns: 500 },
+    );
+    expect(sharedPrefixes).toBeGreaterThan(100);
   });
 });
 

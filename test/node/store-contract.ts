@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Slot } from '../../crdt/slot.ts';
-import { Tier } from '../../crdt/tiers.ts';
+import { TIER_SIZE_MS, Tier } from '../../crdt/tiers.ts';
+import { mulberry32 } from '../../gossip/random.ts';
 import { logKey, slotKey } from '../../node/slot-codec.ts';
 import { shorten, type CorruptRecord, type LogRecord, type Store, type StoredToken } from '../../node/store.ts';
 
@@ -37,12 +38,12 @@ const PLANTED: readonly Planted[] = [
 ];
 
 /** One contract, run against every Store: `make` gives a fresh store and its data's other handles. */
-export function storeContract(name: string, make: () => Promise<ContractStore>): void {
+export function storeContract(name: string, make: () => Promise<ContractStore>, options: { readonly seeksPastSkipped?: boolean } = {}): void {
   const slot = (over: Partial<Slot>): Slot => ({ origin: ORIGIN, key: 'home', tier: Tier.second, start: 1_000, count: 1, seq: 1, ...over });
 
   async function collect(store: Store): Promise<Slot[]> {
     const out: Slot[] = [];
-    for await (const s of store.scanSlots()) out.push(s);
+    for await (const chunk of store.scanSlots()) out.push(...chunk);
     return out;
   }
 
@@ -128,6 +129,53 @@ export function storeContract(name: string, make: () => Promise<ContractStore>):
       }
     });
 
+    it('a scan with skipBefore returns every slot not before its tier\'s limit, across chunks and origins, and still reports corrupt records it reads', async () => {
+      const { store, reopen, plantRaw, cleanup } = await make();
+      try {
+        await store.open();
+        const random = mulberry32(11);
+        const origins = ['a1#aa', 'n1#aa', 'z9#zz'];
+        const all: Slot[] = [];
+        for (const origin of origins) {
+          for (let i = 0; i < 1_800; i++) {
+            const tier = Math.floor(random() * 5) as Tier;
+            const start = tier === Tier.lifetime ? 0 : Math.floor(random() * 40) * TIER_SIZE_MS[tier];
+            all.push(slot({ origin, key: `k${i}`, tier, start, count: i + 1, seq: i }));
+          }
+        }
+        await store.commit({ slots: all, meta: new Map() });
+        await store.close();
+        const skipBefore = { [Tier.second]: 20_000, [Tier.minute]: 30 * 60_000, [Tier.hour]: 0, [Tier.day]: 40 * 86_400_000 };
+        // One bad record among the kept, one among the skipped (never read, so never reported).
+        await plantRaw('slot', slotKey('n1#aa', Tier.second, 25_000, 'bad\u0007'), '1:1');
+        await plantRaw('slot', slotKey('n1#aa', Tier.second, 5_000, 'bad\u0007'), '1:1');
+        const again = reopen();
+        await again.open();
+        const reports: CorruptRecord[] = [];
+        const got: Slot[] = [];
+        for await (const chunk of again.scanSlots((r) => reports.push(r), skipBefore)) got.push(...chunk);
+        const expected = all.filter((s) => s.tier === Tier.lifetime || s.start >= skipBefore[s.tier]);
+        expect(expected.length).toBeGreaterThan(1_000);
+        expect(expected.length).toBeLessThan(all.length - 1_000);
+        expect(new Set(got.map((s) => slotKey(s.origin, s.tier, s.start, s.key)))).toEqual(new Set(expected.map((s) => slotKey(s.origin, s.tier, s.start, s.key))));
+        expect(got).toHaveLength(expected.length);
+        for (const s of got) expect(s).toEqual(expected.find((e) => e.origin === s.origin && e.key === s.key && e.tier === s.tier && e.start === s.start));
+        // LevelDB seeks past a skipped range unread; the memory store reads it and filters.
+        const kept = shorten(slotKey('n1#aa', Tier.second, 25_000, 'bad\u0007'), 200);
+        const skipped = shorten(slotKey('n1#aa', Tier.second, 5_000, 'bad\u0007'), 200);
+        expect(reports.map((r) => r.key)).toEqual(options.seeksPastSkipped ? [kept] : [skipped, kept]);
+        // Without it, every slot and both bad records.
+        const everything: Slot[] = [];
+        const allReports: CorruptRecord[] = [];
+        for await (const chunk of again.scanSlots((r) => allReports.push(r))) everything.push(...chunk);
+        expect(everything).toHaveLength(all.length);
+        expect(allReports).toHaveLength(2);
+        await again.close();
+      } finally {
+        await cleanup();
+      }
+    });
+
     it('a store holding corrupt slot and log records opens, yields every good record and reports each bad one once per scan', async () => {
       const { store, reopen, cleanup, plantRaw } = await make();
       try {
@@ -142,7 +190,7 @@ export function storeContract(name: string, make: () => Promise<ContractStore>):
         for (let scan = 0; scan < 2; scan++) {
           const reports: CorruptRecord[] = [];
           const slots: Slot[] = [];
-          for await (const s of again.scanSlots((r) => reports.push(r))) slots.push(s);
+          for await (const chunk of again.scanSlots((r) => reports.push(r))) slots.push(...chunk);
           const records: LogRecord[] = [];
           for await (const r of again.scanLog((c) => reports.push(c))) records.push(r);
           expect(slots).toHaveLength(good.length);
