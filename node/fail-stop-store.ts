@@ -69,6 +69,10 @@ export class FailStopStore implements Store {
     return this.inner.scanSlots(onCorrupt, skipBefore);
   }
 
+  slotOrigins(): Promise<readonly string[]> {
+    return this.inner.slotOrigins();
+  }
+
   scanTokens(onCorrupt?: OnCorrupt): AsyncIterable<StoredToken> {
     return this.inner.scanTokens(onCorrupt);
   }

@@ -2,7 +2,7 @@ import { Level } from 'level';
 import type { Slot } from '../crdt/slot.ts';
 import type { TimedTier } from '../crdt/tiers.ts';
 import { decodeLogEntry } from './log-record.ts';
-import { LOG_RANGE, META_PREFIX, SLOT_RANGE, SlotDecoder, logKey, padStart, slotKey, slotValue, tierPrefix } from './slot-codec.ts';
+import { LOG_RANGE, META_PREFIX, SLOT_RANGE, SlotDecoder, logKey, pastOrigin, slotKeyOrigin, padStart, slotKey, slotValue, tierPrefix } from './slot-codec.ts';
 import { KEPT_TOKEN_RANGE, TOKEN_CHUNK_RANGE, decodeKeptToken, decodeTokenChunk, keptTokenEntry, tokenChunkEntry, tokenChunkLimit } from './token-codec.ts';
 import { recoveryProblems } from './leveldb-info-log.ts';
 import { StoreError, decodeOrReport, skippable, type CommitBatch, type SkipBefore, type LogRecord, type OnCorrupt, type Store, type StoredToken } from './store.ts';
@@ -134,6 +134,17 @@ export class LevelStore implements Store {
     } finally {
       await next.catch(() => undefined);
       await iterator.close();
+    }
+  }
+
+  async slotOrigins(): Promise<readonly string[]> {
+    const origins: string[] = [];
+    for (let from: string = SLOT_RANGE.gte; ; ) {
+      const [key] = await this.db.keys({ gte: from, lt: SLOT_RANGE.lt, limit: 1 }).all();
+      if (key === undefined) return origins;
+      const origin = slotKeyOrigin(key);
+      origins.push(origin);
+      from = pastOrigin(origin);
     }
   }
 

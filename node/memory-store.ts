@@ -1,7 +1,7 @@
 import type { Slot } from '../crdt/slot.ts';
 import type { TimedTier } from '../crdt/tiers.ts';
 import { decodeLogEntry } from './log-record.ts';
-import { LOG_RANGE, META_PREFIX, SLOT_RANGE, decodeSlot, logKey, padStart, slotKey, slotValue, tierPrefix } from './slot-codec.ts';
+import { LOG_RANGE, META_PREFIX, SLOT_RANGE, decodeSlot, logKey, slotKeyOrigin, padStart, slotKey, slotValue, tierPrefix } from './slot-codec.ts';
 import { KEPT_TOKEN_RANGE, TOKEN_CHUNK_RANGE, decodeKeptToken, decodeTokenChunk, keptTokenEntry, tokenChunkEntry, tokenChunkLimit } from './token-codec.ts';
 import { decodeOrReport, skippable, type CommitBatch, type SkipBefore, type CorruptRecord, type LogRecord, type OnCorrupt, type Store, type StoredToken } from './store.ts';
 
@@ -132,6 +132,13 @@ export class MemoryStore implements Store {
     }
     await Promise.resolve();
     if (slots.length > 0) yield slots;
+  }
+
+  slotOrigins(): Promise<readonly string[]> {
+    this.assertOpen();
+    const origins = new Set<string>();
+    for (const [key] of this.entries(SLOT_RANGE)) origins.add(slotKeyOrigin(key));
+    return Promise.resolve([...origins]);
   }
 
   async *scanTokens(onCorrupt?: OnCorrupt): AsyncIterable<StoredToken> {

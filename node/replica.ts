@@ -250,9 +250,8 @@ export class Replica {
     metrics?.keys.set(state.keyCount);
     logger.info({ origin: identity.origin, created, slots, replayed, corrupt: corrupt.length, keys: state.keyCount, seq }, created ? 'new replica created' : 'replica reopened');
     await replica.checkpointer.run();
-    await replica.gc.runOnce();
     replica.checkpointer.start();
-    replica.gc.start();
+    replica.gc.start(); // its first pass in the background: what it would drop from memory was never loaded
     return replica;
   }
 

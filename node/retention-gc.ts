@@ -59,13 +59,20 @@ export class RetentionGc {
     }, deps.intervalMs);
   }
 
+  /** Run on the timer, with a first pass now (in the background: after a long stop, deleting what expired is many store writes). */
   start(): void {
     this.task.start();
+    void this.task.run();
   }
 
-  stop(): Promise<void> {
-    return this.task.stop();
+  /** Stop the timer; a pass under way ends at its next store write (what it left is deleted by a later pass). */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    await this.task.stop();
+    await this.pass?.catch(() => undefined);
   }
+
+  private stopping = false;
 
   private pass: Promise<number> | undefined;
 
@@ -98,14 +105,16 @@ export class RetentionGc {
       // In slices, with the event loop between them: a pass over every key must not stall the requests.
       for (const sofar of state.expireInSlices(now, retention, () => void tokens++)) {
         dropped = sofar;
+        if (this.stopping) break;
         await new Promise((resolve) => setImmediate(resolve));
       }
       // Chunks hold observations by time; those of tokens kept for good are in records of their own.
       const limit = tokenDropLimit(horizon(Tier.second, now, retention));
-      while ((await store.deleteTokensBefore(limit, DELETE_CHUNK)) === DELETE_CHUNK);
-      for (const origin of state.origins()) {
+      while (!this.stopping && (await store.deleteTokensBefore(limit, DELETE_CHUNK)) === DELETE_CHUNK);
+      // Every origin the store holds, not only memory's: one whose every bucket had expired at start-up was never loaded.
+      for (const origin of await store.slotOrigins()) {
         for (const tier of TIMED_TIERS) {
-          while ((await store.deleteBefore(origin, tier, horizon(tier, now, retention), DELETE_CHUNK)) === DELETE_CHUNK);
+          while (!this.stopping && (await store.deleteBefore(origin, tier, horizon(tier, now, retention), DELETE_CHUNK)) === DELETE_CHUNK);
         }
       }
       metrics?.expiredBuckets.inc(dropped);

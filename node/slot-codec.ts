@@ -52,6 +52,17 @@ export function logSeq(dbKey: string): number {
   return seq;
 }
 
+/** The origin part of a raw slot key (all of it after "s" NUL when it has no second NUL). */
+export function slotKeyOrigin(dbKey: string): string {
+  const end = dbKey.indexOf(SEP, SLOT_PREFIX.length);
+  return dbKey.slice(SLOT_PREFIX.length, end < 0 ? undefined : end);
+}
+
+/** The least db key past every slot key of `origin`: NUL ends an origin, and \u0001 sorts right after it. */
+export function pastOrigin(origin: string): string {
+  return `${SLOT_PREFIX}${origin}\u0001`;
+}
+
 export const LOG_RANGE = { gte: LOG_PREFIX, lt: `l${String.fromCharCode(1)}` } as const;
 
 export const SLOT_RANGE = { gte: SLOT_PREFIX, lt: `s${String.fromCharCode(1)}` } as const;

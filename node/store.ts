@@ -85,6 +85,13 @@ export interface Store {
    * reported).
    */
   scanSlots(onCorrupt?: OnCorrupt, skipBefore?: SkipBefore): AsyncIterable<readonly Slot[]>;
+  /**
+   * Every origin the slots held name, found by seeking from one to the next
+   * (a few reads, not a scan): retention deletes by origin, and an origin
+   * whose every bucket expired is held by no one in memory. A corrupt key's
+   * origin part is listed as it is.
+   */
+  slotOrigins(): Promise<readonly string[]>;
   /** Every token observation, chunked and kept. */
   scanTokens(onCorrupt?: OnCorrupt): AsyncIterable<StoredToken>;
   /** Delete at most `limit` chunks of token observations all made before `at` (kept tokens stay); resolves with how many went. */

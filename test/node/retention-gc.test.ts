@@ -1,11 +1,13 @@
 import { pino } from 'pino';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { DEFAULT_RETENTION } from '../../crdt/retention.ts';
 import { ReplicaState } from '../../crdt/replica-state.ts';
 import { Tier } from '../../crdt/tiers.ts';
 import { planWindow } from '../../crdt/window-plan.ts';
 import { MemoryStore } from '../../node/memory-store.ts';
 import { RetentionGc } from '../../node/retention-gc.ts';
+import { ManualClock } from '../../node/clock.ts';
+import { Replica } from '../../node/replica.ts';
 import type { Slot } from '../../crdt/slot.ts';
 
 const logger = pino({ level: 'silent' });
@@ -36,6 +38,48 @@ describe('retention', () => {
     expect(left).toEqual([slots.at(-1)]);
     expect(Math.max(...writes)).toBeLessThanOrEqual(1_000);
     expect(writes.filter((n) => n > 0)).toEqual([1_000, 1_000, 500]);
+  });
+
+  it('a replica opens without waiting for the store to delete what expired while it was down, and close cuts that deletion short', async () => {
+    const clock = new ManualClock(Date.UTC(2026, 10, 28, 12));
+    const store = new MemoryStore();
+    await store.open();
+    const old = clock.now() - 3 * 3_600_000;
+    const expired: Slot[] = [];
+    for (let i = 0; i < 5_000; i++) expired.push({ origin: 'n1#aa', key: `k${i}`, tier: Tier.second, start: old - (old % 1000), count: 1, seq: 1 });
+    await store.commit({ slots: expired, meta: new Map() });
+    // Each delete waits until the test lets it go: a slow disk.
+    const deletes: (() => void)[] = [];
+    const original = store.deleteBefore.bind(store);
+    store.deleteBefore = async (...args) => {
+      await new Promise<void>((resolve) => deletes.push(resolve));
+      return original(...args);
+    };
+    const replica = await Replica.open({ store, id: 'n1', retention: DEFAULT_RETENTION, clock, logger, gcIntervalMs: 1e9 });
+    // Open, with the deletion waiting on its first write.
+    await vi.waitFor(() => expect(deletes.length).toBeGreaterThan(0));
+    expect(replica.isAccepting).toBe(true);
+    deletes.shift()?.(); // one write of 1,000 goes through
+    await vi.waitFor(() => expect(deletes.length).toBeGreaterThan(0));
+    let closed = false;
+    const closing = replica.close().then(() => (closed = true));
+    let afterClose = 0;
+    while (!closed) {
+      const next = deletes.shift();
+      if (next !== undefined) {
+        next();
+        afterClose++;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    await closing;
+    // The write under way when close began, and at most one started before the pass heard of it.
+    expect(afterClose).toBeLessThanOrEqual(2);
+    await store.open();
+    const left: Slot[] = [];
+    for await (const chunk of store.scanSlots()) left.push(...chunk);
+    const stillExpired = left.filter((slot) => slot.tier === Tier.second && slot.start < clock.now() - 2 * 3_600_000).length;
+    expect(stillExpired).toBe(5_000 - 1_000 * (1 + afterClose)); // a later pass deletes the rest
   });
 
   it('expires a big state in slices, with the event loop running between them', async () => {

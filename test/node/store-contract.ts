@@ -176,6 +176,24 @@ export function storeContract(name: string, make: () => Promise<ContractStore>, 
       }
     });
 
+    it('slotOrigins lists every origin with a slot once, origins that are prefixes of others and a corrupt key\'s included', async () => {
+      const { store, reopen, plantRaw, cleanup } = await make();
+      try {
+        await store.open();
+        expect(await store.slotOrigins()).toEqual([]);
+        const origins = ['ab#x', 'ab#xy', 'a#b', 'b#a', 'ab#x0'];
+        await store.commit({ slots: origins.flatMap((origin) => [slot({ origin }), slot({ origin, key: 'z', tier: Tier.lifetime, start: 0 })]), meta: new Map([['seq', '1']]) });
+        await store.close();
+        await plantRaw('slot', 's\u0000bad\u0007origin', '1:1');
+        const again = reopen();
+        await again.open();
+        expect([...(await again.slotOrigins())].sort()).toEqual([...origins, 'bad\u0007origin'].sort());
+        await again.close();
+      } finally {
+        await cleanup();
+      }
+    });
+
     it('a store holding corrupt slot and log records opens, yields every good record and reports each bad one once per scan', async () => {
       const { store, reopen, cleanup, plantRaw } = await make();
       try {
