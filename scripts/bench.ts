@@ -2,7 +2,7 @@
  * npm run bench: the server on one core, the load generator on the other, a
  * bare fastify server as the ceiling in the same run, and ratios against it.
  *
- *   npm run bench -- [--duration 5] [--rounds 5] [--connections 64] [--only hit,batch,count,rss,cluster,fsync,join,reads,ack,idempotency,top,msgpack] [--json out.json]
+ *   npm run bench -- [--duration 5] [--rounds 5] [--connections 64] [--only hit,batch,count,rss,cluster,fsync,join,reads,ack,idempotency,top,msgpack,startup] [--startup-keys 1000000] [--json out.json]
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -20,13 +20,15 @@ import { benchAck } from './bench/ack.ts';
 import { benchIdempotency } from './bench/idempotency.ts';
 import { benchTop } from './bench/top.ts';
 import { benchMsgpack } from './bench/msgpack.ts';
+import { benchStartup } from './bench/startup.ts';
 import { describeProfile, mainProfile, summarizeProfile, type ProfileSummary } from './bench/profile.ts';
 
 const { values } = parseArgs({
   options: {
     duration: { type: 'string', default: '5' },
     connections: { type: 'string', default: '64' },
-    only: { type: 'string', default: 'hit,batch,count,rss,cluster,fsync,join,reads,ack,idempotency,top,msgpack' },
+    only: { type: 'string', default: 'hit,batch,count,rss,cluster,fsync,join,reads,ack,idempotency,top,msgpack,startup' },
+    'startup-keys': { type: 'string', default: '1000000' },
     json: { type: 'string' },
     rounds: { type: 'string', default: '5' },
   },
@@ -280,6 +282,7 @@ try {
   if (only.has('idempotency')) report.idempotency = await benchIdempotency({ work, serverCpu: SERVER_CPU, loadCpu: LOAD_CPU, durationS, connections, rounds, say });
   if (only.has('top')) report.top = await benchTop({ work, serverCpu: SERVER_CPU, loadCpu: LOAD_CPU, durationS, connections, rounds, say });
   if (only.has('msgpack')) report.msgpack = benchMsgpack({ cpu: SERVER_CPU, rounds, say });
+  if (only.has('startup')) report.startup = await benchStartup({ work, serverCpu: SERVER_CPU, loadCpu: LOAD_CPU, durationS, connections, rounds, say, keys: Number(values['startup-keys']) });
   if (only.has('fsync')) report.fsync = await benchFsync({ work, serverCpu: SERVER_CPU, loadCpu: LOAD_CPU, durationS, connections, rounds, say });
   if (values.json !== undefined) writeFileSync(values.json, JSON.stringify(report, null, 2));
 } finally {
