@@ -61,11 +61,12 @@ export class RetentionGc {
 
   /** Run on the timer, with a first pass now (in the background: after a long stop, deleting what expired is many store writes). */
   start(): void {
+    this.stopping = false;
     this.task.start();
     void this.task.run();
   }
 
-  /** Stop the timer; a pass under way ends at its next store write (what it left is deleted by a later pass). */
+  /** Stop the timer; a pass under way ends at its next store write (what it left is deleted by a later pass, after start). */
   async stop(): Promise<void> {
     this.stopping = true;
     await this.task.stop();

@@ -22,6 +22,7 @@ import { benchTop } from './bench/top.ts';
 import { benchMsgpack } from './bench/msgpack.ts';
 import { benchStartup } from './bench/startup.ts';
 import { describeProfile, mainProfile, summarizeProfile, type ProfileSummary } from './bench/profile.ts';
+import { fmt } from './bench/format.ts';
 
 const { values } = parseArgs({
   options: {
@@ -124,8 +125,6 @@ async function compare(
   }
   return runs.map(median);
 }
-
-const fmt = (n: number, digits = 0): string => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 const describe = (r: Measured): string =>
   `${fmt(r.rps)} req/s  p50 ${fmt(r.p50Ms, 2)} ms  p99 ${fmt(r.p99Ms, 2)} ms  server ${fmt(r.serverUsPerRequest, 1)} µs CPU/req  (${r.tool} used ${fmt(r.loadCpu * 100)}% of a core)`;
 

@@ -10,6 +10,7 @@
 import { join } from 'node:path';
 import { runLoad, type LoadResult } from './load.ts';
 import { freePort, startPinned, type RowOptions, type Server } from './processes.ts';
+import { fmt } from './format.ts';
 
 /** `work` is the disk whose fsync is measured. */
 export type FsyncBenchOptions = RowOptions;
@@ -122,8 +123,6 @@ async function storeFigures(server: Server): Promise<{ batches: number; hits: nu
   };
   return { batches: value('hitmesh_store_batch_hits_count'), hits: value('hitmesh_store_batch_hits_sum'), writeSeconds: value('hitmesh_store_write_duration_seconds_sum') };
 }
-
-const fmt = (n: number, digits = 0): string => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 
 function line(s: FsyncSide): string {
   return `${fmt(s.rps)} hits/s  p50 ${fmt(s.p50Ms, 2)} ms  p99 ${fmt(s.p99Ms, 2)} ms  ${fmt(s.hitsPerBatch, 1)} hits/batch  ${fmt(s.writeMsPerBatch, 3)} ms/batch write`;

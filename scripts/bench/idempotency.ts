@@ -20,6 +20,7 @@ import autocannon from 'autocannon';
 import { count, gossipBytesOut, startCluster, stopCluster, waitForMesh } from './cluster.ts';
 import { hasWrk } from './load.ts';
 import { cpuSeconds, freePort, startPinned, type RowOptions, type Server } from './processes.ts';
+import { fmt } from './format.ts';
 
 export type IdempotencyBenchOptions = RowOptions;
 
@@ -233,8 +234,6 @@ async function gossipBytes(options: IdempotencyBenchOptions): Promise<Record<'no
     await stopCluster(nodes);
   }
 }
-
-const fmt = (n: number, digits = 0): string => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 
 function line(s: Side): string {
   const { median: m, min, max } = s;

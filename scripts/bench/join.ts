@@ -8,6 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort, startPinned, type Server } from './processes.ts';
+import { fmt } from './format.ts';
 
 export interface JoinResult {
   readonly keys: number;
@@ -187,7 +188,6 @@ export async function joinBench(dataRoot: string, cpus: { readonly source: numbe
 
 /** The report lines of a run. */
 export function describeJoin(r: JoinResult): string[] {
-  const fmt = (n: number, digits = 0): string => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
   const mb = (bytes: number): string => fmt(bytes / 2 ** 20, 1);
   return [
     `Join: a new empty node gets all of a node holding ${fmt(r.keys)} keys hit once each (${fmt(r.slots)} slots)`,

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { runLoad, type LoadResult } from './load.ts';
 import { freePort, rssMb, startPinned, waitForIdle, type RowOptions } from './processes.ts';
 import { seedHistory } from './seed.ts';
+import { fmt } from './format.ts';
 
 export interface StartupSide {
   readonly days: number;
@@ -52,5 +53,3 @@ export async function benchStartup(options: RowOptions & { readonly keys: number
   }
   return sides;
 }
-
-const fmt = (n: number, digits = 0): string => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
