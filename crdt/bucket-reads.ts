@@ -19,8 +19,8 @@ export function coarseIndex(tier: Tier, start: number): number {
 /**
  * A plan's buckets compiled for reading: runs of consecutive map keys, in
  * the keys KeyBuckets stores them under, worked out once per plan instead of
- * once per bucket per count. A sum steps through each run's keys, or, for a
- * key holding few buckets, walks what it holds and keeps those in a run.
+ * once per bucket per count. A sum finds each run's first key in a key's
+ * sorted buckets and walks on to the run's end (see sorted-pairs.ts).
  */
 export interface BucketReads {
   /** The planned seconds as inclusive [first, last] second-index pairs, flat (a run's keys step by 1). */
@@ -65,19 +65,4 @@ function extendRun(runs: number[], index: number, step: number): void {
   const last = runs.length - 1;
   if (last > 0 && runs[last] === index - step) runs[last] = index;
   else runs.push(index, index);
-}
-
-/** Whether second index `index` lies in one of `runs`. */
-export function inSecondRuns(runs: readonly number[], index: number): boolean {
-  for (let i = 0; i < runs.length; i += 2) if (index >= (runs[i] as number) && index <= (runs[i + 1] as number)) return true;
-  return false;
-}
-
-/** Whether coarse index `index` is one of the buckets of `runs`: in a run's bounds, and of its tier (the low two bits). */
-export function inCoarseRuns(runs: readonly number[], index: number): boolean {
-  for (let i = 0; i < runs.length; i += 2) {
-    const first = runs[i] as number;
-    if (index >= first && index <= (runs[i + 1] as number) && (index & 3) === (first & 3)) return true;
-  }
-  return false;
 }

@@ -1,19 +1,8 @@
-import { SECOND_EPOCH_S, coarseIndex, inCoarseRuns, inSecondRuns, secondIndex, type BucketReads } from './bucket-reads.ts';
+import { SECOND_EPOCH_S, coarseIndex, secondIndex, type BucketReads } from './bucket-reads.ts';
+import { dropPairs, pairGet, pairSet, sumRuns, type SortedPairs } from './sorted-pairs.ts';
 import { TIER_SIZE_MS, Tier } from './tiers.ts';
 
 export { EARLIEST_MS, SECOND_EPOCH_S, coarseIndex, secondIndex } from './bucket-reads.ts';
-
-/**
- * A key holding fewer than this many buckets per planned bucket is read by
- * walking what it holds rather than looking up every planned one: a walk
- * reads one map's entries in order, each lookup lands somewhere else in
- * memory, and a key read among ten thousand is not in the cache. Measured in
- * the count bench (10,000 keys, 30 days, ~70 coarse buckets a key), paired
- * rounds of the 30-day window: 56, 73, 73 µs of CPU a request walking
- * against 65, 80, 75 µs looking up (a microbenchmark on warm maps said the
- * opposite; the bench is what counts).
- */
-const WALK_PER_LOOKUP = 3;
 
 /**
  * Per origin, what every replica can compare cheaply: `digest`, an order-free
@@ -39,12 +28,15 @@ export interface OriginSummary {
  * anti-entropy filters on.
  */
 export class KeyBuckets {
-  readonly seconds = new Map<number, number>();
-  readonly coarse = new Map<number, number>();
+  // Made on a key's first bucket of each kind: a key holding only its lifetime (most keys, past the finer tiers' retention) holds no array.
+  private seconds: SortedPairs | undefined;
+  private coarse: SortedPairs | undefined;
   lifetime = 0;
   lastSeq = 0;
 
   constructor(
+    /** The origin whose buckets these are ('' for sums over origins). */
+    readonly origin: string,
     private readonly keyHash: number,
     private readonly summary: OriginSummary,
   ) {}
@@ -63,32 +55,32 @@ export class KeyBuckets {
   }
 
   get(tier: Tier, start: number): number {
-    if (tier === Tier.second) return this.seconds.get(secondIndex(start)) ?? 0;
+    if (tier === Tier.second) return pairGet(this.seconds, secondIndex(start));
     if (tier === Tier.lifetime) return this.lifetime;
-    return this.coarse.get(coarseIndex(tier, start)) ?? 0;
+    return pairGet(this.coarse, coarseIndex(tier, start));
   }
 
   set(tier: Tier, start: number, count: number): void {
-    if (tier === Tier.second) this.seconds.set(secondIndex(start), count);
+    if (tier === Tier.second) this.seconds = pairSet(this.seconds, secondIndex(start), count);
     else if (tier === Tier.lifetime) this.setLifetime(count);
-    else this.coarse.set(coarseIndex(tier, start), count);
+    else this.coarse = pairSet(this.coarse, coarseIndex(tier, start), count);
   }
 
-  /**
-   * The sum of the buckets `reads` names: per map, a lookup per planned
-   * bucket, or a walk over the buckets held when there are few enough.
-   */
+  /** How many second buckets, and how many minute, hour and day buckets, are held. */
+  get secondCount(): number {
+    return (this.seconds?.length ?? 0) / 2;
+  }
+
+  get coarseCount(): number {
+    return (this.coarse?.length ?? 0) / 2;
+  }
+
+  /** The sum of the buckets `reads` names: per run, a binary search and a walk over the buckets held in it. */
   sum(reads: BucketReads): number {
     let total = reads.lifetime ? this.lifetime : 0;
     const { seconds, coarse } = this;
-    if (seconds.size > 0 && reads.secondCount > 0) {
-      if (seconds.size >= reads.secondCount * WALK_PER_LOOKUP) total += lookUpRuns(seconds, reads.secondRuns, 1);
-      else for (const [index, count] of seconds) if (inSecondRuns(reads.secondRuns, index)) total += count;
-    }
-    if (coarse.size > 0 && reads.coarseCount > 0) {
-      if (coarse.size >= reads.coarseCount * WALK_PER_LOOKUP) total += lookUpRuns(coarse, reads.coarseRuns, 4);
-      else for (const [index, count] of coarse) if (inCoarseRuns(reads.coarseRuns, index)) total += count;
-    }
+    if (seconds !== undefined && reads.secondCount > 0) total += sumRuns(seconds, reads.secondRuns, 1);
+    if (coarse !== undefined && reads.coarseCount > 0) total += sumRuns(coarse, reads.coarseRuns, 4);
     return total;
   }
 
@@ -97,15 +89,17 @@ export class KeyBuckets {
   }
 
   get size(): number {
-    return this.seconds.size + this.coarse.size + (this.lifetime > 0 ? 1 : 0);
+    return this.secondCount + this.coarseCount + (this.lifetime > 0 ? 1 : 0);
   }
 
   /** Every bucket as (tier, start, count). */
   *entries(): IterableIterator<[Tier, number, number]> {
-    for (const [index, count] of this.seconds) yield [Tier.second, (index + SECOND_EPOCH_S) * 1000, count];
-    for (const [index, count] of this.coarse) {
+    yield* this.secondEntries();
+    const coarse = this.coarse ?? [];
+    for (let at = 0; at < coarse.length; at += 2) {
+      const index = coarse[at] as number;
       const tier = (((index % 4) + 4) % 4) as Exclude<Tier, 0 | 4>;
-      yield [tier, ((index - tier) / 4) * TIER_SIZE_MS[tier], count];
+      yield [tier, ((index - tier) / 4) * TIER_SIZE_MS[tier], coarse[at + 1] as number];
     }
     if (this.lifetime > 0) yield [Tier.lifetime, 0, this.lifetime];
   }
@@ -120,28 +114,41 @@ export class KeyBuckets {
    */
   *entriesCoarseFirst(): IterableIterator<[Tier, number, number]> {
     for (const tier of [Tier.day, Tier.hour, Tier.minute] as const) {
-      for (const [index, count] of this.coarse) if ((((index % 4) + 4) % 4) === tier) yield [tier, ((index - tier) / 4) * TIER_SIZE_MS[tier], count];
+      const coarse = this.coarse ?? [];
+      for (let at = 0; at < coarse.length; at += 2) {
+        const index = coarse[at] as number;
+        if ((((index % 4) + 4) % 4) === tier) yield [tier, ((index - tier) / 4) * TIER_SIZE_MS[tier], coarse[at + 1] as number];
+      }
     }
-    for (const [index, count] of this.seconds) yield [Tier.second, (index + SECOND_EPOCH_S) * 1000, count];
+    yield* this.secondEntries();
     if (this.lifetime > 0) yield [Tier.lifetime, 0, this.lifetime];
+  }
+
+  private *secondEntries(): IterableIterator<[Tier, number, number]> {
+    const seconds = this.seconds ?? [];
+    for (let at = 0; at < seconds.length; at += 2) yield [Tier.second, ((seconds[at] as number) + SECOND_EPOCH_S) * 1000, seconds[at + 1] as number];
+  }
+
+  /** Copy the arrays at their exact length (an array grown by pushes keeps spare room). */
+  trim(): void {
+    if (this.seconds !== undefined) this.seconds = this.seconds.slice();
+    if (this.coarse !== undefined) this.coarse = this.coarse.slice();
   }
 
   /** Drop buckets that start before their tier's horizon; returns how many. */
   dropBefore(horizons: readonly number[]): number {
     let dropped = 0;
     const secondLimit = (horizons[Tier.second] ?? -Infinity) / 1000 - SECOND_EPOCH_S;
-    for (const index of this.seconds.keys()) {
-      if (index < secondLimit) {
-        this.seconds.delete(index);
-        dropped++;
-      }
+    if (this.seconds !== undefined) {
+      dropped += dropPairs(this.seconds, (index) => index < secondLimit);
+      if (this.seconds.length === 0) this.seconds = undefined;
     }
-    for (const index of this.coarse.keys()) {
-      const tier = (((index % 4) + 4) % 4) as Exclude<Tier, 0 | 4>;
-      if (((index - tier) / 4) * TIER_SIZE_MS[tier] < (horizons[tier] ?? -Infinity)) {
-        this.coarse.delete(index);
-        dropped++;
-      }
+    if (this.coarse !== undefined) {
+      dropped += dropPairs(this.coarse, (index) => {
+        const tier = (((index % 4) + 4) % 4) as Exclude<Tier, 0 | 4>;
+        return ((index - tier) / 4) * TIER_SIZE_MS[tier] < (horizons[tier] ?? -Infinity);
+      });
+      if (this.coarse.length === 0) this.coarse = undefined;
     }
     return dropped;
   }
@@ -155,14 +162,4 @@ function lifetimeHash(keyHash: number, count: number): number {
   h ^= h >>> 13;
   h = Math.imul(h, 0xc2b2ae35);
   return (h ^ (h >>> 16)) >>> 0;
-}
-
-/** The sum of `map`'s counts at every key of `runs` ([first, last] pairs whose keys step by `step`). */
-function lookUpRuns(map: ReadonlyMap<number, number>, runs: readonly number[], step: number): number {
-  let total = 0;
-  for (let i = 0; i < runs.length; i += 2) {
-    const last = runs[i + 1] as number;
-    for (let index = runs[i] as number; index <= last; index += step) total += map.get(index) ?? 0;
-  }
-  return total;
 }

@@ -36,7 +36,8 @@ export const SEQ_RAISED = 2;
  * origin's buckets, and costs no memory more.
  */
 export class ReplicaState {
-  private readonly byKey = new Map<string, Map<ReplicaId, KeyBuckets>>();
+  /** A key's buckets: its one origin's (most keys: no map of one entry per key), or per origin. */
+  private readonly byKey = new Map<string, KeyOrigins>();
   private readonly totals = new Map<string, KeyBuckets>();
   private readonly knownOrigins = new Map<ReplicaId, OriginSummary>();
   /** Every key's idempotency tokens and the duplicates they prove (see TokenState). */
@@ -79,7 +80,7 @@ export class ReplicaState {
   }
 
   get(origin: ReplicaId, key: string, tier: Tier, start: number): number {
-    return this.byKey.get(key)?.get(origin)?.get(tier, start) ?? 0;
+    return originEntry(this.byKey.get(key), origin)?.get(tier, start) ?? 0;
   }
 
   /** Raise `origin`'s own slot by `n` (only an origin itself does this). Returns the new count. */
@@ -145,14 +146,14 @@ export class ReplicaState {
    * and a push changed one.
    */
   *bucketsIn(origin: ReplicaId, key: string, spans: ArrayLike<number>): IterableIterator<[Tier, number, number]> {
-    const entry = this.byKey.get(key)?.get(origin);
+    const entry = originEntry(this.byKey.get(key), origin);
     if (entry === undefined) return;
     for (const tier of TIMED_TIERS) {
       const first = spans[2 * tier] ?? Number.POSITIVE_INFINITY;
       const last = spans[2 * tier + 1] ?? Number.NEGATIVE_INFINITY;
       if (!(first <= last)) continue;
       const size = TIER_SIZE_MS[tier];
-      if ((last - first) / size + 1 <= (tier === Tier.second ? entry.seconds.size : entry.coarse.size)) {
+      if ((last - first) / size + 1 <= (tier === Tier.second ? entry.secondCount : entry.coarseCount)) {
         for (let start = first; start <= last; start += size) {
           const count = entry.get(tier, start);
           if (count > 0) yield [tier, start, count];
@@ -166,7 +167,7 @@ export class ReplicaState {
 
   /** The last seq of `origin` that changed `key` (0: none held). */
   lastSeq(origin: ReplicaId, key: string): number {
-    return this.byKey.get(key)?.get(origin)?.lastSeq ?? 0;
+    return originEntry(this.byKey.get(key), origin)?.lastSeq ?? 0;
   }
 
   /**
@@ -190,7 +191,7 @@ export class ReplicaState {
    */
   *changedKeys(origin: ReplicaId, seq: number, at: number): IterableIterator<KeyChange> {
     for (const [key, origins] of this.byKey) {
-      const entry = origins.get(origin);
+      const entry = originEntry(origins, origin);
       if (entry === undefined || entry.lastSeq <= seq) continue;
       const buckets: [Tier, number, number][] = [];
       for (const bucket of entry.entriesCoarseFirst()) {
@@ -213,7 +214,7 @@ export class ReplicaState {
       // Each origin's duplicates off that origin's own count, never below zero (see TokenState).
       const origins = this.byKey.get(key);
       for (const [origin, dup] of duplicates) {
-        const own = origins?.get(origin);
+        const own = originEntry(origins, origin);
         for (const ref of plan.buckets) total -= Math.min(dup.get(ref.tier, ref.start), own?.get(ref.tier, ref.start) ?? 0);
       }
     }
@@ -231,9 +232,8 @@ export class ReplicaState {
    * [origin, index into refs, count]: what a peer answers a fresh read with.
    */
   *originCounts(key: string, refs: readonly BucketRef[]): IterableIterator<[ReplicaId, number, number]> {
-    const origins = this.byKey.get(key);
-    if (origins === undefined) return;
-    for (const [origin, entry] of origins) {
+    for (const entry of eachOrigin(this.byKey.get(key))) {
+      const origin = entry.origin;
       for (let i = 0; i < refs.length; i++) {
         const ref = refs[i] as BucketRef;
         const count = entry.get(ref.tier, ref.start);
@@ -252,7 +252,7 @@ export class ReplicaState {
     const totals = this.totals.get(key);
     if (totals !== undefined) return totals;
     const origins = this.byKey.get(key);
-    if (origins === undefined) return undefined;
+    if (origins === undefined || origins instanceof KeyBuckets) return origins;
     for (const only of origins.values()) return only;
     return undefined;
   }
@@ -282,18 +282,25 @@ export class ReplicaState {
     let dropped = 0;
     let looked = 0;
     for (const [key, origins] of this.byKey) {
-      for (const [origin, entry] of origins) {
-        looked += entry.size;
-        dropped += entry.dropBefore(horizons);
-        if (entry.size === 0) origins.delete(origin);
+      if (origins instanceof KeyBuckets) {
+        looked += origins.size;
+        dropped += origins.dropBefore(horizons);
+        if (origins.size === 0) this.byKey.delete(key);
+      } else {
+        for (const [origin, entry] of origins) {
+          looked += entry.size;
+          dropped += entry.dropBefore(horizons);
+          if (entry.size === 0) origins.delete(origin);
+        }
+        // Every origin dropped the same buckets, so their totals go too; with one origin left, it is its own total.
+        const totals = this.totals.get(key);
+        if (totals !== undefined) {
+          if (origins.size <= 1) this.totals.delete(key);
+          else totals.dropBefore(horizons);
+        }
+        if (origins.size === 0) this.byKey.delete(key);
+        else if (origins.size === 1) for (const only of origins.values()) this.byKey.set(key, only);
       }
-      // Every origin dropped the same buckets, so their totals go too; with one origin left, it is its own total.
-      const totals = this.totals.get(key);
-      if (totals !== undefined) {
-        if (origins.size <= 1) this.totals.delete(key);
-        else totals.dropBefore(horizons);
-      }
-      if (origins.size === 0) this.byKey.delete(key);
       if (looked >= EXPIRE_SLICE_BUCKETS) {
         looked = 0;
         yield dropped;
@@ -303,10 +310,17 @@ export class ReplicaState {
     return dropped;
   }
 
+  /** Give back the spare room of every key's arrays: after a load, which grows them a bucket at a time. */
+  trim(): void {
+    for (const origins of this.byKey.values()) for (const entry of eachOrigin(origins)) entry.trim();
+    for (const totals of this.totals.values()) totals.trim();
+  }
+
   /** Every slot, for snapshots and equality checks. */
   *slots(): IterableIterator<SlotValue> {
     for (const [key, origins] of this.byKey) {
-      for (const [origin, entry] of origins) {
+      for (const entry of eachOrigin(origins)) {
+        const origin = entry.origin;
         for (const [tier, start, count] of entry.entries()) yield { origin, key, tier, start, count };
       }
     }
@@ -319,29 +333,44 @@ export class ReplicaState {
   }
 
   private entryOf(key: string, origin: ReplicaId): KeyBuckets {
-    let origins = this.byKey.get(key);
-    if (origins === undefined) {
-      origins = new Map();
-      this.byKey.set(key, origins);
+    const origins = this.byKey.get(key);
+    if (origins instanceof KeyBuckets) {
+      if (origins.origin === origin) return origins;
+    } else if (origins !== undefined) {
+      const entry = origins.get(origin);
+      if (entry !== undefined) return entry;
     }
-    let entry = origins.get(origin);
-    if (entry === undefined) {
-      let summary = this.knownOrigins.get(origin);
-      if (summary === undefined) {
-        summary = { digest: 0, high: 0, hits: 0 };
-        this.knownOrigins.set(origin, summary);
-      }
-      entry = new KeyBuckets(stringHash(key), summary);
-      if (origins.size === 1 && !this.totals.has(key)) {
-        // A second origin: the totals start as the first one's buckets.
-        const totals = new KeyBuckets(0, { digest: 0, high: 0, hits: 0 });
-        for (const only of origins.values()) for (const [tier, start, count] of only.entries()) totals.set(tier, start, count);
-        this.totals.set(key, totals);
-      }
+    let summary = this.knownOrigins.get(origin);
+    if (summary === undefined) {
+      summary = { digest: 0, high: 0, hits: 0 };
+      this.knownOrigins.set(origin, summary);
+    }
+    const entry = new KeyBuckets(origin, stringHash(key), summary);
+    if (origins === undefined) {
+      this.byKey.set(key, entry);
+    } else if (origins instanceof KeyBuckets) {
+      // A second origin: the totals start as the first one's buckets.
+      const totals = new KeyBuckets('', 0, { digest: 0, high: 0, hits: 0 });
+      for (const [tier, start, count] of origins.entries()) totals.set(tier, start, count);
+      this.totals.set(key, totals);
+      this.byKey.set(key, new Map([[origins.origin, origins], [origin, entry]]));
+    } else {
       origins.set(origin, entry);
     }
     return entry;
   }
+}
+
+type KeyOrigins = KeyBuckets | Map<ReplicaId, KeyBuckets>;
+
+function originEntry(origins: KeyOrigins | undefined, origin: ReplicaId): KeyBuckets | undefined {
+  if (origins instanceof KeyBuckets) return origins.origin === origin ? origins : undefined;
+  return origins?.get(origin);
+}
+
+function eachOrigin(origins: KeyOrigins | undefined): Iterable<KeyBuckets> {
+  if (origins === undefined) return [];
+  return origins instanceof KeyBuckets ? [origins] : origins.values();
 }
 
 /** One key's buckets of one origin, as a repair carries them. */

@@ -186,7 +186,7 @@ export class TokenState {
     }
     let buckets = origins.get(o.origin);
     if (buckets === undefined) {
-      buckets = new KeyBuckets(0, { digest: 0, high: 0, hits: 0 });
+      buckets = new KeyBuckets(o.origin, 0, { digest: 0, high: 0, hits: 0 });
       origins.set(o.origin, buckets);
     }
     for (const tier of ALL_TIERS) buckets.add(tier, bucketStart(tier, o.at), sign * o.n);
