@@ -25,6 +25,8 @@ export class LevelStore implements Store {
   readonly fsync: boolean;
   recoveryProblems: readonly string[] = [];
   private readonly db: Level<string, string>;
+  /** Per range being deleted in chunks, the last key deleted (one entry per origin and tier at most, dropped when the range is done). */
+  private readonly deletedUpTo = new Map<string, string>();
 
   constructor(
     readonly location: string,
@@ -154,16 +156,31 @@ export class LevelStore implements Store {
     }
   }
 
-  async deleteTokensBefore(at: number, limit: number): Promise<number> {
-    const keys = await this.db.keys({ gte: TOKEN_CHUNK_RANGE.gte, lt: tokenChunkLimit(at), limit }).all();
-    if (keys.length > 0) await this.db.batch(keys.map((key) => ({ type: 'del' as const, key })));
-    return keys.length;
+  deleteTokensBefore(at: number, limit: number): Promise<number> {
+    return this.deleteRange(TOKEN_CHUNK_RANGE.gte, tokenChunkLimit(at), limit);
   }
 
-  async deleteBefore(origin: string, tier: TimedTier, start: number, limit: number): Promise<number> {
+  deleteBefore(origin: string, tier: TimedTier, start: number, limit: number): Promise<number> {
     const prefix = tierPrefix(origin, tier);
-    const keys = await this.db.keys({ gte: prefix, lt: prefix + padStart(start), limit }).all();
+    return this.deleteRange(prefix, prefix + padStart(start), limit);
+  }
+
+  /**
+   * Delete up to `limit` keys of [gte, lt). A range deleted in chunks goes on
+   * after the last key the previous chunk deleted: LevelDB keeps a deleted
+   * key as a tombstone until compaction, so chunk n started from `gte` would
+   * step over n chunks of tombstones first (after a long stop, millions:
+   * the first retention pass at a million keys kept a core busy for minutes).
+   * Where a range stopped is forgotten once it is done, so the next pass
+   * starts from `gte` again and finds what was written behind it meanwhile.
+   */
+  private async deleteRange(gte: string, lt: string, limit: number): Promise<number> {
+    const after = this.deletedUpTo.get(gte);
+    const range = after !== undefined && after < lt ? { gt: after, lt, limit } : { gte, lt, limit };
+    const keys = await this.db.keys(range).all();
     if (keys.length > 0) await this.db.batch(keys.map((key) => ({ type: 'del' as const, key })));
+    if (keys.length === limit && keys.length > 0) this.deletedUpTo.set(gte, keys[keys.length - 1] as string);
+    else this.deletedUpTo.delete(gte);
     return keys.length;
   }
 
