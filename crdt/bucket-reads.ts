@@ -32,9 +32,6 @@ export interface BucketReads {
    * back, yet a walk still checks an index's tier against its run's.
    */
   readonly coarseRuns: readonly number[];
-  /** How many seconds, and how many coarse buckets, the runs hold. */
-  readonly secondCount: number;
-  readonly coarseCount: number;
   /** Whether the lifetime total is planned. */
   readonly lifetime: boolean;
 }
@@ -43,21 +40,17 @@ export interface BucketReads {
 export function compileReads(buckets: readonly BucketRef[]): BucketReads {
   const secondRuns: number[] = [];
   const coarseRuns: number[] = [];
-  let secondCount = 0;
-  let coarseCount = 0;
   let lifetime = false;
   for (const { tier, start } of buckets) {
     if (tier === Tier.lifetime) {
       lifetime = true;
     } else if (tier === Tier.second) {
       extendRun(secondRuns, secondIndex(start), 1);
-      secondCount++;
     } else {
       extendRun(coarseRuns, coarseIndex(tier, start), 4);
-      coarseCount++;
     }
   }
-  return { secondRuns, coarseRuns, secondCount, coarseCount, lifetime };
+  return { secondRuns, coarseRuns, lifetime };
 }
 
 /** Append `index` to the last run when it follows it by `step`, else open a new run. */

