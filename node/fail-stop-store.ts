@@ -1,6 +1,6 @@
 import type { Slot } from '../crdt/slot.ts';
-import type { TimedTier } from '../crdt/tiers.ts';
-import { StoreError, type CommitBatch, type SkipBefore, type LogRecord, type OnCorrupt, type Store, type StoredToken } from './store.ts';
+import type { Tier, TimedTier } from '../crdt/tiers.ts';
+import { StoreError, type CommitBatch, type SkipBefore, type LogRecord, type OnCorrupt, type SlotPosition, type Store, type StoredCount, type StoredToken } from './store.ts';
 
 /** The store failed a write and takes none until it is reopened; the message says why. */
 export class StoreFailedError extends StoreError {}
@@ -67,6 +67,14 @@ export class FailStopStore implements Store {
 
   scanSlots(onCorrupt?: OnCorrupt, skipBefore?: SkipBefore): AsyncIterable<readonly Slot[]> {
     return this.inner.scanSlots(onCorrupt, skipBefore);
+  }
+
+  readSlot(origin: string, tier: Tier, start: number, key: string, onCorrupt?: OnCorrupt): StoredCount | undefined {
+    return this.inner.readSlot(origin, tier, start, key, onCorrupt);
+  }
+
+  scanColdSlots(origin: string, tier: TimedTier, fromStart: number, toStart: number, afterSeq: number, onCorrupt?: OnCorrupt, after?: SlotPosition): AsyncIterable<readonly Slot[]> {
+    return this.inner.scanColdSlots(origin, tier, fromStart, toStart, afterSeq, onCorrupt, after);
   }
 
   slotOrigins(): Promise<readonly string[]> {

@@ -1,11 +1,14 @@
 import { Level } from 'level';
 import type { Slot } from '../crdt/slot.ts';
-import type { TimedTier } from '../crdt/tiers.ts';
+import type { Tier, TimedTier } from '../crdt/tiers.ts';
 import { decodeLogEntry } from './log-record.ts';
-import { LOG_RANGE, META_PREFIX, SLOT_RANGE, SlotDecoder, logKey, pastOrigin, slotKeyOrigin, padStart, slotKey, slotValue, tierPrefix } from './slot-codec.ts';
+import { LOG_RANGE, META_PREFIX, SLOT_RANGE, SlotDecoder, decodeSlotValue, logKey, pastOrigin, slotKeyOrigin, padStart, slotKey, slotValue, startRange, tierPrefix } from './slot-codec.ts';
 import { KEPT_TOKEN_RANGE, TOKEN_CHUNK_RANGE, decodeKeptToken, decodeTokenChunk, keptTokenEntry, tokenChunkEntry, tokenChunkLimit } from './token-codec.ts';
 import { recoveryProblems } from './leveldb-info-log.ts';
-import { StoreError, decodeOrReport, skippable, type CommitBatch, type SkipBefore, type LogRecord, type OnCorrupt, type Store, type StoredToken } from './store.ts';
+import { StoreError, decodeOrReport, skippable, type CommitBatch, type SkipBefore, type LogRecord, type OnCorrupt, type Store, type SlotPosition, type StoredCount, type StoredToken } from './store.ts';
+
+/** A point read knows its key: only the value is decoded. */
+const valueOnly = (_dbKey: string, dbValue: string): StoredCount => decodeSlotValue(dbValue);
 
 /** Entries per native read of a scan. */
 const SCAN_CHUNK = 1_000;
@@ -130,6 +133,45 @@ export class LevelStore implements Store {
           await next; // the read ahead is dropped: it may lie in the skipped range
           iterator.seek(seekTo);
           next = iterator.nextv(SCAN_CHUNK);
+        }
+        if (slots.length > 0) yield slots;
+      }
+    } finally {
+      await next.catch(() => undefined);
+      await iterator.close();
+    }
+  }
+
+  /** One getSync: from LevelDB's block cache or the OS page cache, microseconds, in this thread. */
+  readSlot(origin: string, tier: Tier, start: number, key: string, onCorrupt?: OnCorrupt): StoredCount | undefined {
+    const dbKey = slotKey(origin, tier, start, key);
+    let value: string | undefined;
+    try {
+      value = this.db.getSync(dbKey);
+    } catch (error) {
+      const notOpen = (error as { code?: unknown } | undefined)?.code === 'LEVEL_DATABASE_NOT_OPEN';
+      const why = notOpen ? `the store is ${this.db.status}, not open` : error instanceof Error ? error.message : String(error);
+      throw new StoreError(`cannot read the slot of ${origin} at tier ${tier}, start ${start}: ${why}`, { cause: error });
+    }
+    return value === undefined ? undefined : decodeOrReport('slot', dbKey, value, valueOnly, onCorrupt);
+  }
+
+  /** One iterator over the range, read like scanSlots: the next chunk is read while this one is decoded. */
+  async *scanColdSlots(origin: string, tier: TimedTier, fromStart: number, toStart: number, afterSeq: number, onCorrupt?: OnCorrupt, after?: SlotPosition): AsyncIterable<readonly Slot[]> {
+    const range = startRange(origin, tier, fromStart, toStart);
+    if (range === undefined) return;
+    const past = after === undefined ? undefined : slotKey(origin, tier, after.start, after.key);
+    if (past !== undefined && past >= range.lt) return;
+    const iterator = this.db.iterator<string, string>(past !== undefined && past >= range.gte ? { gt: past, lt: range.lt } : { ...range });
+    const decoder = new SlotDecoder();
+    let next = iterator.nextv(SCAN_CHUNK);
+    try {
+      for (let entries = await next; entries.length > 0; entries = await next) {
+        next = iterator.nextv(SCAN_CHUNK);
+        const slots: Slot[] = [];
+        for (const [key, value] of entries) {
+          const slot = decodeOrReport('slot', key, value, decoder.decode, onCorrupt);
+          if (slot !== undefined && slot.seq > afterSeq) slots.push(slot);
         }
         if (slots.length > 0) yield slots;
       }

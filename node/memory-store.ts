@@ -1,9 +1,15 @@
 import type { Slot } from '../crdt/slot.ts';
-import type { TimedTier } from '../crdt/tiers.ts';
+import type { Tier, TimedTier } from '../crdt/tiers.ts';
 import { decodeLogEntry } from './log-record.ts';
-import { LOG_RANGE, META_PREFIX, SLOT_RANGE, decodeSlot, logKey, slotKeyOrigin, padStart, slotKey, slotValue, tierPrefix } from './slot-codec.ts';
+import { LOG_RANGE, META_PREFIX, SLOT_RANGE, decodeSlot, decodeSlotValue, logKey, slotKeyOrigin, padStart, slotKey, slotValue, startRange, tierPrefix } from './slot-codec.ts';
 import { KEPT_TOKEN_RANGE, TOKEN_CHUNK_RANGE, decodeKeptToken, decodeTokenChunk, keptTokenEntry, tokenChunkEntry, tokenChunkLimit } from './token-codec.ts';
-import { decodeOrReport, skippable, type CommitBatch, type SkipBefore, type CorruptRecord, type LogRecord, type OnCorrupt, type Store, type StoredToken } from './store.ts';
+import { decodeOrReport, skippable, type CommitBatch, type SkipBefore, type CorruptRecord, type LogRecord, type OnCorrupt, type Store, type SlotPosition, type StoredCount, type StoredToken } from './store.ts';
+
+/** A point read knows its key: only the value is decoded. */
+const valueOnly = (_dbKey: string, dbValue: string): StoredCount => decodeSlotValue(dbValue);
+
+/** The most slots a chunk of scanColdSlots holds, as LevelStore reads them. */
+const COLD_CHUNK = 1_000;
 
 type Range = { readonly gte: string; readonly lt?: string; readonly lte?: string };
 
@@ -132,6 +138,28 @@ export class MemoryStore implements Store {
     }
     await Promise.resolve();
     if (slots.length > 0) yield slots;
+  }
+
+  /** The raw map is keyed by db key: a point read is one lookup. */
+  readSlot(origin: string, tier: Tier, start: number, key: string, onCorrupt?: OnCorrupt): StoredCount | undefined {
+    this.assertOpen();
+    const dbKey = slotKey(origin, tier, start, key);
+    const value = this.raw.get(dbKey);
+    return value === undefined ? undefined : decodeOrReport('slot', dbKey, value, valueOnly, onCorrupt);
+  }
+
+  async *scanColdSlots(origin: string, tier: TimedTier, fromStart: number, toStart: number, afterSeq: number, onCorrupt?: OnCorrupt, after?: SlotPosition): AsyncIterable<readonly Slot[]> {
+    this.assertOpen();
+    const range = startRange(origin, tier, fromStart, toStart);
+    const past = after === undefined ? undefined : slotKey(origin, tier, after.start, after.key);
+    const slots: Slot[] = [];
+    for (const [key, value] of range === undefined ? [] : this.entries(range)) {
+      if (past !== undefined && key <= past) continue;
+      const slot = decodeOrReport('slot', key, value, decodeSlot, onCorrupt);
+      if (slot !== undefined && slot.seq > afterSeq) slots.push(slot);
+    }
+    await Promise.resolve();
+    for (let i = 0; i < slots.length; i += COLD_CHUNK) yield slots.slice(i, i + COLD_CHUNK);
   }
 
   slotOrigins(): Promise<readonly string[]> {

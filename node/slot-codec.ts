@@ -2,7 +2,7 @@ import { keyProblem } from '../crdt/key.ts';
 import { isOrigin } from '../crdt/names.ts';
 import type { Slot } from '../crdt/slot.ts';
 import { TIER_NAMES, TIER_SIZE_MS, Tier, isTier } from '../crdt/tiers.ts';
-import { CorruptRecordError, shorten } from './store.ts';
+import { CorruptRecordError, shorten, type StoredCount } from './store.ts';
 
 /**
  * How slots are laid out as LevelDB keys and values. Keys sort by origin, tier
@@ -70,6 +70,26 @@ export const SLOT_RANGE = { gte: SLOT_PREFIX, lt: `s${String.fromCharCode(1)}` }
 /** Bucket starts are epoch ms below 10^13 (year 2286): 13 digits, so keys sort by start. */
 export const MAX_START = 10 ** START_DIGITS;
 
+/**
+ * The db keys of `origin`'s slots of `tier` starting in [fromStart, toStart),
+ * the bounds clamped to [0, MAX_START] (-Infinity: from the first, Infinity:
+ * to the last); undefined if no start lies between them. A range to the end
+ * ends past the tier: MAX_START has 14 digits and sorts before most starts.
+ */
+export function startRange(origin: string, tier: Tier, fromStart: number, toStart: number): { readonly gte: string; readonly lt: string } | undefined {
+  if (Number.isNaN(fromStart) || Number.isNaN(toStart)) throw new RangeError(`slot start range [${fromStart}, ${toStart}) is not a range`);
+  const from = clampStart(fromStart);
+  const to = clampStart(toStart);
+  if (from >= to) return undefined;
+  const prefix = tierPrefix(origin, tier);
+  return { gte: prefix + padStart(from), lt: to === MAX_START ? `${prefix.slice(0, -SEP.length)}\u0001` : prefix + padStart(to) };
+}
+
+/** Starts are integers: a start is >= x exactly when it is >= ceil(x), and < x exactly when < ceil(x). */
+function clampStart(start: number): number {
+  return Math.min(Math.max(Math.ceil(start), 0), MAX_START);
+}
+
 // Canonical digits: a leading zero would decode to a number that encodes to another value.
 const COUNT_SEQ = /^(0|[1-9][0-9]*):(0|[1-9][0-9]*)$/;
 
@@ -97,13 +117,19 @@ export function decodeSlot(dbKey: string, dbValue: string): Slot {
 function slotAfterPrefix(origin: string, tier: Tier, start: number, key: string, dbValue: string): Slot {
   const problem = keyProblem(key);
   if (problem !== undefined) throw new CorruptRecordError(`slot key ${quote(key)}: ${problem}`);
+  const { count, seq } = decodeSlotValue(dbValue);
+  return { origin, key, tier, start, count, seq };
+}
+
+/** The value part of decodeSlot: the count and seq of what `slotValue` writes, or CorruptRecordError. */
+export function decodeSlotValue(dbValue: string): StoredCount {
   const value = COUNT_SEQ.exec(dbValue);
   if (value === null) throw new CorruptRecordError(`slot value ${quote(dbValue)} is not <count>:<seq> in canonical digits`);
   const count = Number(value[1]);
   const seq = Number(value[2]);
   if (!Number.isSafeInteger(count)) throw new CorruptRecordError(`slot count ${quote(value[1] ?? '')} is past 2^53`);
   if (!Number.isSafeInteger(seq)) throw new CorruptRecordError(`slot seq ${quote(value[2] ?? '')} is past 2^53`);
-  return { origin, key, tier, start, count, seq };
+  return { count, seq };
 }
 
 /**

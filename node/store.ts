@@ -43,6 +43,18 @@ export interface CommitBatch {
   readonly log?: LogEntry;
 }
 
+/** Where a slot sorts within its origin's tier: by start, then key. */
+export interface SlotPosition {
+  readonly start: number;
+  readonly key: string;
+}
+
+/** What one slot holds: its count and the seq of the commit that last changed it. */
+export interface StoredCount {
+  readonly count: number;
+  readonly seq: number;
+}
+
 /** A stored record that does not decode, skipped by a scan. `key` is the raw db key, at most 200 characters. */
 export interface CorruptRecord {
   readonly kind: 'slot' | 'log' | 'meta' | 'token';
@@ -92,6 +104,27 @@ export interface Store {
    * origin part is listed as it is.
    */
   slotOrigins(): Promise<readonly string[]>;
+  /**
+   * One slot's count and seq, or undefined if it is absent. Synchronous: the
+   * in-memory state reads buckets past its hot horizon through it from
+   * synchronous code (sums, merges, repairs), and a point read of LevelDB's
+   * block cache or the OS page cache takes microseconds. A stored value that
+   * does not decode is passed to `onCorrupt` and reads as absent. A store
+   * that is not open throws (LevelStore: StoreError).
+   */
+  readSlot(origin: string, tier: Tier, start: number, key: string, onCorrupt?: OnCorrupt): StoredCount | undefined;
+  /**
+   * The slots of `origin` in `tier` starting in [fromStart, toStart) whose
+   * seq is past `afterSeq`, in db key order (start, then key), in chunks of
+   * at most 1,000, never an empty one: a repair of an origin's old buckets
+   * reads them from here, not from memory. The bounds are clamped to
+   * [0, MAX_START], so -Infinity is from the first and Infinity to the last
+   * (NaN is a RangeError). Corrupt records in the range are skipped and reported as by scanSlots;
+   * a consumer that stops early releases what the scan holds. With `after`,
+   * the scan resumes past that slot (a repair reads a page at a time, each
+   * scan closed before the next, so a repair given up holds nothing open).
+   */
+  scanColdSlots(origin: string, tier: TimedTier, fromStart: number, toStart: number, afterSeq: number, onCorrupt?: OnCorrupt, after?: SlotPosition): AsyncIterable<readonly Slot[]>;
   /** Every token observation, chunked and kept. */
   scanTokens(onCorrupt?: OnCorrupt): AsyncIterable<StoredToken>;
   /** Delete at most `limit` chunks of token observations all made before `at` (kept tokens stay); resolves with how many went. */

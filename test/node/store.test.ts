@@ -8,9 +8,10 @@ import { Tier } from '../../crdt/tiers.ts';
 import { LevelStore } from '../../node/level-store.ts';
 import { MemoryStore } from '../../node/memory-store.ts';
 import { StoreError, type LogRecord } from '../../node/store.ts';
-import { storeContract } from './store-contract.ts';
+import { storeContract, type ContractStore } from './store-contract.ts';
+import { storeContractCold } from './store-contract-cold.ts';
 
-storeContract('LevelDB', async () => {
+async function levelContractStore(): Promise<ContractStore> {
   const dir = await mkdtemp(join(tmpdir(), 'hitmesh-store-'));
   return {
     store: new LevelStore(dir),
@@ -24,9 +25,9 @@ storeContract('LevelDB', async () => {
       await raw.close();
     },
   };
-}, { seeksPastSkipped: true });
+}
 
-storeContract('memory', async () => {
+async function memoryContractStore(): Promise<ContractStore> {
   const store = new MemoryStore();
   return {
     store,
@@ -34,7 +35,12 @@ storeContract('memory', async () => {
     cleanup: async () => {},
     plantRaw: async (kind, key, value) => store.plantRaw(kind, key, value),
   };
-});
+}
+
+storeContract('LevelDB', levelContractStore, { seeksPastSkipped: true });
+storeContractCold('LevelDB', levelContractStore);
+storeContract('memory', memoryContractStore);
+storeContractCold('memory', memoryContractStore);
 
 describe('LevelStore', () => {
   it('says plainly when another node holds the data directory', async () => {
@@ -47,6 +53,44 @@ describe('LevelStore', () => {
       await expect(second.open()).rejects.toThrow(/in use by another node/);
     } finally {
       await first.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('readSlot on a store that is not open throws a StoreError saying so', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'hitmesh-store-'));
+    try {
+      const store = new LevelStore(dir);
+      await store.open();
+      await store.commit({ slots: [{ origin: 'n1#aa', key: 'home', tier: Tier.second, start: 1_000, count: 3, seq: 1 }], meta: new Map() });
+      expect(store.readSlot('n1#aa', Tier.second, 1_000, 'home')).toEqual({ count: 3, seq: 1 });
+      await store.close();
+      expect(() => store.readSlot('n1#aa', Tier.second, 1_000, 'home')).toThrow(StoreError);
+      expect(() => store.readSlot('n1#aa', Tier.second, 1_000, 'home')).toThrow(/cannot read the slot of n1#aa .*the store is closed, not open/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('scanColdSlots closes its iterator when the consumer stops early', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'hitmesh-store-'));
+    const made = vi.spyOn(Level.prototype, 'iterator');
+    try {
+      const store = new LevelStore(dir);
+      await store.open();
+      await store.commit({ slots: Array.from({ length: 1_500 }, (_, i) => ({ origin: 'n1#aa', key: `k${i}`, tier: Tier.second, start: 1_000, count: 1, seq: 1 })), meta: new Map() });
+      for await (const chunk of store.scanColdSlots('n1#aa', Tier.second, -Infinity, Infinity, 0)) {
+        // A native read stops at about 16 KiB, so a chunk may hold fewer than 1,000: this one is not the last.
+        expect(chunk.length).toBeGreaterThan(0);
+        expect(chunk.length).toBeLessThan(1_500);
+        break;
+      }
+      expect(made).toHaveBeenCalledTimes(1);
+      const iterator = made.mock.results[0]?.value as ReturnType<Level<string, string>['iterator']>;
+      await expect(iterator.nextv(1)).rejects.toMatchObject({ code: 'LEVEL_ITERATOR_NOT_OPEN' });
+      await store.close();
+    } finally {
+      made.mockRestore();
       await rm(dir, { recursive: true, force: true });
     }
   });
