@@ -33,6 +33,8 @@ export class KeyBuckets {
   private coarse: SortedPairs | undefined;
   lifetime = 0;
   lastSeq = 0;
+  /** Seconds since 2020 of the earliest bucket ever evicted (NO_COLD: none), a small integer so V8 keeps it unboxed. */
+  private coldFromS = NO_COLD;
 
   constructor(
     /** The origin whose buckets these are ('' for sums over origins). */
@@ -129,6 +131,28 @@ export class KeyBuckets {
     for (let at = 0; at < seconds.length; at += 2) yield [Tier.second, ((seconds[at] as number) + SECOND_EPOCH_S) * 1000, seconds[at + 1] as number];
   }
 
+  /** The start of the earliest bucket ever evicted from here (Infinity: none): a cold bucket that starts before it holds nothing. */
+  get coldFrom(): number {
+    return this.coldFromS === NO_COLD ? Number.POSITIVE_INFINITY : (this.coldFromS + SECOND_EPOCH_S) * 1000;
+  }
+
+  /** Evict the minute, hour and day buckets dropBefore would drop (ColdLine.evictionHorizons), noting the earliest; returns how many. */
+  evictBefore(horizons: readonly number[]): number {
+    const coarse = this.coarse;
+    if (coarse === undefined) return 0;
+    let first = Number.POSITIVE_INFINITY;
+    const evicted = dropPairs(coarse, (index) => {
+      const tier = (((index % 4) + 4) % 4) as Exclude<Tier, 0 | 4>;
+      const start = ((index - tier) / 4) * TIER_SIZE_MS[tier];
+      if (!(start < (horizons[tier] ?? Number.NEGATIVE_INFINITY))) return false;
+      if (start < first) first = start;
+      return true;
+    });
+    if (coarse.length === 0) this.coarse = undefined;
+    if (first < this.coldFrom) this.coldFromS = Math.max(0, first / 1000 - SECOND_EPOCH_S);
+    return evicted;
+  }
+
   /** Copy the arrays at their exact length (an array grown by pushes keeps spare room). */
   trim(): void {
     if (this.seconds !== undefined) this.seconds = this.seconds.slice();
@@ -153,6 +177,9 @@ export class KeyBuckets {
     return dropped;
   }
 }
+
+/** coldFromS of a key nothing was evicted from: the largest small integer (2^30 - 1). */
+const NO_COLD = 0x3fffffff;
 
 /** A well-mixed 32-bit hash of (key, lifetime count); 0 for a count of 0, so an absent key adds nothing. */
 function lifetimeHash(keyHash: number, count: number): number {

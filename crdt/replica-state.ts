@@ -1,5 +1,6 @@
 import type { ReplicaId } from './gcounter.ts';
 import { compileReads } from './bucket-reads.ts';
+import { ColdLine, type ColdReader } from './cold-buckets.ts';
 import { KeyBuckets, type OriginSummary } from './key-buckets.ts';
 export { EARLIEST_MS, type OriginSummary } from './key-buckets.ts';
 import { DEFAULT_RETENTION, horizon, type Retention } from './retention.ts';
@@ -45,6 +46,8 @@ export class ReplicaState {
 
   /** The ranking index (`GET /top`), raised wherever a bucket's total rises; undefined when the node runs without it. */
   readonly top: TopIndex | undefined;
+  /** Which buckets may be evicted, and where their counts are read from then (see ColdLine). */
+  readonly cold = new ColdLine();
 
   /** `tokenWindowMs`: how long a token counts once (the 1 s tier's retention, which every node must share). */
   constructor(tokenWindowMs: number = DEFAULT_RETENTION[Tier.second], options: { readonly topIndex?: boolean } = {}) {
@@ -80,13 +83,18 @@ export class ReplicaState {
   }
 
   get(origin: ReplicaId, key: string, tier: Tier, start: number): number {
-    return originEntry(this.byKey.get(key), origin)?.get(tier, start) ?? 0;
+    return this.cold.value(originEntry(this.byKey.get(key), origin), key, tier, start);
+  }
+
+  /** Serve evicted buckets from `reader` (the store). */
+  attachColdReader(reader: ColdReader): void {
+    this.cold.attach(reader);
   }
 
   /** Raise `origin`'s own slot by `n` (only an origin itself does this). Returns the new count. */
   add(origin: ReplicaId, key: string, tier: Tier, start: number, n: number, seq: number): number {
     const entry = this.entryOf(key, origin);
-    const count = entry.get(tier, start) + n;
+    const count = this.cold.value(entry, key, tier, start) + n;
     entry.set(tier, start, count);
     entry.raiseSeq(seq);
     this.raiseTotal(key, tier, start, n, count, this.totals.get(key));
@@ -104,7 +112,8 @@ export class ReplicaState {
     const counts: [number, number, number, number, number] = [0, 0, 0, 0, 0];
     for (const tier of ALL_TIERS) {
       const start = bucketStart(tier, t);
-      const count = entry.get(tier, start) + n;
+      // A hit is never cold but when the log replays a batch older than the hot horizon.
+      const count = this.cold.value(entry, key, tier, start) + n;
       entry.set(tier, start, count);
       this.raiseTotal(key, tier, start, n, count, totals);
       counts[tier] = count;
@@ -131,7 +140,7 @@ export class ReplicaState {
   mergeCount(origin: ReplicaId, key: string, tier: Tier, start: number, count: number, seq: number): number {
     const entry = this.entryOf(key, origin);
     const changed = entry.raiseSeq(seq) ? SEQ_RAISED : 0;
-    const old = entry.get(tier, start);
+    const old = this.cold.value(entry, key, tier, start);
     if (old >= count) return changed;
     entry.set(tier, start, count);
     this.raiseTotal(key, tier, start, count - old, count, this.totals.get(key));
@@ -188,18 +197,28 @@ export class ReplicaState {
    * KeyBuckets.entriesCoarseFirst), read lazily: a repair of a million keys is produced a
    * chunk at a time between turns of the event loop. Keys added while it is
    * under way are visited too (Map iteration order).
+   *
+   * `part` picks what of each key: all of it, its held timed buckets and
+   * tokens alone, or its lifetime alone (a repair that also reads evicted
+   * buckets from the store sends the lifetimes after them: see
+   * node/cold-repair.ts).
    */
-  *changedKeys(origin: ReplicaId, seq: number, at: number): IterableIterator<KeyChange> {
+  *changedKeys(origin: ReplicaId, seq: number, at: number, part: 'whole' | 'timed' | 'lifetime' = 'whole'): IterableIterator<KeyChange> {
     for (const [key, origins] of this.byKey) {
       const entry = originEntry(origins, origin);
       if (entry === undefined || entry.lastSeq <= seq) continue;
+      if (part === 'lifetime') {
+        if (entry.lifetime > 0) yield { key, buckets: [[Tier.lifetime, 0, entry.lifetime]] };
+        continue;
+      }
       const buckets: [Tier, number, number][] = [];
       for (const bucket of entry.entriesCoarseFirst()) {
         const [tier, start] = bucket;
-        if (tier === Tier.lifetime || start + TIER_SIZE_MS[tier] > at) buckets.push(bucket);
+        if (tier === Tier.lifetime ? part === 'whole' : start + TIER_SIZE_MS[tier] > at) buckets.push(bucket);
       }
       // The tokens it observed in those batches: stamps follow seqs, so none is older than `at`.
       const tokens = this.tokens.rowsOf(key, origin, at);
+      if (part === 'timed' && buckets.length === 0 && tokens.length === 0) continue;
       yield tokens.length === 0 ? { key, buckets } : { key, buckets, tokens };
     }
   }
@@ -208,14 +227,20 @@ export class ReplicaState {
   sum(key: string, plan: WindowPlan): number {
     const buckets = this.bucketsOf(key);
     if (buckets === undefined) return 0;
-    let total = buckets.sum(plan.reads ?? compileReads(plan.buckets));
+    const split = this.cold.split(plan);
+    let total = buckets.sum(split?.hot ?? plan.reads ?? compileReads(plan.buckets));
+    // Cold buckets origin by origin: totals over origins are never kept for them.
+    if (split !== undefined) total += this.coldSum(key, split.cold);
     const duplicates = this.tokens.duplicatesOf(key);
     if (duplicates !== undefined) {
       // Each origin's duplicates off that origin's own count, never below zero (see TokenState).
       const origins = this.byKey.get(key);
       for (const [origin, dup] of duplicates) {
         const own = originEntry(origins, origin);
-        for (const ref of plan.buckets) total -= Math.min(dup.get(ref.tier, ref.start), own?.get(ref.tier, ref.start) ?? 0);
+        for (const ref of plan.buckets) {
+          const d = dup.get(ref.tier, ref.start);
+          if (d > 0) total -= Math.min(d, this.cold.value(own, key, ref.tier, ref.start));
+        }
       }
     }
     // Past 2^53 a sum is no longer exact; it can get there only across origins (each is bounded where hits enter).
@@ -236,7 +261,7 @@ export class ReplicaState {
       const origin = entry.origin;
       for (let i = 0; i < refs.length; i++) {
         const ref = refs[i] as BucketRef;
-        const count = entry.get(ref.tier, ref.start);
+        const count = this.cold.value(entry, key, ref.tier, ref.start);
         if (count > 0) yield [origin, i, count];
       }
     }
@@ -310,6 +335,52 @@ export class ReplicaState {
     return dropped;
   }
 
+  /**
+   * Evict the buckets that are cold once the line is at `end` (ColdLine),
+   * a slice at a time like expireInSlices, except those of (key, origin)
+   * pairs `unwritten` names: what is held of them may not be in the store
+   * yet. The line moves first, so a read meanwhile finds an evicted bucket
+   * in the store. Totals over origins lose their cold buckets whatever
+   * `unwritten` says: reads never use them. Yields buckets evicted so far.
+   */
+  *evictCold(end: number, unwritten: (key: string, origin: ReplicaId) => boolean): Generator<number, number> {
+    this.cold.raise(end);
+    const horizons = ColdLine.evictionHorizons(this.cold.end);
+    let evicted = 0;
+    let looked = 0;
+    for (const [key, origins] of this.byKey) {
+      for (const entry of eachOrigin(origins)) {
+        looked += 1 + entry.coarseCount;
+        if (entry.coarseCount > 0 && !unwritten(key, entry.origin)) evicted += entry.evictBefore(horizons);
+      }
+      this.totals.get(key)?.dropBefore(horizons);
+      if (looked >= EXPIRE_SLICE_BUCKETS) {
+        looked = 0;
+        yield evicted;
+      }
+    }
+    yield evicted;
+    return evicted;
+  }
+
+  /** The sum over origins of `key`'s cold buckets at `refs`: of each origin, only those from the earliest it evicted. */
+  private coldSum(key: string, refs: readonly BucketRef[]): number {
+    let total = 0;
+    for (const entry of eachOrigin(this.byKey.get(key))) {
+      const from = entry.coldFrom;
+      if (from === Number.POSITIVE_INFINITY) continue;
+      for (const ref of refs) if (ref.start >= from) total += this.cold.value(entry, key, ref.tier, ref.start);
+    }
+    return total;
+  }
+
+  /** The sum over origins of a cold bucket of `key`. */
+  private coldTotal(key: string, tier: Tier, start: number): number {
+    let total = 0;
+    for (const entry of eachOrigin(this.byKey.get(key))) total += this.cold.value(entry, key, tier, start);
+    return total;
+  }
+
   /** Give back the spare room of every key's arrays: after a load, which grows them a bucket at a time. */
   trim(): void {
     for (const origins of this.byKey.values()) for (const entry of eachOrigin(origins)) entry.trim();
@@ -328,6 +399,11 @@ export class ReplicaState {
 
   /** An origin's slot of `key` rose by `n` to `count`: so does the key's total over origins (kept when it has several), in the ranking index too. */
   private raiseTotal(key: string, tier: Tier, start: number, n: number, count: number, totals: KeyBuckets | undefined): void {
+    if (totals !== undefined && this.cold.isCold(tier, start)) {
+      // Cold buckets have no totals over origins (reads sum them origin by origin): the ranking gets the sum.
+      this.top?.raise(key, tier, start, this.coldTotal(key, tier, start));
+      return;
+    }
     totals?.add(tier, start, n);
     this.top?.raise(key, tier, start, totals === undefined ? count : totals.get(tier, start));
   }

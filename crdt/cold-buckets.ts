@@ -1,0 +1,97 @@
+import { compileReads, type BucketReads } from './bucket-reads.ts';
+import type { KeyBuckets } from './key-buckets.ts';
+import { TIER_SIZE_MS, Tier } from './tiers.ts';
+import type { BucketRef, WindowPlan } from './window-plan.ts';
+
+/**
+ * Reads the durable count of one origin's bucket that the in-memory state may
+ * no longer hold (0 when none is stored). Synchronous: sums, merges and
+ * repairs call it from synchronous code (node/ serves it from LevelDB through
+ * a bounded cache).
+ */
+export type ColdReader = (origin: string, key: string, tier: Tier, start: number) => number;
+
+/** A plan split at the cold line: the reads of its resident buckets, and the refs to read per origin from the store. */
+export interface ColdSplit {
+  readonly hot: BucketReads;
+  readonly cold: readonly BucketRef[];
+}
+
+/** The shortest bucket that can go cold (a minute): a plan starting within it of the line reads nothing cold. */
+const MIN_COLD_SIZE = TIER_SIZE_MS[Tier.minute];
+
+/**
+ * Where the hot horizon stands. A minute, hour or day bucket that ends at or
+ * before `end` is cold: the state may have evicted it (ReplicaState.evictCold),
+ * and then its count is the store's. Second buckets and lifetime totals are
+ * never cold. `end` only rises.
+ *
+ * The rule that makes reads exact whatever was evicted: a held count of a
+ * cold bucket is at least the stored one (a merge reads the stored count
+ * before it raises it, and a checkpoint writes what is held), and a bucket
+ * is evicted only once what is held of it is stored; so a cold bucket's
+ * count is the held one when there is one, else the stored one.
+ */
+export class ColdLine {
+  private end_ = Number.NEGATIVE_INFINITY;
+  private readonly splits = new WeakMap<WindowPlan, { end: number; split: ColdSplit | undefined }>();
+
+  constructor(private reader: ColdReader | undefined = undefined) {}
+
+  get end(): number {
+    return this.end_;
+  }
+
+  /** Whether anything can be cold: a reader is attached and the line has moved. */
+  get active(): boolean {
+    return this.reader !== undefined && this.end_ > Number.NEGATIVE_INFINITY;
+  }
+
+  attach(reader: ColdReader): void {
+    this.reader = reader;
+  }
+
+  /** Move the line to `end` (never back). */
+  raise(end: number): void {
+    if (end > this.end_) this.end_ = end;
+  }
+
+  isCold(tier: Tier, start: number): boolean {
+    return tier !== Tier.second && tier !== Tier.lifetime && start + TIER_SIZE_MS[tier] <= this.end_;
+  }
+
+  /**
+   * The count of a bucket of `entry` (one origin's buckets of `key`): the
+   * held count, or for a cold bucket held at 0 the stored one. Before the
+   * earliest bucket ever evicted from the entry, nothing is stored to read:
+   * a key first hit last week reads no buckets of the years before.
+   */
+  value(entry: KeyBuckets | undefined, key: string, tier: Tier, start: number): number {
+    if (entry === undefined) return 0;
+    const held = entry.get(tier, start);
+    if (held > 0 || this.reader === undefined || !this.isCold(tier, start) || start < entry.coldFrom) return held;
+    return this.reader(entry.origin, key, tier, start);
+  }
+
+  /**
+   * `plan` split at the line, or undefined when none of its buckets is cold
+   * (every window that starts after the line: a plan tiles [from, to), so no
+   * bucket of it ends before from + 1 minute). Cached per plan and line.
+   */
+  split(plan: WindowPlan): ColdSplit | undefined {
+    if (!this.active || plan.from + MIN_COLD_SIZE > this.end_) return undefined;
+    const cached = this.splits.get(plan);
+    if (cached?.end === this.end_) return cached.split;
+    const hot: BucketRef[] = [];
+    const cold: BucketRef[] = [];
+    for (const ref of plan.buckets) (this.isCold(ref.tier, ref.start) ? cold : hot).push(ref);
+    const split = cold.length === 0 ? undefined : { hot: compileReads(hot), cold };
+    this.splits.set(plan, { end: this.end_, split });
+    return split;
+  }
+
+  /** The per-tier horizons (KeyBuckets.dropBefore) that drop exactly the buckets cold at `end`. */
+  static evictionHorizons(end: number): number[] {
+    return [Number.NEGATIVE_INFINITY, end - TIER_SIZE_MS[Tier.minute] + 1, end - TIER_SIZE_MS[Tier.hour] + 1, end - TIER_SIZE_MS[Tier.day] + 1];
+  }
+}
