@@ -6,6 +6,7 @@ import { HTTP_TIMEOUTS, type HttpTimeouts } from '../node/config.ts';
 import { formatDuration } from '../node/duration.ts';
 import type { NodeMetrics } from '../node/metrics.ts';
 import { HitWriteFailedError, HitsRefusedError, ShuttingDownError } from '../node/replica.ts';
+import { ColdReadError } from '../node/cold-slots.ts';
 import { clusterRoutes } from './cluster.ts';
 import { countRoutes } from './counts.ts';
 import { dashboardRoutes } from './dashboard.ts';
@@ -96,7 +97,7 @@ export async function buildApp(deps: ApiDeps, limits: HttpServerLimits = { timeo
   if (access.apiToken !== undefined) requireApiToken(app, access.apiToken);
 
   app.setErrorHandler((error: FastifyError | HttpError | Error, request, reply) => {
-    if (error instanceof ShuttingDownError || error instanceof HitsRefusedError) return reply.code(503).send({ error: error.message });
+    if (error instanceof ShuttingDownError || error instanceof HitsRefusedError || error instanceof ColdReadError) return reply.code(503).send({ error: error.message });
     // Not a refusal: the bytes may have reached the disk (see HitWriteFailedError); already logged by the replica.
     if (error instanceof HitWriteFailedError) return reply.code(500).send({ error: error.message });
     const status = 'statusCode' in error && typeof error.statusCode === 'number' ? error.statusCode : 500;

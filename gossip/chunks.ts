@@ -1,4 +1,4 @@
-import type { KeyChange } from '../crdt/replica-state.ts';
+import type { KeyChanges } from './replica-view.ts';
 import { encodeDelta, estimateHitRowBytes, estimateSlotGroupBytes, estimateTokenBytes } from './delta-codec.ts';
 import { LIMITS } from './limits.ts';
 import type { Delta, VersionEntry } from './messages.ts';
@@ -17,6 +17,8 @@ export interface ChunkSource {
   readonly from: number | null;
   readonly to: VersionEntry;
   readonly done: boolean;
+  /** False while the next frame waits on a read (a repair reading the store): the queue waits behind it, in order. */
+  readonly ready?: boolean;
   /** The next frame, of about `budget` bytes (LIMITS.chunkBytes by default; less for a slow peer). */
   next(budget?: number): Delta;
 }
@@ -30,8 +32,12 @@ export class RepairChunks implements ChunkSource {
     readonly origin: string,
     readonly from: number | null,
     readonly to: VersionEntry,
-    private readonly keys: Iterator<KeyChange>,
+    private readonly keys: KeyChanges,
   ) {}
+
+  get ready(): boolean {
+    return this.pending !== undefined || this.keys.ready !== false;
+  }
 
   next(budget: number = LIMITS.chunkBytes): Delta {
     const slots: SlotRow[] = [];
@@ -39,10 +45,12 @@ export class RepairChunks implements ChunkSource {
     let bytes = 0;
     for (;;) {
       if (this.pending === undefined) {
+        if (this.keys.ready === false) return this.partial(slots, tokens);
         const step = this.keys.next();
         if (step.done === true) {
           this.done = true;
-          return encodeDelta(this.origin, { hits: [], slots, tokens }, this.to, this.from);
+          // Cut short (the store failed a read): what was sent stands, but vouches for nothing.
+          return encodeDelta(this.origin, { hits: [], slots, tokens }, this.to, this.keys.failed === true ? null : this.from);
         }
         const { key, buckets } = step.value;
         const keyTokens = (step.value.tokens ?? []).map(([token, at, n]) => ({ key, token, at, n }));

@@ -152,7 +152,7 @@ export class PeerLink {
   *drain(budget: number): IterableIterator<{ frame: Delta; source: ChunkSource }> {
     while (budget-- > 0 && !this.chunkBlocked) {
       const source = this.queue[0];
-      if (source === undefined) return;
+      if (source === undefined || source.ready === false) return;
       const frame = source.next(this.chunkBudgetBytes);
       if (source.done) this.queue.shift();
       yield { frame, source };

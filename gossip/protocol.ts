@@ -11,7 +11,7 @@ import { fromRuns } from './read-plan.ts';
 import { PeerLink, seqOf } from './peer-link.ts';
 import { OwnOriginHolders } from './own-origin-holders.ts';
 import { RelayQueue, type Relay } from './relays.ts';
-import type { HitRow, LocalCommit, ReplicaView, SlotRow, TokenChange } from './replica-view.ts';
+import { ReplicaUnavailableError, type HitRow, type LocalCommit, type ReplicaView, type SlotRow, type TokenChange } from './replica-view.ts';
 import type { KeyChange } from '../crdt/replica-state.ts';
 import type { Tier } from '../crdt/tiers.ts';
 
@@ -227,6 +227,7 @@ export class GossipCore {
         }
       }
     } catch (error) {
+      if (error instanceof ReplicaUnavailableError) return [{ kind: 'close', conn, reason: error.message }];
       if (!(error instanceof ProtocolError)) throw error;
       const rejected = c.phase === 'open' ? 'frame' : 'handshake';
       if (rejected === 'frame') this.stats.rejectedFrames++;

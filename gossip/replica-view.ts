@@ -49,6 +49,26 @@ export type TouchedSlot = (origin: string, key: string, tier: Tier, start: numbe
 export type TouchedToken = (origin: string, change: TokenChange, kept: boolean) => void;
 
 /**
+ * The replica cannot serve or take a frame now (its store cannot be read for
+ * a bucket memory no longer holds): gossip closes that connection and the
+ * node goes on; the peer tries again when it reconnects.
+ */
+export class ReplicaUnavailableError extends Error {
+  readonly code: string = 'HITMESH_REPLICA_UNAVAILABLE';
+}
+
+/**
+ * A repair's changes, one key at a time. A source that reads the store may
+ * not have the next one yet (`ready` false: ask again later), and may end
+ * early because a read failed (`failed`: what it yielded holds, but it is not
+ * all that changed).
+ */
+export interface KeyChanges extends Iterator<KeyChange> {
+  readonly ready?: boolean;
+  readonly failed?: boolean;
+}
+
+/**
  * What gossip needs of a replica. node/ implements it over the real state and
  * store; the simulator and the in-memory tests over a bare ReplicaState.
  */
@@ -62,7 +82,7 @@ export interface ReplicaView {
   /** Per origin held, its entry, the digest of what is held of it and the highest seq held: what a sync carries. */
   syncVector(): Record<string, SyncEntry>;
   /** Everything of `origin` that changed after `since` (all of it when undefined), one key at a time, lazily. */
-  changedKeys(origin: string, since: VersionEntry | undefined): Iterator<KeyChange>;
+  changedKeys(origin: string, since: VersionEntry | undefined): KeyChanges;
   /**
    * What this replica holds of `keys` at `refs`, per origin: rows [key index,
    * origin index, bucket index, count] (non-zero only) over `origins`, and the

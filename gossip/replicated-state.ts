@@ -1,10 +1,10 @@
-import { COUNT_RAISED, type KeyChange, type ReplicaState } from '../crdt/replica-state.ts';
+import { COUNT_RAISED, type ReplicaState } from '../crdt/replica-state.ts';
 import { ALL_TIERS, bucketStart } from '../crdt/tiers.ts';
 import { TOKEN_KEPT } from '../crdt/token-state.ts';
 import type { BucketRef } from '../crdt/window-plan.ts';
 import { LIMITS } from './limits.ts';
 import type { SyncEntry, VersionEntry, VersionVector } from './messages.ts';
-import type { Changes, HitRow, ReplicaView, SlotRow, TokenChange, TouchedSlot, TouchedToken } from './replica-view.ts';
+import type { Changes, HitRow, KeyChanges, ReplicaView, SlotRow, TokenChange, TouchedSlot, TouchedToken } from './replica-view.ts';
 
 /**
  * A ReplicaState with the version vector gossip keeps beside it: per origin,
@@ -19,6 +19,8 @@ export class ReplicatedState implements ReplicaView {
     readonly state: ReplicaState,
     private readonly onTouched?: TouchedSlot,
     private readonly onToken?: TouchedToken,
+    /** A repair that must read evicted buckets from the store, or undefined when memory holds all it needs (see node/cold-repair.ts). */
+    private readonly coldChanges?: (origin: string, since: VersionEntry | undefined) => KeyChanges | undefined,
   ) {}
 
   get origin(): string {
@@ -63,8 +65,8 @@ export class ReplicatedState implements ReplicaView {
     return out;
   }
 
-  changedKeys(origin: string, since: VersionEntry | undefined): Iterator<KeyChange> {
-    return this.state.changedKeys(origin, since?.[0] ?? 0, since?.[1] ?? Number.NEGATIVE_INFINITY);
+  changedKeys(origin: string, since: VersionEntry | undefined): KeyChanges {
+    return this.coldChanges?.(origin, since) ?? this.state.changedKeys(origin, since?.[0] ?? 0, since?.[1] ?? Number.NEGATIVE_INFINITY);
   }
 
   countsAt(keys: readonly string[], refs: readonly BucketRef[], maxRows: number): { origins: string[]; rows: number[]; tokens: (string | number)[] } | undefined {

@@ -51,6 +51,8 @@ export class Checkpointer {
       readonly intervalMs: number;
       readonly logger: Logger;
       readonly metrics: NodeMetrics | undefined;
+      /** Hears of every chunk of slots once it is written (the cold cache drops what it held of them). */
+      readonly written?: (slots: readonly Slot[]) => void;
     },
   ) {
     this.task = new PeriodicTask(() => (this.pauses > 0 ? Promise.resolve() : this.checkpoint()), deps.intervalMs);
@@ -82,6 +84,20 @@ export class Checkpointer {
     }
   }
 
+  /**
+   * Whether what memory holds of `origin`'s buckets of `key` may not all be
+   * in the store: marked since the last checkpoint, or taken by the one under
+   * way (a failed one marks them again). Eviction keeps such buckets.
+   */
+  holdsUnwritten(origin: string, key: string): boolean {
+    const taken = this.taken;
+    if (this.deps.dirty.has(origin, key)) return true;
+    return taken !== undefined && (taken.local.has(key) || taken.remote.get(origin)?.has(key) === true);
+  }
+
+  /** What the checkpoint under way took (undefined: none is). */
+  private taken: DirtySet | undefined;
+
   /** One checkpoint (or the one already running). Failures are logged and retried on the next run. */
   run(): Promise<void> {
     return this.task.run();
@@ -101,6 +117,7 @@ export class Checkpointer {
       [VV_META, JSON.stringify(this.deps.remoteVector())],
     ]);
     const taken = dirty.take();
+    this.taken = taken;
     const tokens = dirtyTokens.take();
     // Slots are read a chunk at a time, between writes (a burst can leave a million). An own slot is written with
     // its count and its key's last seq read in the same synchronous step, so replay after a crash applies exactly
@@ -130,6 +147,7 @@ export class Checkpointer {
         }
         const last = chunk.length < CHUNK_SLOTS;
         await store.commit({ slots: chunk, meta: last ? meta : new Map() });
+        this.deps.written?.(chunk);
         written += chunk.length;
         if (last) break;
       }
@@ -142,6 +160,7 @@ export class Checkpointer {
       this.failed = true;
       logger.error({ err: error, slots: written }, 'checkpoint failed; will retry');
     } finally {
+      this.taken = undefined;
       stopTimer?.();
     }
   }

@@ -1,4 +1,6 @@
 import { DEFAULT_RETENTION, type Retention } from '../crdt/retention.ts';
+import { Tier } from '../crdt/tiers.ts';
+import { DEFAULT_COLD_CACHE_ENTRIES } from './cold-slots.ts';
 
 /** Everything one node is started with. Units are in the names. */
 export interface NodeConfig {
@@ -40,6 +42,10 @@ export interface NodeConfig {
   readonly maxConnections: number;
   /** Most idempotency tokens held (own and peers'); past it hits with a new token are refused (503). */
   readonly maxTokens: number;
+  /** Minute, hour and day buckets are held in memory until this long after they end, then read from the store (Infinity: held for good). */
+  readonly hotHorizonMs: number;
+  /** Most cold bucket counts cached in memory. */
+  readonly coldCacheEntries: number;
   /** Keep the ranking index (GET /top); without it a ranking counts every key. */
   readonly topIndex: boolean;
   /** A ranking the index cannot prove counts every key while the node holds at most this many; past it the answer is inexact, with its error bound. */
@@ -78,6 +84,8 @@ export const DEFAULTS = {
   logLevel: 'info',
   maxConnections: 10_000,
   maxTokens: 1_000_000,
+  hotHorizonMs: DEFAULT_RETENTION[Tier.second],
+  coldCacheEntries: DEFAULT_COLD_CACHE_ENTRIES,
   topExactKeys: 1_000_000,
   peersDnsIntervalMs: 5_000,
 } as const;

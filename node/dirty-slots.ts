@@ -53,6 +53,11 @@ export class DirtySlots {
     if (seq > mark.seq) mark.seq = seq;
   }
 
+  /** Whether anything of `key` is marked for `origin` (any own mark counts, whatever the origin: own slots are marked by key alone). */
+  has(origin: string, key: string): boolean {
+    return this.local.has(key) || this.remote.get(origin)?.has(key) === true;
+  }
+
   /** Hand over everything marked so far and start empty. */
   take(): DirtySet {
     const taken = { local: this.local, remote: this.remote };

@@ -73,6 +73,12 @@ export class NodeMetrics {
     registers: [this.registry],
   });
 
+  readonly evictedBuckets = new Counter({
+    name: 'hitmesh_evicted_buckets_total',
+    help: 'Buckets past the hot horizon dropped from memory (their counts are read from the store from then on).',
+    registers: [this.registry],
+  });
+
   readonly keys = new Gauge({
     name: 'hitmesh_keys',
     help: 'Distinct keys held in memory.',

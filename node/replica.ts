@@ -8,6 +8,8 @@ import { LIFETIME_PLAN, planWindow, type WindowPlan } from '../crdt/window-plan.
 import type { VersionEntry, VersionVector } from '../gossip/messages.ts';
 import type { HitRow, LocalCommit, ReplicaView } from '../gossip/replica-view.ts';
 import { ReplicatedState } from '../gossip/replicated-state.ts';
+import { ColdRepair } from './cold-repair.ts';
+import { ColdSlots } from './cold-slots.ts';
 import { AT_META, Checkpointer, SEQ_META, VV_META } from './checkpointer.ts';
 import type { Clock } from './clock.ts';
 import type { DirtySlots } from './dirty-slots.ts';
@@ -87,6 +89,16 @@ export interface ReplicaOptions {
   readonly topIndex?: boolean;
   /** See --top-exact-keys. */
   readonly topExactKeys?: number;
+  /** See --hot-horizon (default: the 1 s tier's retention); Infinity keeps every bucket in memory. */
+  readonly hotHorizonMs?: number;
+  /** See --cold-cache. */
+  readonly coldCacheEntries?: number;
+}
+
+/** How long buckets stay in memory after they end (undefined: for good). */
+function hotHorizon(options: ReplicaOptions): number | undefined {
+  const ms = options.hotHorizonMs ?? options.retention[Tier.second];
+  return Number.isFinite(ms) ? ms : undefined;
 }
 
 /** The replica is shutting down and takes no more hits. */
@@ -158,6 +170,8 @@ export class Replica {
   /** Every write goes through here: the first failed one stops the store until `recovery` has reopened it. */
   private readonly store: FailStopStore;
   private readonly recovery: StoreRecovery;
+  /** Buckets past the hot horizon, read from the store through a bounded cache. */
+  readonly coldSlots: ColdSlots;
   /** The state with its version vector: what gossip reads and writes through `view`. */
   readonly replicated: ReplicatedState;
   /** `GET /top` (see TopRanking). */
@@ -181,6 +195,8 @@ export class Replica {
       metrics: options.metrics,
       firstRetryMs: options.storeRetryMs,
     });
+    this.coldSlots = new ColdSlots(this.store, options.coldCacheEntries ?? DEFAULTS.coldCacheEntries, options.logger, options.metrics?.registry);
+    state.attachColdReader(this.coldSlots.read);
     this.ranking = new TopRanking(state, options.topExactKeys ?? DEFAULTS.topExactKeys, (method) => options.metrics?.topRankings.labels(method).inc());
     this.identity_ = identity;
     this.seq_ = seq;
@@ -198,6 +214,8 @@ export class Replica {
         dirtyTokens.add(origin, change);
         if (kept) dirtyTokens.keep(change.key, change.token);
       },
+      // Once buckets can be evicted, every repair may need the store: the line can pass the peer's time while one runs.
+      (origin, since) => (state.cold.active ? new ColdRepair({ state, store: this.store, logger: options.logger }, origin, since?.[0] ?? 0, since?.[1] ?? Number.NEGATIVE_INFINITY) : undefined),
     );
     this.replicated.restore(vv);
     this.replicated.noteLocal(seq, lastAt);
@@ -214,6 +232,7 @@ export class Replica {
       intervalMs: options.checkpointIntervalMs ?? 5_000,
       logger: options.logger,
       metrics: options.metrics,
+      written: (slots) => this.coldSlots.written(slots, (tier, start) => state.cold.isCold(tier, start)),
     });
     this.commits = new GroupCommit((pending) => this.writeBatch(pending));
     this.gc = new RetentionGc({
@@ -224,6 +243,8 @@ export class Replica {
       intervalMs: options.gcIntervalMs ?? 60_000,
       logger: options.logger,
       metrics: options.metrics,
+      hotHorizonMs: hotHorizon(options),
+      unwritten: (key, origin) => this.checkpointer.holdsUnwritten(origin, key),
     });
   }
 

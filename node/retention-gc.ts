@@ -52,6 +52,10 @@ export class RetentionGc {
       readonly intervalMs: number;
       readonly logger: Logger;
       readonly metrics: NodeMetrics | undefined;
+      /** Minute, hour and day buckets that ended this long ago are evicted from memory (see ColdLine); undefined: none are. */
+      readonly hotHorizonMs?: number;
+      /** Whether memory may hold more of (origin, key) than the store: such buckets are not evicted yet. */
+      readonly unwritten?: (key: string, origin: string) => boolean;
     },
   ) {
     this.task = new PeriodicTask(async () => {
@@ -96,6 +100,19 @@ export class RetentionGc {
     return pass;
   }
 
+  /** Evict what the hot horizon passed, in slices (started after the expiry slices, awaited at the end of the pass). */
+  private async evictCold(): Promise<number> {
+    const { state, hotHorizonMs, unwritten, clock } = this.deps;
+    if (hotHorizonMs === undefined) return 0;
+    let evicted = 0;
+    for (const sofar of state.evictCold(clock.now() - hotHorizonMs, unwritten ?? (() => true))) {
+      evicted = sofar;
+      if (this.stopping) break;
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    return evicted;
+  }
+
   private async passOnce(): Promise<number> {
     const { state, store, retention, clock, logger, metrics } = this.deps;
     if (clock.paused === true) return 0;
@@ -118,9 +135,13 @@ export class RetentionGc {
           while (!this.stopping && (await store.deleteBefore(origin, tier, horizon(tier, now, retention), DELETE_CHUNK)) === DELETE_CHUNK);
         }
       }
+      const evicted = this.evictCold();
       metrics?.expiredBuckets.inc(dropped);
       metrics?.keys.set(state.keyCount);
       if (dropped + tokens > 0) logger.debug({ dropped, tokens }, 'expired buckets and tokens deleted');
+      const cold = await evicted;
+      metrics?.evictedBuckets.inc(cold);
+      if (cold > 0) logger.debug({ evicted: cold }, 'buckets past the hot horizon evicted from memory');
       return dropped;
     } catch (error) {
       logger.error({ err: error }, 'retention pass failed; will retry');

@@ -69,6 +69,8 @@ export async function startNode(config: NodeConfig, options: StartOptions = {}):
     maxTokens: config.maxTokens,
     topIndex: config.topIndex,
     topExactKeys: config.topExactKeys,
+    hotHorizonMs: config.hotHorizonMs,
+    coldCacheEntries: config.coldCacheEntries,
     // Small steps back are absorbed (stamps wait for the clock); a bigger one starts a new incarnation.
     maxBackwardJumpMs: Math.max(1_000, config.maxClockSkewMs),
   });
