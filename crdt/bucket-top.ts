@@ -73,6 +73,17 @@ export class BucketTop {
     this.down(0);
   }
 
+  /**
+   * `key`'s count rose by `n` from what this holds of it; a key not held
+   * counts up from the floor, which is at least its count (exact while the
+   * heap is not full). A load adds up a cold bucket's total origin by origin
+   * this way: every figure stays an upper bound, so the ranking's proofs hold.
+   */
+  add(key: string, n: number): void {
+    const held = this.slotOf.get(key);
+    this.raise(key, (held === undefined ? this.floor() : (this.slotCounts[held] as number)) + n);
+  }
+
   /** The `i`-th best key held (0-based), after `sort()`. */
   keyAt(i: number): string {
     return this.slotKeys[this.heapSlots[this.heapSlots.length - 1 - i] as number] as string;

@@ -15,6 +15,8 @@ export type ColdReader = (origin: string, key: string, tier: Tier, start: number
 export interface ColdSplit {
   readonly hot: BucketReads;
   readonly cold: readonly BucketRef[];
+  /** `cold` compiled: what a key still holds of them is summed like any read. */
+  readonly coldReads: BucketReads;
 }
 
 /** The shortest bucket that can go cold (a minute): a plan starting within it of the line reads nothing cold. */
@@ -85,7 +87,7 @@ export class ColdLine {
     const hot: BucketRef[] = [];
     const cold: BucketRef[] = [];
     for (const ref of plan.buckets) (this.isCold(ref.tier, ref.start) ? cold : hot).push(ref);
-    const split = cold.length === 0 ? undefined : { hot: compileReads(hot), cold };
+    const split = cold.length === 0 ? undefined : { hot: compileReads(hot), cold, coldReads: compileReads(cold) };
     this.splits.set(plan, { end: this.end_, split });
     return split;
   }

@@ -136,6 +136,11 @@ export class KeyBuckets {
     return this.coldFromS === NO_COLD ? Number.POSITIVE_INFINITY : (this.coldFromS + SECOND_EPOCH_S) * 1000;
   }
 
+  /** A cold bucket starting at `start` is in the store, not here (a load that does not hold it). */
+  noteCold(start: number): void {
+    if (start < this.coldFrom) this.coldFromS = Math.max(0, start / 1000 - SECOND_EPOCH_S);
+  }
+
   /** Evict the minute, hour and day buckets dropBefore would drop (ColdLine.evictionHorizons), noting the earliest; returns how many. */
   evictBefore(horizons: readonly number[]): number {
     const coarse = this.coarse;

@@ -1,6 +1,6 @@
 import type { ReplicaId } from './gcounter.ts';
 import { compileReads } from './bucket-reads.ts';
-import { ColdLine, type ColdReader } from './cold-buckets.ts';
+import { ColdLine, type ColdReader, type ColdSplit } from './cold-buckets.ts';
 import { KeyBuckets, type OriginSummary } from './key-buckets.ts';
 export { EARLIEST_MS, type OriginSummary } from './key-buckets.ts';
 import { DEFAULT_RETENTION, horizon, type Retention } from './retention.ts';
@@ -148,6 +148,19 @@ export class ReplicaState {
   }
 
   /**
+   * A stored slot past the cold line, at load: not held. The key's entry
+   * notes it (its seq, and how far back its cold buckets go), and the
+   * ranking counts it: a bucket's total adds up as each origin's slot comes
+   * (a load reads each stored slot once).
+   */
+  loadCold(origin: ReplicaId, key: string, tier: Tier, start: number, count: number, seq: number): void {
+    const entry = this.entryOf(key, origin);
+    entry.raiseSeq(seq);
+    entry.noteCold(start);
+    this.top?.add(key, tier, start, count);
+  }
+
+  /**
    * One key's buckets of one origin, per timed tier those starting in
    * [spans[2t], spans[2t+1]], and its lifetime: what a checkpoint writes for a
    * key gossip changed. Steps through the bucket starts in range, or through
@@ -230,7 +243,7 @@ export class ReplicaState {
     const split = this.cold.split(plan);
     let total = buckets.sum(split?.hot ?? plan.reads ?? compileReads(plan.buckets));
     // Cold buckets origin by origin: totals over origins are never kept for them.
-    if (split !== undefined) total += this.coldSum(key, split.cold);
+    if (split !== undefined) total += this.coldSum(key, split);
     const duplicates = this.tokens.duplicatesOf(key);
     if (duplicates !== undefined) {
       // Each origin's duplicates off that origin's own count, never below zero (see TokenState).
@@ -363,13 +376,14 @@ export class ReplicaState {
     return evicted;
   }
 
-  /** The sum over origins of `key`'s cold buckets at `refs`: of each origin, only those from the earliest it evicted. */
-  private coldSum(key: string, refs: readonly BucketRef[]): number {
+  /** The sum over origins of `key`'s cold buckets: what each holds of them, and from the earliest it evicted, what the store holds where it holds none. */
+  private coldSum(key: string, split: ColdSplit): number {
     let total = 0;
     for (const entry of eachOrigin(this.byKey.get(key))) {
+      if (entry.coarseCount > 0) total += entry.sum(split.coldReads);
       const from = entry.coldFrom;
       if (from === Number.POSITIVE_INFINITY) continue;
-      for (const ref of refs) if (ref.start >= from) total += this.cold.value(entry, key, ref.tier, ref.start);
+      for (const ref of split.cold) if (ref.start >= from && entry.get(ref.tier, ref.start) === 0) total += this.cold.value(entry, key, ref.tier, ref.start);
     }
     return total;
   }

@@ -39,6 +39,10 @@ export class TopIndex {
       this.lifetime.raise(key, total);
       return;
     }
+    this.bucketOf(tier, start).raise(key, total);
+  }
+
+  private bucketOf(tier: Exclude<Tier, 4>, start: number): BucketTop {
     // Hits go to the current bucket of each tier: remember it rather than look it up five times a hit.
     let top = this.lastStart[tier] === start ? this.lastTop[tier] : undefined;
     if (top === undefined) {
@@ -48,7 +52,13 @@ export class TopIndex {
       this.lastStart[tier] = start;
       this.lastTop[tier] = top;
     }
-    top.raise(key, total);
+    return top;
+  }
+
+  /** `key`'s total over origins in bucket (tier, start) rose by `n` (see BucketTop.add): a stored slot loaded without being held. */
+  add(key: string, tier: Tier, start: number, n: number): void {
+    if (tier === Tier.lifetime) this.lifetime.add(key, n);
+    else this.bucketOf(tier, start).add(key, n);
   }
 
   /** The heaps of the buckets of `refs` that hold any key. */

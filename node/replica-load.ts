@@ -34,7 +34,7 @@ export interface Loaded {
  * log record's seq still counts as used, so it is never handed out again.
  * Buckets `skipBefore` says have expired are neither read nor replayed.
  */
-export async function loadReplica(store: Store, id: string, now: number, tokenWindowMs: number, topIndex = true, skipBefore?: SkipBefore): Promise<Loaded> {
+export async function loadReplica(store: Store, id: string, now: number, tokenWindowMs: number, topIndex = true, skipBefore?: SkipBefore, hotHorizonMs?: number): Promise<Loaded> {
   const { identity, created } = await loadOrCreateIdentity(store, id, now);
   const origin = identity.origin;
   const corrupt: CorruptRecord[] = [];
@@ -60,10 +60,16 @@ export async function loadReplica(store: Store, id: string, now: number, tokenWi
     }
   }
   const state = new ReplicaState(tokenWindowMs, { topIndex });
+  if (hotHorizonMs !== undefined) {
+    // Buckets already past the hot horizon are left in the store (the log replay below reads the few it touches).
+    state.attachColdReader((o, key, tier, start) => store.readSlot(o, tier, start, key)?.count ?? 0);
+    state.cold.raise(now - hotHorizonMs);
+  }
   let slots = 0;
   for await (const chunk of store.scanSlots(onCorrupt, skipBefore)) {
     for (const slot of chunk) {
-      state.mergeCount(slot.origin, slot.key, slot.tier, slot.start, slot.count, slot.seq);
+      if (state.cold.isCold(slot.tier, slot.start)) state.loadCold(slot.origin, slot.key, slot.tier, slot.start, slot.count, slot.seq);
+      else state.mergeCount(slot.origin, slot.key, slot.tier, slot.start, slot.count, slot.seq);
       const touched = slot.origin === origin ? storedSeq.get(slot.key) : undefined;
       if (touched?.has(slot.start + slot.tier) === true) touched.set(slot.start + slot.tier, slot.seq);
     }

@@ -256,7 +256,7 @@ export class Replica {
     try {
       // What the first retention pass would drop at once is not read at all (the retention clock believes the wall clock at start).
       const now = clock.now();
-      loaded = await loadReplica(store, options.id, now, options.retention[Tier.second], options.topIndex ?? true, expiryHorizons(now, options.retention));
+      loaded = await loadReplica(store, options.id, now, options.retention[Tier.second], options.topIndex ?? true, expiryHorizons(now, options.retention), hotHorizon(options));
     } catch (error) {
       await store.close(); // leave the directory unlocked for whoever comes next
       throw error;

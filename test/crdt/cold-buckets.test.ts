@@ -55,6 +55,11 @@ describe('buckets past the hot horizon (ColdLine, ReplicaState.evictCold)', () =
     const rand = random(7);
     const full = new ReplicaState(); // never evicts: the reference
     const cold = new ReplicaState();
+    // Past the line but never written, so never evicted: reads must take the cold buckets from what it holds.
+    const unwritten = new ReplicaState();
+    unwritten.attachColdReader(() => {
+      throw new Error('nothing was evicted: there is nothing to read');
+    });
     const store = new FakeStore();
     cold.attachColdReader(store.read);
     const origins = ['n1#a', 'n2#b', 'n3#c'];
@@ -70,11 +75,15 @@ describe('buckets past the hot horizon (ColdLine, ReplicaState.evictCold)', () =
       const n = 1 + Math.floor(rand() * 5);
       hit(full, origin, key, t, n, seq);
       hit(cold, origin, key, t, n, seq);
+      hit(unwritten, origin, key, t, n, seq);
     }
     const compare = (): void => {
       for (const { from, to } of windows(rand)) {
         const plan = planWindow(from, to, NOW, DEFAULT_RETENTION);
-        for (const key of keys) expect(cold.sum(key, plan), `${key} over [${from}, ${to})`).toBe(full.sum(key, plan));
+        for (const key of keys) {
+          expect(cold.sum(key, plan), `${key} over [${from}, ${to})`).toBe(full.sum(key, plan));
+          expect(unwritten.sum(key, plan), `${key} over [${from}, ${to}), nothing evicted`).toBe(full.sum(key, plan));
+        }
       }
       for (const key of keys) expect(cold.sum(key, LIFETIME_PLAN)).toBe(full.sum(key, LIFETIME_PLAN));
     };
@@ -82,6 +91,8 @@ describe('buckets past the hot horizon (ColdLine, ReplicaState.evictCold)', () =
     const before = [...cold.slots()].length;
     let evicted = 0;
     for (const sofar of cold.evictCold(NOW - 2 * HOUR, () => false)) evicted = sofar;
+    void [...unwritten.evictCold(NOW - 2 * HOUR, () => true)];
+    expect(unwritten.cold.end).toBe(NOW - 2 * HOUR);
     expect(evicted).toBeGreaterThan(before / 2);
     expect([...cold.slots()].length).toBe(before - evicted);
     for (const s of cold.slots()) if (s.tier !== Tier.second && s.tier !== Tier.lifetime) expect(s.start + TIER_SIZE_MS[s.tier]).toBeGreaterThan(NOW - 2 * HOUR);
@@ -95,6 +106,7 @@ describe('buckets past the hot horizon (ColdLine, ReplicaState.evictCold)', () =
       const count = s.count + Math.floor(rand() * 7) - 3;
       if (count <= 0) continue;
       expect(cold.merge({ ...s, count }, 10_000 + i) !== 0, 'merge').toBe(full.merge({ ...s, count }, 10_000 + i) !== 0);
+      unwritten.merge({ ...s, count }, 10_000 + i);
     }
     compare();
     // Merged, not yet written: eviction that is told so keeps them; once written they go.

@@ -167,6 +167,48 @@ describe('the cold path: buckets past the hot horizon in LevelDB, read through a
     await replica.close();
   });
 
+  it('a restart that leaves cold buckets in the store still ranks them exactly (GET /top), with keys of two origins', async () => {
+    const { store, dir } = await levelStore();
+    const clock = new ManualClock(T0);
+    const openRanked = (s: Store): Promise<Replica> => Replica.open({ store: s, id: 'n1', retention: RETENTION, clock, logger, checkpointIntervalMs: 1e9, gcIntervalMs: 1e9, topExactKeys: 0 });
+    const replica = await openRanked(store);
+    const day = bucketStart(Tier.day, T0);
+    // 300 keys of 100 hits on this node alone fill a day bucket's heap (256); 5 keys of 200 lead, and 5 keys of 150 split evenly
+    // between this node and another origin follow, though neither origin's half would enter the heap: only their sum ranks them.
+    const keys: string[] = [];
+    const totals = new Map<string, number>();
+    for (let i = 0; i < 300; i++) {
+      const key = `single-${String(i).padStart(3, '0')}`;
+      await replica.hit(key, 100);
+      keys.push(key);
+      totals.set(key, 100);
+    }
+    for (let i = 0; i < 5; i++) {
+      const key = `lead-${i}`;
+      await replica.hit(key, 200);
+      keys.push(key);
+      totals.set(key, 200);
+    }
+    for (let i = 0; i < 5; i++) {
+      const key = `split-${i}`;
+      await replica.hit(key, 75);
+      replica.view.apply('n2#00ff', { hits: [], slots: [{ key, tier: Tier.day, start: day, count: 75 }, { key, tier: Tier.lifetime, start: 0, count: 75 }] }, undefined, [i + 1, T0]);
+      keys.push(key);
+      totals.set(key, 150);
+    }
+    clock.set(T0 + 3 * DAY);
+    await replica.close();
+    const reopened = await openRanked((await levelStore(dir)).store);
+    expect(heldCoarse(reopened)).toBe(0);
+    const plan = reopened.plan({ kind: 'window', ms: 30 * DAY });
+    const ranking = await reopened.ranking.rank(plan, 10, '');
+    const expected = keys.map((key) => ({ key, count: totals.get(key) ?? 0 })).sort((a, b) => b.count - a.count || (a.key < b.key ? -1 : 1)).slice(0, 10);
+    expect(expected.slice(5).map((e) => e.key)).toEqual(['split-0', 'split-1', 'split-2', 'split-3', 'split-4']);
+    expect(ranking.exact).toBe(true);
+    expect(ranking.top.map((e) => [e.key, e.count])).toEqual(expected.map((e) => [e.key, e.count]));
+    await reopened.close();
+  });
+
   it('a store that cannot be read refuses the count (ColdReadError) instead of answering short, and the replica goes on', async () => {
     const { store } = await levelStore();
     const clock = new ManualClock(T0);
