@@ -11,13 +11,32 @@ import type { BucketRef, WindowPlan } from './window-plan.ts';
  */
 export type ColdReader = (origin: string, key: string, tier: Tier, start: number) => number;
 
-/** A plan split at the cold line: the reads of its resident buckets, and the refs to read per origin from the store. */
+/** A plan split at the cold line: the reads of its resident buckets, and its cold part. */
 export interface ColdSplit {
   readonly hot: BucketReads;
-  readonly cold: readonly BucketRef[];
-  /** `cold` compiled: what a key still holds of them is summed like any read. */
-  readonly coldReads: BucketReads;
+  readonly cold: ColdPart;
 }
+
+/**
+ * The cold buckets of a plan, one object for every plan that has the same
+ * ones (a window re-planned each second keeps its cold part for as long as
+ * its start stays in the same bucket and the line stays put): each key's sum
+ * over them is remembered here, so a count reads the store once per key, not
+ * once per request. `forget` drops a key's sums when one of its cold buckets
+ * changes; nothing else changes them (an eviction moves a count from memory
+ * to the store unchanged).
+ */
+export interface ColdPart {
+  readonly refs: readonly BucketRef[];
+  /** `refs` compiled: what a key still holds of them is summed like any read. */
+  readonly reads: BucketReads;
+  readonly sums: Map<string, number>;
+}
+
+/** Keys' cold sums remembered in all: at the limit they are all dropped (about 60 B each, so about 6 MB). */
+export const COLD_SUMS_LIMIT = 100_000;
+/** Cold parts kept (each with its sums): a part no plan uses any more goes at the next clear. */
+const COLD_PARTS_LIMIT = 64;
 
 /** The shortest bucket that can go cold (a minute): a plan starting within it of the line reads nothing cold. */
 const MIN_COLD_SIZE = TIER_SIZE_MS[Tier.minute];
@@ -37,6 +56,9 @@ const MIN_COLD_SIZE = TIER_SIZE_MS[Tier.minute];
 export class ColdLine {
   private end_ = Number.NEGATIVE_INFINITY;
   private readonly splits = new WeakMap<WindowPlan, { end: number; split: ColdSplit | undefined }>();
+  /** The cold parts by their refs, and how many sums they hold together. */
+  private parts = new Map<string, ColdPart>();
+  private sums = 0;
 
   constructor(private reader: ColdReader | undefined = undefined) {}
 
@@ -87,9 +109,43 @@ export class ColdLine {
     const hot: BucketRef[] = [];
     const cold: BucketRef[] = [];
     for (const ref of plan.buckets) (this.isCold(ref.tier, ref.start) ? cold : hot).push(ref);
-    const split = cold.length === 0 ? undefined : { hot: compileReads(hot), cold, coldReads: compileReads(cold) };
+    const split = cold.length === 0 ? undefined : { hot: compileReads(hot), cold: this.partOf(cold) };
     this.splits.set(plan, { end: this.end_, split });
     return split;
+  }
+
+  /** The sum remembered for `key` over `part`, if any. */
+  rememberedSum(part: ColdPart, key: string): number | undefined {
+    return part.sums.get(key);
+  }
+
+  remember(part: ColdPart, key: string, sum: number): void {
+    if (this.sums >= COLD_SUMS_LIMIT) {
+      for (const p of this.parts.values()) p.sums.clear();
+      this.sums = 0;
+    }
+    part.sums.set(key, sum);
+    this.sums++;
+  }
+
+  /** One of `key`'s cold buckets changed: no sum of it holds. */
+  forget(key: string): void {
+    for (const part of this.parts.values()) if (part.sums.delete(key)) this.sums--;
+  }
+
+  private partOf(refs: readonly BucketRef[]): ColdPart {
+    let id = '';
+    for (const ref of refs) id += `${ref.tier}:${ref.start},`;
+    let part = this.parts.get(id);
+    if (part === undefined) {
+      if (this.parts.size >= COLD_PARTS_LIMIT) {
+        this.parts = new Map();
+        this.sums = 0;
+      }
+      part = { refs, reads: compileReads(refs), sums: new Map() };
+      this.parts.set(id, part);
+    }
+    return part;
   }
 
   /** The per-tier horizons (KeyBuckets.dropBefore) that drop exactly the buckets cold at `end`. */

@@ -1,6 +1,6 @@
 import type { ReplicaId } from './gcounter.ts';
 import { compileReads } from './bucket-reads.ts';
-import { ColdLine, type ColdReader, type ColdSplit } from './cold-buckets.ts';
+import { ColdLine, type ColdPart, type ColdReader } from './cold-buckets.ts';
 import { KeyBuckets, type OriginSummary } from './key-buckets.ts';
 export { EARLIEST_MS, type OriginSummary } from './key-buckets.ts';
 import { DEFAULT_RETENTION, horizon, type Retention } from './retention.ts';
@@ -96,6 +96,7 @@ export class ReplicaState {
     const entry = this.entryOf(key, origin);
     const count = this.cold.value(entry, key, tier, start) + n;
     entry.set(tier, start, count);
+    if (this.cold.isCold(tier, start)) this.cold.forget(key);
     entry.raiseSeq(seq);
     this.raiseTotal(key, tier, start, n, count, this.totals.get(key));
     return count;
@@ -115,6 +116,7 @@ export class ReplicaState {
       // A hit is never cold but when the log replays a batch older than the hot horizon.
       const count = this.cold.value(entry, key, tier, start) + n;
       entry.set(tier, start, count);
+      if (this.cold.isCold(tier, start)) this.cold.forget(key);
       this.raiseTotal(key, tier, start, n, count, totals);
       counts[tier] = count;
     }
@@ -143,6 +145,7 @@ export class ReplicaState {
     const old = this.cold.value(entry, key, tier, start);
     if (old >= count) return changed;
     entry.set(tier, start, count);
+    if (this.cold.isCold(tier, start)) this.cold.forget(key);
     this.raiseTotal(key, tier, start, count - old, count, this.totals.get(key));
     return changed | COUNT_RAISED;
   }
@@ -243,7 +246,7 @@ export class ReplicaState {
     const split = this.cold.split(plan);
     let total = buckets.sum(split?.hot ?? plan.reads ?? compileReads(plan.buckets));
     // Cold buckets origin by origin: totals over origins are never kept for them.
-    if (split !== undefined) total += this.coldSum(key, split);
+    if (split !== undefined) total += this.coldSum(key, split.cold);
     const duplicates = this.tokens.duplicatesOf(key);
     if (duplicates !== undefined) {
       // Each origin's duplicates off that origin's own count, never below zero (see TokenState).
@@ -376,15 +379,18 @@ export class ReplicaState {
     return evicted;
   }
 
-  /** The sum over origins of `key`'s cold buckets: what each holds of them, and from the earliest it evicted, what the store holds where it holds none. */
-  private coldSum(key: string, split: ColdSplit): number {
+  /** The sum over origins of `key`'s cold buckets: what each holds of them, and from the earliest it evicted, what the store holds where it holds none (remembered: see ColdPart). */
+  private coldSum(key: string, part: ColdPart): number {
+    const remembered = this.cold.rememberedSum(part, key);
+    if (remembered !== undefined) return remembered;
     let total = 0;
     for (const entry of eachOrigin(this.byKey.get(key))) {
-      if (entry.coarseCount > 0) total += entry.sum(split.coldReads);
+      if (entry.coarseCount > 0) total += entry.sum(part.reads);
       const from = entry.coldFrom;
       if (from === Number.POSITIVE_INFINITY) continue;
-      for (const ref of split.cold) if (ref.start >= from && entry.get(ref.tier, ref.start) === 0) total += this.cold.value(entry, key, ref.tier, ref.start);
+      for (const ref of part.refs) if (ref.start >= from && entry.get(ref.tier, ref.start) === 0) total += this.cold.value(entry, key, ref.tier, ref.start);
     }
+    this.cold.remember(part, key, total);
     return total;
   }
 

@@ -19,9 +19,14 @@ export class ColdReadError extends ReplicaUnavailableError {
 /**
  * Buckets past the hot horizon as the in-memory state reads them: point reads
  * of the store (synchronous: see Store.readSlot) through a bounded LRU cache
- * of counts, absent buckets cached as 0 (a 30-day window of a key hit three
- * times plans about 75 buckets and finds 3). At the limit the least recently
- * read entry goes.
+ * of counts. At the limit the least recently read entry goes. Absent buckets
+ * are not cached: a 30-day window of a key hit three times plans about 75
+ * buckets and finds 3, and caching the 72 zeros of a million such keys
+ * churned the cache so fast that its entries died in V8's old generation,
+ * whose collections over the node's 400 MB heap took a 30-day count's p99
+ * from 3 to 15 ms (measured: 1,000,000 keys, one connection). LevelDB's own
+ * block cache and the OS page cache serve those reads in microseconds, and
+ * ReplicaState remembers each key's cold sum per window (ColdPart).
  *
  * The cache must never hold less than the store: a checkpoint that writes a
  * cold slot passes it to `written`, which drops its entry. Nothing else writes
@@ -63,7 +68,7 @@ export class ColdSlots {
     } catch (error) {
       throw new ColdReadError(`a bucket past the hot horizon could not be read from the store: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
     }
-    this.cache.set(dbKey, count);
+    if (count > 0) this.cache.set(dbKey, count);
     return count;
   };
 

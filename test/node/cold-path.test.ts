@@ -89,20 +89,24 @@ describe('the cold path: buckets past the hot horizon in LevelDB, read through a
     expect(after).toBeLessThan(held / 4);
     for (const s of replica.state.slots()) if (s.tier !== Tier.second && s.tier !== Tier.lifetime) expect(s.start + TIER_SIZE_MS[s.tier]).toBeGreaterThan(clock.now() - 2 * HOUR);
     expect(counts(replica, keys)).toEqual(expected);
-    // Read again: from the cache this time.
-    const before = replica.coldSlots.stats;
-    expect(before.misses).toBeGreaterThan(0);
-    expect(counts(replica, keys)).toEqual(expected);
-    expect(replica.coldSlots.stats.misses).toBe(before.misses);
-    expect(replica.coldSlots.stats.hits).toBeGreaterThan(before.hits);
-    const scraped = await metrics.registry.metrics();
-    expect(scraped).toMatch(/hitmesh_cold_cache_hit_ratio\{node="n1"\} 0\.[1-9]/);
-    expect(scraped).toMatch(/hitmesh_cold_reads_total\{from="store",node="n1"\} [1-9]/);
-    expect(scraped).toMatch(/hitmesh_evicted_buckets_total\{node="n1"\} [1-9]/);
+    expect(await metrics.registry.metrics()).toMatch(/hitmesh_evicted_buckets_total\{node="n1"\} [1-9]/);
     await replica.close();
 
-    const reopened = await open((await levelStore(dir)).store, clock);
+    // Started again, the cold buckets stay in the store: the first counts read it (overlapping windows share buckets, so the
+    // cache serves some), and the same counts again read nothing more (each key's cold sum per window is remembered).
+    const reopenedMetrics = new NodeMetrics({ node: 'n1' });
+    const reopened = await open((await levelStore(dir)).store, clock, reopenedMetrics);
+    expect(heldCoarse(reopened)).toBe(after);
+    expect(reopened.coldSlots.stats.misses).toBe(0);
     expect(counts(reopened, keys)).toEqual(expected);
+    const first = reopened.coldSlots.stats;
+    expect(first.misses).toBeGreaterThan(0);
+    expect(first.hits).toBeGreaterThan(0);
+    expect(counts(reopened, keys)).toEqual(expected);
+    expect(reopened.coldSlots.stats.misses).toBe(first.misses);
+    const scraped = await reopenedMetrics.registry.metrics();
+    expect(scraped).toMatch(/hitmesh_cold_cache_hit_ratio\{node="n1"\} 0\.[0-9]*[1-9]/);
+    expect(scraped).toMatch(/hitmesh_cold_reads_total\{from="store",node="n1"\} [1-9]/);
     await reopened.expire();
     expect(heldCoarse(reopened)).toBe(after);
     expect(counts(reopened, keys)).toEqual(expected);
