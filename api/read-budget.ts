@@ -2,6 +2,7 @@ import type { WindowPlan } from '../crdt/window-plan.ts';
 import type { NodeMetrics } from '../node/metrics.ts';
 import type { Replica } from '../node/replica.ts';
 import { LIMITS } from '../gossip/limits.ts';
+import { STORE_READ_WEIGHT } from '../crdt/cold-buckets.ts';
 import { HttpError } from './http-error.ts';
 
 /**
@@ -44,8 +45,10 @@ export async function countKeys(replica: Replica, keys: readonly string[], plan:
   const perKey = Math.max(1, plan.buckets.length);
   let sinceYield = 0;
   for (const key of keys) {
+    // A bucket past the hot horizon read from the store costs as much as a couple of hundred read from memory.
+    const reads = replica.state.cold.reads;
     counts[key] = replica.count(key, plan);
-    sinceYield += perKey;
+    sinceYield += perKey + STORE_READ_WEIGHT * (replica.state.cold.reads - reads);
     if (sinceYield >= YIELD_EVERY_BUCKETS) {
       sinceYield = 0;
       await new Promise((resolve) => setImmediate(resolve));

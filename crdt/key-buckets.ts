@@ -94,6 +94,11 @@ export class KeyBuckets {
     return this.secondCount + this.coarseCount + (this.lifetime > 0 ? 1 : 0);
   }
 
+  /** Nothing held and nothing evicted: the entry may go. One whose buckets are all in the store stays (a repair cut off before a key's lifetime leaves such keys), or its counts could not be found. */
+  get isEmpty(): boolean {
+    return this.size === 0 && this.coldFromS === NO_COLD;
+  }
+
   /** Every bucket as (tier, start, count). */
   *entries(): IterableIterator<[Tier, number, number]> {
     yield* this.secondEntries();

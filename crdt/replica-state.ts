@@ -326,12 +326,12 @@ export class ReplicaState {
       if (origins instanceof KeyBuckets) {
         looked += origins.size;
         dropped += origins.dropBefore(horizons);
-        if (origins.size === 0) this.byKey.delete(key);
+        if (origins.isEmpty) this.byKey.delete(key);
       } else {
         for (const [origin, entry] of origins) {
           looked += entry.size;
           dropped += entry.dropBefore(horizons);
-          if (entry.size === 0) origins.delete(origin);
+          if (entry.isEmpty) origins.delete(origin);
         }
         // Every origin dropped the same buckets, so their totals go too; with one origin left, it is its own total.
         const totals = this.totals.get(key);

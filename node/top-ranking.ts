@@ -1,3 +1,4 @@
+import { STORE_READ_WEIGHT } from '../crdt/cold-buckets.ts';
 import type { ReplicaState } from '../crdt/replica-state.ts';
 import { TopK, rankCover, rankHeaps, rankUnion, type Ranking } from '../crdt/top-rank.ts';
 import type { WindowPlan } from '../crdt/window-plan.ts';
@@ -79,8 +80,9 @@ export class TopRanking {
       // A key passed over costs a visit too: a rare prefix over a million keys must yield as well.
       if (prefix !== '' && !key.startsWith(prefix)) sinceYield++;
       else {
+        const reads = this.state.cold.reads;
         best.offer({ key, count: countOf(key) });
-        sinceYield += perKey;
+        sinceYield += perKey + STORE_READ_WEIGHT * (this.state.cold.reads - reads);
       }
       if (sinceYield >= YIELD_EVERY_BUCKETS) {
         sinceYield = 0;

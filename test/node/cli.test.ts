@@ -26,6 +26,13 @@ describe('cli', () => {
     expect(d.retention[Tier.day]).toBe(10 * 365 * 86_400_000);
   });
 
+  it('--hot-horizon follows --retention-1s unless given, and --cold-cache takes a count', () => {
+    expect(config(parseCli(['--id', 'n1'], {})).hotHorizonMs).toBe(2 * 3_600_000);
+    expect(config(parseCli(['--id', 'n1', '--retention-1s', '30m'], {})).hotHorizonMs).toBe(30 * 60_000);
+    expect(config(parseCli(['--id', 'n1', '--hot-horizon', '6h', '--cold-cache', '5000'], {}))).toMatchObject({ hotHorizonMs: 6 * 3_600_000, coldCacheEntries: 5000 });
+    expect(config(parseCli(['--id', 'n1'], { HITMESH_HOT_HORIZON: '90m' })).hotHorizonMs).toBe(90 * 60_000);
+  });
+
   it('reads environment variables, and a flag wins over its variable', () => {
     const env = { HITMESH_ID: 'envnode', HITMESH_PORT: '7100', HITMESH_STATIC: 'true', HITMESH_PEERS: '127.0.0.1:1', HITMESH_FSYNC: '1' };
     expect(config(parseCli([], env))).toMatchObject({ id: 'envnode', port: 7100, static: true, peers: ['127.0.0.1:1'], fsync: true });
@@ -45,6 +52,8 @@ describe('cli', () => {
     [['--retention-1s', '3d'], /at least as long/],
     [['--retention-1m', '10s'], /at least 1m/],
     [['--body-limit', '10'], /--body-limit/],
+    [['--hot-horizon', '30s'], /--hot-horizon/],
+    [['--cold-cache', '0'], /--cold-cache/],
     [['--log-level', 'loud'], /--log-level/],
     [['--peers-dns', 'peers.svc'], /--peers-dns must be host:port/],
     [['--peers-dns', 'peers.svc:7001', '--dns-server', 'kube-dns.kube-system:53'], /--dns-server must be IP:port/],

@@ -148,6 +148,26 @@ describe('the cold path: buckets past the hot horizon in LevelDB, read through a
     await replica.close();
   });
 
+  it('a key whose only buckets are evicted (a repair cut off before its lifetime) keeps them through retention and restarts', async () => {
+    const { store, dir } = await levelStore();
+    const clock = new ManualClock(T0);
+    const replica = await open(store, clock);
+    const hour = bucketStart(Tier.hour, T0);
+    replica.view.apply('n2#00ff', { hits: [], slots: [{ key: 'half', tier: Tier.hour, start: hour, count: 4 }] }, undefined, [1, T0]);
+    clock.set(T0 + 3 * DAY);
+    await replica.checkpoint();
+    const thatHour: CountRange = { kind: 'range', from: hour, to: hour + HOUR };
+    await replica.expire();
+    await replica.expire();
+    expect(heldCoarse(replica)).toBe(0);
+    expect(replica.count('half', replica.plan(thatHour))).toBe(4);
+    await replica.close();
+    const reopened = await open((await levelStore(dir)).store, clock);
+    await reopened.expire();
+    expect(reopened.count('half', reopened.plan(thatHour))).toBe(4);
+    await reopened.close();
+  });
+
   it('retention deletes cold buckets from the store as it did from memory; counts keep to what is retained', async () => {
     const { store } = await levelStore();
     const clock = new ManualClock(T0);
