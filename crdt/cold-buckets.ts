@@ -27,6 +27,8 @@ export interface ColdSplit {
  * to the store unchanged).
  */
 export interface ColdPart {
+  /** The refs as text: the part's name among the parts kept. */
+  readonly id: string;
   readonly refs: readonly BucketRef[];
   /** `refs` compiled: what a key still holds of them is summed like any read. */
   readonly reads: BucketReads;
@@ -120,12 +122,18 @@ export class ColdLine {
     return split;
   }
 
-  /** The sum remembered for `key` over `part`, if any. */
+  /**
+   * The sum remembered for `key` over `part`, if any. A part no longer kept
+   * (the parts were dropped at their limit) remembers nothing: `forget`
+   * reaches only the parts kept, and a plan made before the drop still
+   * holds its old part.
+   */
   rememberedSum(part: ColdPart, key: string): number | undefined {
-    return part.sums.get(key);
+    return this.parts.get(part.id) === part ? part.sums.get(key) : undefined;
   }
 
   remember(part: ColdPart, key: string, sum: number): void {
+    if (this.parts.get(part.id) !== part) return;
     if (this.sums >= COLD_SUMS_LIMIT) {
       for (const p of this.parts.values()) p.sums.clear();
       this.sums = 0;
@@ -148,7 +156,7 @@ export class ColdLine {
         this.parts = new Map();
         this.sums = 0;
       }
-      part = { refs, reads: compileReads(refs), sums: new Map() };
+      part = { id, refs, reads: compileReads(refs), sums: new Map() };
       this.parts.set(id, part);
     }
     return part;

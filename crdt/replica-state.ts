@@ -214,27 +214,29 @@ export class ReplicaState {
    * chunk at a time between turns of the event loop. Keys added while it is
    * under way are visited too (Map iteration order).
    *
-   * `part` picks what of each key: all of it, its held timed buckets and
-   * tokens alone, or its lifetime alone (a repair that also reads evicted
-   * buckets from the store sends the lifetimes after them: see
-   * node/cold-repair.ts).
+   * `part` picks what of each key: all of it; its held minute, hour and
+   * day buckets and its tokens; or its second buckets and lifetime. A
+   * repair that also reads evicted buckets from the store sends those in
+   * between (node/cold-repair.ts): a second's minute may be in the store
+   * only, and a lifetime goes last.
    */
-  *changedKeys(origin: ReplicaId, seq: number, at: number, part: 'whole' | 'timed' | 'lifetime' = 'whole'): IterableIterator<KeyChange> {
+  *changedKeys(origin: ReplicaId, seq: number, at: number, part: 'whole' | 'coarse' | 'rest' = 'whole'): IterableIterator<KeyChange> {
     for (const [key, origins] of this.byKey) {
       const entry = originEntry(origins, origin);
       if (entry === undefined || entry.lastSeq <= seq) continue;
-      if (part === 'lifetime') {
-        if (entry.lifetime > 0) yield { key, buckets: [[Tier.lifetime, 0, entry.lifetime]] };
-        continue;
-      }
       const buckets: [Tier, number, number][] = [];
       for (const bucket of entry.entriesCoarseFirst()) {
         const [tier, start] = bucket;
-        if (tier === Tier.lifetime ? part === 'whole' : start + TIER_SIZE_MS[tier] > at) buckets.push(bucket);
+        const wanted = part === 'whole' || (part === 'coarse') === (tier !== Tier.second && tier !== Tier.lifetime);
+        if (wanted && (tier === Tier.lifetime || start + TIER_SIZE_MS[tier] > at)) buckets.push(bucket);
+      }
+      if (part === 'rest') {
+        if (buckets.length > 0) yield { key, buckets };
+        continue;
       }
       // The tokens it observed in those batches: stamps follow seqs, so none is older than `at`.
       const tokens = this.tokens.rowsOf(key, origin, at);
-      if (part === 'timed' && buckets.length === 0 && tokens.length === 0) continue;
+      if (part === 'coarse' && buckets.length === 0 && tokens.length === 0) continue;
       yield tokens.length === 0 ? { key, buckets } : { key, buckets, tokens };
     }
   }

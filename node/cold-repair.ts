@@ -16,23 +16,26 @@ export const COLD_PAGE_SLOTS = 1_000;
  * horizon has passed: some of what changed since lives only in the store.
  * Three parts, in this order:
  *
- * 1. The held timed buckets and tokens of every changed key, from memory
- *    (ReplicaState.changedKeys 'timed').
- * 2. The store's cold buckets of the origin with a seq past the peer's,
- *    day, then hour, then minute tier, a page at a time (`ready` is false
- *    while a page is being read). It starts after part 1, and reads up to
- *    where the cold line is then: a bucket evicted before part 1 reached
- *    its key was in the store before eviction, so part 2 finds it.
- * 3. Every changed key's lifetime, from memory: last, so that a peer cut
- *    off part-way holds no lifetime its buckets do not add up to (the
- *    origin's digest, a sum over lifetimes, does not match before it is
- *    whole).
+ * 1. The held minute, hour and day buckets and the tokens of every changed
+ *    key, from memory (ReplicaState.changedKeys 'coarse').
+ * 2. The store's cold buckets of the origin's changed keys (a key's last
+ *    seq past the peer's), day, then hour, then minute tier, a page at a
+ *    time (`ready` is false while a page is being read). It starts after
+ *    part 1, and reads up to where the cold line is then: a bucket evicted
+ *    before part 1 reached its key was in the store before eviction, so
+ *    part 2 finds it.
+ * 3. Every changed key's second buckets and lifetime, from memory
+ *    ('rest'): a second's minute may be in the store only, so it comes
+ *    after part 2; the lifetime last, so that a peer cut off part-way holds
+ *    no lifetime its buckets do not add up to (the origin's digest, a sum
+ *    over lifetimes, does not match before it is whole).
  *
  * The order keeps GET /top's cover bound on a peer cut off part-way: every
  * bucket sent comes after the coarser bucket around it (part 1 sends a key
- * coarsest first; a cold bucket's cold container went in an earlier tier of
- * part 2, and its held containers, which part 1 sent, are sent again with it
- * at their current counts).
+ * coarsest first, and a held bucket's containers are held too, since they
+ * end later; a cold bucket's cold container went in an earlier tier of part
+ * 2, and its held containers, which part 1 sent, are sent again with it at
+ * their current counts; seconds come after every minute).
  *
  * A page that cannot be read (the store failed) ends the changes early with
  * `failed` set: the repair then vouches for nothing (RepairChunks).
@@ -47,7 +50,7 @@ export class ColdRepair implements KeyChanges {
   private page: readonly Slot[] = [];
   private at = 0;
   /** The page read ahead (one read at a time), where the next read resumes, and whether no read is left. */
-  private ahead: { slots: readonly Slot[]; end: boolean } | undefined;
+  private ahead: { slots: readonly Slot[]; last: Slot | undefined; end: boolean } | undefined;
   private after: Slot | undefined;
   private exhausted = false;
   private coldEnd = Number.NEGATIVE_INFINITY;
@@ -59,7 +62,7 @@ export class ColdRepair implements KeyChanges {
     private readonly seq: number,
     private readonly since: number,
   ) {
-    this.held = deps.state.changedKeys(origin, seq, since, 'timed');
+    this.held = deps.state.changedKeys(origin, seq, since, 'coarse');
   }
 
   /** Whether `next` may be called: false while part 2 waits on a page. */
@@ -84,7 +87,7 @@ export class ColdRepair implements KeyChanges {
     }
     if (this.part === 2) return { done: false, value: this.changeOf(this.page[this.at++] as Slot) };
     if (this.part === 3) {
-      this.lifetimes ??= this.deps.state.changedKeys(this.origin, this.seq, this.since, 'lifetime');
+      this.lifetimes ??= this.deps.state.changedKeys(this.origin, this.seq, this.since, 'rest');
       const step = this.lifetimes.next();
       if (step.done !== true) return step;
       this.part = 4;
@@ -123,7 +126,7 @@ export class ColdRepair implements KeyChanges {
       this.page = ahead.slots;
       this.at = 0;
       if (!ahead.end) {
-        this.after = ahead.slots[ahead.slots.length - 1];
+        this.after = ahead.last;
         this.read();
       } else if (++this.tier < COLD_TIERS.length) {
         this.after = undefined;
@@ -146,20 +149,33 @@ export class ColdRepair implements KeyChanges {
       (error: unknown) => {
         this.deps.logger.error({ err: error, origin: this.origin }, 'a repair could not read buckets past the hot horizon from the store; it ends without vouching for what it sent');
         this.failed = true;
-        this.ahead = { slots: [], end: true };
+        this.ahead = { slots: [], last: undefined, end: true };
       },
     );
   }
 
-  /** Chunks of the scan until a page is full (then it is closed: the next page resumes past its last slot); `end` when the range ran out. */
-  private async readPage(tier: TimedTier, fromStart: number, toStart: number): Promise<{ slots: readonly Slot[]; end: boolean }> {
+  /**
+   * Chunks of the scan until a page is full (then it is closed: the next
+   * page resumes past its last slot, `last`); `end` when the range ran out.
+   * A slot goes when its key changed after the peer's seq, whatever seq the
+   * slot was stored with: a slot's stored seq can be below a change its
+   * count holds (a repair carries counts read after its vector was fixed,
+   * and the change's own push then raised only the key's seq), so it is
+   * the key's last seq, as ReplicaState.changedKeys filters, that says.
+   */
+  private async readPage(tier: TimedTier, fromStart: number, toStart: number): Promise<{ slots: readonly Slot[]; last: Slot | undefined; end: boolean }> {
     const after = this.after === undefined ? undefined : { start: this.after.start, key: this.after.key };
     const onCorrupt = (record: CorruptRecord): void => this.deps.logger.warn({ corrupt: record }, 'skipped a corrupt record in the store');
-    const slots: Slot[] = [];
-    for await (const chunk of this.deps.store.scanColdSlots(this.origin, tier, fromStart, toStart, this.seq, onCorrupt, after)) {
-      slots.push(...chunk);
-      if (slots.length >= COLD_PAGE_SLOTS) return { slots, end: false };
+    const read: Slot[] = [];
+    let end = true;
+    for await (const chunk of this.deps.store.scanColdSlots(this.origin, tier, fromStart, toStart, -1, onCorrupt, after)) {
+      read.push(...chunk);
+      if (read.length >= COLD_PAGE_SLOTS) {
+        end = false;
+        break;
+      }
     }
-    return { slots, end: true };
+    const { state } = this.deps;
+    return { slots: read.filter((slot) => state.lastSeq(this.origin, slot.key) > this.seq), last: read[read.length - 1], end };
   }
 }

@@ -34,6 +34,8 @@ interface Pending {
   readonly needed: number;
   readonly replies: Map<string, ReadReply>;
   readonly resolve: (answer: FreshAnswer) => void;
+  /** The answer could not be worked out (a cold bucket the store could not read): the request fails (503), the node goes on. */
+  readonly reject: (error: unknown) => void;
   readonly timer: NodeJS.Timeout;
 }
 
@@ -55,10 +57,10 @@ export class FreshReads {
     if (needed <= 1) return Promise.resolve(this.answer(keys, plan.buckets, new Map(), needed, false));
     if (this.pending.size >= LIMITS.maxOpenReads) return Promise.resolve({ ...this.answer(keys, plan.buckets, new Map(), needed, false), ok: false });
     const id = this.nextId++;
-    return new Promise((resolve) => {
+    return new Promise((resolve, reject) => {
       const replies = new Map<string, ReadReply>();
       const timer = setTimeout(() => this.finish(id), timeoutMs);
-      this.pending.set(id, { keys, refs: plan.buckets, needed, replies, resolve, timer });
+      this.pending.set(id, { keys, refs: plan.buckets, needed, replies, resolve, reject, timer });
       this.deps.ask(id, keys, toRuns(plan.buckets));
     });
   }
@@ -84,7 +86,12 @@ export class FreshReads {
     clearTimeout(p.timer);
     this.deps.done?.(id);
     const tooBig = [...p.replies.values()].some((r) => r.tooBig);
-    p.resolve(this.answer(p.keys, p.refs, p.replies, p.needed, tooBig));
+    // Called from a timer and from a peer's frame: what answer() throws must reach the request, not either of those.
+    try {
+      p.resolve(this.answer(p.keys, p.refs, p.replies, p.needed, tooBig));
+    } catch (error) {
+      p.reject(error);
+    }
   }
 
   private answer(keys: readonly string[], refs: readonly BucketRef[], replies: ReadonlyMap<string, ReadReply>, needed: number, tooBig: boolean): FreshAnswer {

@@ -138,4 +138,21 @@ describe('buckets past the hot horizon (ColdLine, ReplicaState.evictCold)', () =
     state.addHit('n1#a', 'k', NOW - 3 * DAY, 1, 2);
     expect(state.get('n1#a', 'k', Tier.day, NOW - 3 * DAY - ((NOW - 3 * DAY) % DAY))).toBe(3);
   });
+
+  it('a plan made before the remembered sums were dropped at their limit does not serve a sum that changed since', () => {
+    const state = new ReplicaState();
+    const store = new FakeStore();
+    state.attachColdReader(store.read);
+    const day = NOW - 3 * DAY - ((NOW - 3 * DAY) % DAY);
+    state.mergeCount('n2#b', 'k', Tier.day, day, 5, 1);
+    state.mergeCount('n2#b', 'k', Tier.lifetime, 0, 5, 1);
+    store.checkpoint(state);
+    void [...state.evictCold(NOW - HOUR, () => false)];
+    const plan = planWindow(NOW - 30 * DAY, NOW + 1, NOW, DEFAULT_RETENTION);
+    expect(state.sum('k', plan)).toBe(5);
+    // 64 more windows with other cold buckets: the kept parts are dropped, and the plan above still holds its old one.
+    for (let i = 1; i <= 64; i++) state.sum('k', planWindow(NOW - 30 * DAY - i * DAY, NOW + 1, NOW, { ...DEFAULT_RETENTION }));
+    state.mergeCount('n2#b', 'k', Tier.day, day, 9, 2);
+    expect(state.sum('k', plan)).toBe(9);
+  });
 });

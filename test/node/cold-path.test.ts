@@ -8,6 +8,11 @@ import { TIER_SIZE_MS, Tier, bucketStart } from '../../crdt/tiers.ts';
 import { ManualClock } from '../../node/clock.ts';
 import { LevelStore } from '../../node/level-store.ts';
 import { NodeMetrics } from '../../node/metrics.ts';
+import { MemoryStore } from '../../node/memory-store.ts';
+import { ColdReadError, ColdSlots } from '../../node/cold-slots.ts';
+import { FreshReads } from '../../node/fresh-reads.ts';
+import { ReplicaState } from '../../crdt/replica-state.ts';
+import { planWindow } from '../../crdt/window-plan.ts';
 import { Replica, type CountRange } from '../../node/replica.ts';
 import type { RunningNode } from '../../node/start-node.ts';
 import type { Store } from '../../node/store.ts';
@@ -231,6 +236,25 @@ describe('the cold path: buckets past the hot horizon in LevelDB, read through a
     expect(ranking.exact).toBe(true);
     expect(ranking.top.map((e) => [e.key, e.count])).toEqual(expected.map((e) => [e.key, e.count]));
     await reopened.close();
+  });
+
+  it('a fresh read (?read=majority) that cannot read a cold bucket fails the request, not the node, whether a timer or a peer finishes it', async () => {
+    const store = new MemoryStore();
+    await store.open();
+    const state = new ReplicaState();
+    state.attachColdReader(new ColdSlots(store, 10, logger).read);
+    state.addHit('n1#01', 'k', T0, 1, 1);
+    await store.commit({ slots: [...state.slots()].map((s) => ({ ...s, seq: 1 })), meta: new Map() });
+    void [...state.evictCold(T0 + 3 * DAY, () => false)];
+    const asked: number[] = [];
+    const reads = new FreshReads({ self: () => 'me', state, members: () => 3, ask: (id) => void asked.push(id) });
+    const plan = planWindow(T0 + 3 * DAY - 30 * DAY, T0 + 3 * DAY + 1, T0 + 3 * DAY, DEFAULT_RETENTION);
+    const byTimer = reads.read(['k'], plan, 'majority', 20);
+    const byPeer = reads.read(['k'], plan, 'majority', 60_000);
+    await store.close(); // as while a store that failed a write is reopened
+    reads.onReply('n2', { type: 'readReply', id: asked[1] as number, origins: [], rows: [], tooBig: false });
+    await expect(byPeer).rejects.toThrow(ColdReadError);
+    await expect(byTimer).rejects.toThrow(ColdReadError);
   });
 
   it('a store that cannot be read refuses the count (ColdReadError) instead of answering short, and the replica goes on', async () => {

@@ -58,7 +58,7 @@ async function drive(source: RepairChunks): Promise<Delta[]> {
 const tierOf = (row: SlotRow): Tier => row.tier;
 
 describe('a repair that reads the store (ColdRepair)', () => {
-  it('sends every changed bucket, evicted ones from the store a page at a time, coarser tiers first and lifetimes last', async () => {
+  it('sends every changed bucket, evicted ones from the store a page at a time, coarser tiers first, seconds and lifetimes last', async () => {
     const { state, full, store } = await evictedState();
     let pages = 0;
     const scan = store.scanColdSlots.bind(store);
@@ -86,9 +86,13 @@ describe('a repair that reads the store (ColdRepair)', () => {
     expect(coldRows.slice(0, firstHour).every((r) => tierOf(r) === Tier.day)).toBe(true);
     expect(coldRows.slice(firstHour, firstMinute).every((r) => tierOf(r) === Tier.hour)).toBe(true);
     expect(coldRows.slice(firstMinute).every((r) => tierOf(r) === Tier.minute)).toBe(true);
-    const firstLifetime = rows.findIndex((r) => r.tier === Tier.lifetime);
-    expect(firstLifetime).toBeGreaterThan(rows.lastIndexOf(coldRows.at(-1) as SlotRow));
-    expect(rows.slice(firstLifetime).every((r) => r.tier === Tier.lifetime)).toBe(true);
+    // Then seconds and lifetimes, a key's lifetime after every bucket of it.
+    const lastCold = rows.lastIndexOf(coldRows.at(-1) as SlotRow);
+    expect(rows.findIndex((r) => r.tier === Tier.lifetime)).toBeGreaterThan(lastCold);
+    expect(rows.findIndex((r) => r.tier === Tier.second)).toBeGreaterThan(lastCold);
+    expect(rows.slice(lastCold + 1).every((r) => r.tier === Tier.second || r.tier === Tier.lifetime)).toBe(true);
+    const lifetimeAt = new Map(rows.flatMap((r, i) => (r.tier === Tier.lifetime ? [[r.key, i] as const] : [])));
+    for (const [i, r] of rows.entries()) if (r.tier !== Tier.lifetime) expect(i).toBeLessThan(lifetimeAt.get(r.key) ?? -1);
     // A cold minute of today comes after the held hour and day around it (the cover bound of GET /top).
     let today = 0;
     for (const [i, row] of rows.entries()) {
@@ -125,5 +129,46 @@ describe('a repair that reads the store (ColdRepair)', () => {
     expect(frames.every((f) => f.from === null)).toBe(true);
     // What came before the failure stands: the first page of days.
     expect(frames.flatMap((f) => decodeDelta(f, timeBounds(NOW)).slots).filter((r) => r.tier === Tier.day).length).toBeGreaterThan(0);
+  });
+
+  it('sends a cold bucket whose stored seq lags its key\'s: the key changed after the peer\'s seq, whatever seq the slot was stored with', async () => {
+    const store = new MemoryStore();
+    await store.open();
+    const state = new ReplicaState();
+    state.attachColdReader((origin, key, tier, start) => store.readSlot(origin, tier, start, key)?.count ?? 0);
+    const t = NOW - 3 * HOUR;
+    // A repair brought k's buckets under seq 100 with counts that already held seq 105; the push of 105 then raised only the key's seq.
+    for (const tier of [Tier.minute, Tier.hour, Tier.day, Tier.lifetime] as const) state.mergeCount(ORIGIN, 'k', tier, tier === Tier.lifetime ? 0 : bucketStart(tier, t), 1, 100);
+    state.mergeCount(ORIGIN, 'k', Tier.second, bucketStart(Tier.second, t), 1, 105);
+    const stored: Slot[] = [...state.slots()].map((s) => ({ ...s, seq: s.tier === Tier.second || s.tier === Tier.lifetime ? 105 : 100 }));
+    await store.commit({ slots: stored, meta: new Map() });
+    void [...state.evictCold(NOW - 2 * HOUR, () => false)];
+    const frames = await drive(new RepairChunks(ORIGIN, 102, [105, NOW], new ColdRepair({ state, store, logger }, ORIGIN, 102, NOW - 4 * HOUR)));
+    const rows = frames.flatMap((f) => decodeDelta(f, timeBounds(NOW)).slots);
+    expect(rows.filter((r) => r.tier === Tier.minute || r.tier === Tier.hour).map((r) => [r.tier, r.start])).toEqual([
+      [Tier.hour, bucketStart(Tier.hour, t)],
+      [Tier.minute, bucketStart(Tier.minute, t)],
+    ]);
+  });
+
+  it('a peer cut off when the repair first waits on the store holds no second whose minute it lacks (GET /top\'s cover bound)', async () => {
+    const store = new MemoryStore();
+    await store.open();
+    const state = new ReplicaState();
+    state.attachColdReader((origin, key, tier, start) => store.readSlot(origin, tier, start, key)?.count ?? 0);
+    // A 30 min hot horizon: a minute 45 min ago is evicted while its seconds (kept 2 h) are held.
+    const minute = bucketStart(Tier.minute, NOW - 45 * 60_000);
+    for (let i = 0; i < 10; i++) state.addHit(ORIGIN, 'hot', minute + 5_000 + i * 1000, 10, 1);
+    await store.commit({ slots: [...state.slots()].map((s) => ({ ...s, seq: 1 })), meta: new Map() });
+    void [...state.evictCold(NOW - 30 * 60_000, () => false)];
+    const source = new RepairChunks(ORIGIN, 0, [1, NOW], new ColdRepair({ state, store, logger }, ORIGIN, 0, Number.NEGATIVE_INFINITY));
+    const rows: SlotRow[] = [];
+    while (source.ready && !source.done) rows.push(...decodeDelta(source.next(), timeBounds(NOW)).slots);
+    expect(rows.filter((r) => r.tier === Tier.second)).toEqual([]);
+    // The rest of the repair brings the minute before any of its seconds.
+    rows.push(...(await drive(source)).flatMap((f) => decodeDelta(f, timeBounds(NOW)).slots));
+    const firstSecond = rows.findIndex((r) => r.tier === Tier.second);
+    expect(firstSecond).toBeGreaterThan(rows.findIndex((r) => r.tier === Tier.minute && r.start === minute));
+    expect(rows.filter((r) => r.tier === Tier.second)).toHaveLength(10);
   });
 });
