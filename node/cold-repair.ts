@@ -45,7 +45,7 @@ export class ColdRepair implements KeyChanges {
   private readonly held: Iterator<KeyChange>;
   /** Part 1's next change, taken to learn whether part 1 is over. */
   private peeked: IteratorResult<KeyChange> | undefined;
-  private lifetimes: Iterator<KeyChange> | undefined;
+  private rest: Iterator<KeyChange> | undefined;
   private tier = 0;
   private page: readonly Slot[] = [];
   private at = 0;
@@ -87,8 +87,8 @@ export class ColdRepair implements KeyChanges {
     }
     if (this.part === 2) return { done: false, value: this.changeOf(this.page[this.at++] as Slot) };
     if (this.part === 3) {
-      this.lifetimes ??= this.deps.state.changedKeys(this.origin, this.seq, this.since, 'rest');
-      const step = this.lifetimes.next();
+      this.rest ??= this.deps.state.changedKeys(this.origin, this.seq, this.since, 'rest');
+      const step = this.rest.next();
       if (step.done !== true) return step;
       this.part = 4;
     }
