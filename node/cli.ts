@@ -43,7 +43,7 @@ const FLAGS: readonly FlagSpec[] = [
   { flag: 'sync-interval', value: 'DUR', help: 'how often peers swap version vectors (anti-entropy) and heartbeats', fallback: formatDuration(DEFAULTS.syncIntervalMs) },
   { flag: 'max-tokens', value: 'N', help: 'most Idempotency-Key tokens held, own and peers\' (about 200 B each, kept a 1 s-tier retention); past it hits with a new token are refused (503)', fallback: String(DEFAULTS.maxTokens) },
   { flag: 'hot-horizon', value: 'DUR', help: 'minute, hour and day buckets stay in memory until this long after they end, then are read from the store through a cache (at least 1m)', fallback: 'the 1 s tier\'s retention' },
-  { flag: 'cold-cache', value: 'N', help: 'most counts of buckets past the hot horizon cached in memory (about 100 B each)', fallback: String(DEFAULTS.coldCacheEntries) },
+  { flag: 'cold-cache', value: 'N', help: 'most counts of buckets past the hot horizon cached in memory (about 100 B each, estimated)', fallback: String(DEFAULTS.coldCacheEntries) },
   { flag: 'top-exact-keys', value: 'N', help: 'GET /top counts every key when its index cannot prove the ranking, while the node holds at most N keys; past it the answer is exact:false with maxError', fallback: String(DEFAULTS.topExactKeys) },
   { flag: 'no-top-index', value: undefined, help: 'run without the ranking index of GET /top (every ranking then counts every key)', fallback: 'off' },
   { flag: 'api-token', value: 'TEXT', help: 'clients must send Authorization: Bearer <token> (every route but /healthz, /readyz and the static pages)', fallback: 'none' },

@@ -8,7 +8,7 @@ import type { Logger } from './logger.ts';
 import { slotKey } from './slot-codec.ts';
 import type { Store } from './store.ts';
 
-/** Cold bucket counts cached by default: about 100 B each (the slot's db key and the cache's own arrays), so about 10 MB. */
+/** Cold bucket counts cached by default: about 100 B each (the slot's db key and the cache's own arrays), so about 10 MB: estimated, not measured. */
 export const DEFAULT_COLD_CACHE_ENTRIES = 100_000;
 
 /** A cold bucket could not be read (the store is closed or failing): the read cannot be exact, so it is refused. */
